@@ -1,0 +1,56 @@
+//! The JSON REST API under `/api/v1`, and `/health`.
+//!
+//! Handlers are thin: extract and parse the request, call one service method,
+//! map the result. Rules live in `services`; status codes and error bodies are
+//! decided in [`error`] only.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod users;
+
+use crate::startup::AppState;
+use axum::{
+    extract::DefaultBodyLimit,
+    http::StatusCode,
+    routing::{get, post},
+    Router,
+};
+use error::ApiError;
+
+/// Largest request body the API accepts (413 beyond).
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// The `/api/v1` routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/login", post(auth::login))
+        .route("/auth/refresh", post(auth::refresh))
+        .route("/auth/logout", post(auth::logout))
+        .route("/users", get(users::list).post(users::create))
+        .route("/users/", get(users::list).post(users::create))
+        .route("/users/me", get(users::me).put(users::update_me).patch(users::update_me))
+        .route(
+            "/users/{user_id}",
+            get(users::get).put(users::update).patch(users::update).delete(users::delete),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+}
+
+/// The health routes (outside `/api/v1`, for load balancers).
+pub fn health_router() -> Router<AppState> {
+    Router::new()
+        .route("/health", get(health::live))
+        .route("/health/ready", get(health::ready))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::Request(StatusCode::NOT_FOUND, "Not Found")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::Request(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
+}

@@ -1,0 +1,433 @@
+//! Settings, read once at startup from the environment (and `.env` when
+//! present). A bad value stops startup with a message naming the variable.
+//! Every setting is documented in the README and in `.env.example`.
+
+use crate::domain::{Email, PasswordPolicy, MAX_PASSWORD_CHARS, MIN_PASSWORD_FLOOR};
+use secrecy::{ExposeSecret, SecretString};
+use std::{
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    str::FromStr,
+    time::Duration,
+};
+
+/// Minimum length of `JWT_SECRET` in bytes (256 bits, RFC 8725 section 3.5).
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+/// A configuration error: which variable, and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {variable}: {message}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub variable: &'static str,
+    /// What is wrong, in words a person can act on.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(variable: &'static str, message: impl Into<String>) -> Self {
+        ConfigError {
+            variable,
+            message: message.into(),
+        }
+    }
+}
+
+/// Where the app runs. Production refuses insecure shortcuts (a generated JWT secret).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEnv {
+    /// Laptop and test default: missing secrets are generated.
+    Development,
+    /// Every secret must be given explicitly.
+    Production,
+}
+
+/// The database connection string. `Debug` and `Display` hide the password.
+#[derive(Clone)]
+pub struct DatabaseUrl(SecretString);
+
+impl DatabaseUrl {
+    /// Wraps a URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        DatabaseUrl(SecretString::from(url.into()))
+    }
+    /// The real URL, for connecting.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+    /// The URL with any password replaced by `***`.
+    pub fn masked(&self) -> String {
+        let url = self.expose();
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return url.to_owned();
+        };
+        match rest.split_once('@') {
+            Some((userinfo, host)) if userinfo.contains(':') => {
+                let user = userinfo.split(':').next().unwrap_or_default();
+                format!("{scheme}://{user}:***@{host}")
+            }
+            _ => url.to_owned(),
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({})", self.masked())
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+/// Argon2id cost parameters and the cap on concurrent hashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Settings {
+    /// Memory per hash in KiB (`ARGON2_MEMORY_KIB`, default 19456 = 19 MiB).
+    pub memory_kib: u32,
+    /// Passes over memory (`ARGON2_ITERATIONS`, default 2).
+    pub iterations: u32,
+    /// Lanes (`ARGON2_PARALLELISM`, default 1).
+    pub parallelism: u32,
+    /// Hashes allowed to run at once (`ARGON2_MAX_CONCURRENT`, default: number
+    /// of cores). Bounds memory use under a login flood.
+    pub max_concurrent: usize,
+}
+
+impl Default for Argon2Settings {
+    fn default() -> Self {
+        Argon2Settings {
+            memory_kib: 19_456,
+            iterations: 2,
+            parallelism: 1,
+            max_concurrent: default_parallelism(),
+        }
+    }
+}
+
+fn default_parallelism() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+}
+
+/// All settings of a running instance.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `APP_ENV`: `development` (default) or `production`.
+    pub app_env: AppEnv,
+    /// `DATA_DIR`: folder for the default SQLite database and the generated
+    /// development JWT secret (default `data`).
+    pub data_dir: PathBuf,
+    /// `DATABASE_URL`: `sqlite://...` or `postgres://...`
+    /// (default `sqlite://<DATA_DIR>/leptos-auth.db`).
+    pub database_url: DatabaseUrl,
+    /// `DATABASE_MAX_CONNECTIONS`: pool size (default 10).
+    pub database_max_connections: u32,
+    /// `JWT_SECRET`: HS256 key, at least 32 bytes.
+    pub jwt_secret: SecretString,
+    /// `JWT_ISSUER`: the `iss` claim (default `leptos-auth`).
+    pub jwt_issuer: String,
+    /// `JWT_AUDIENCE`: the `aud` claim (default `leptos-auth`).
+    pub jwt_audience: String,
+    /// `ACCESS_TOKEN_EXPIRE_MINUTES` (default 15).
+    pub access_token_ttl: Duration,
+    /// `REFRESH_TOKEN_EXPIRE_DAYS` (default 7).
+    pub refresh_token_ttl: Duration,
+    /// `ALLOW_REGISTRATION`: whether anyone may sign up (default true).
+    pub allow_registration: bool,
+    /// `ADMIN_EMAIL`: with `ADMIN_PASSWORD`, an admin ensured at startup.
+    pub admin_email: Option<Email>,
+    /// `ADMIN_PASSWORD`: see `admin_email`. Never overwrites an existing password.
+    pub admin_password: Option<SecretString>,
+    /// `PASSWORD_MIN_LENGTH`: minimum password length (default 12, floor 8).
+    pub password_min_length: usize,
+    /// `ARGON2_*` settings.
+    pub argon2: Argon2Settings,
+    /// `BACKEND_CORS_ORIGINS`: comma-separated origins; CORS is off when empty.
+    pub cors_origins: Vec<String>,
+    /// `LEPTOS_SITE_ADDR`: listen address (default `127.0.0.1:3000`).
+    pub site_addr: SocketAddr,
+}
+
+impl Config {
+    /// Reads `.env` (if present) and the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        // A missing .env is normal; a malformed one is reported.
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(e) if e.not_found() => {}
+            Err(e) => return Err(ConfigError::new(".env", e.to_string())),
+        }
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Builds the configuration from any variable lookup (the environment in
+    /// production, a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+
+        let app_env = match get("APP_ENV").as_deref().map(str::trim) {
+            None | Some("development") | Some("dev") => AppEnv::Development,
+            Some("production") | Some("prod") => AppEnv::Production,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "APP_ENV",
+                    format!("expected 'development' or 'production', got {other:?}"),
+                ))
+            }
+        };
+        let data_dir = PathBuf::from(get("DATA_DIR").unwrap_or_else(|| "data".to_owned()));
+        let database_url = DatabaseUrl::new(
+            get("DATABASE_URL")
+                .unwrap_or_else(|| format!("sqlite://{}/leptos-auth.db", data_dir.display())),
+        );
+        crate::db::Backend::from_url(database_url.expose())
+            .map_err(|e| ConfigError::new("DATABASE_URL", e.to_string()))?;
+
+        let jwt_secret = match get("JWT_SECRET") {
+            Some(secret) => secret,
+            None if app_env == AppEnv::Production => {
+                return Err(ConfigError::new(
+                    "JWT_SECRET",
+                    "must be set in production (at least 32 random bytes, e.g. `openssl rand -base64 48`)",
+                ))
+            }
+            None => load_or_create_dev_secret(&data_dir)
+                .map_err(|e| ConfigError::new("JWT_SECRET", format!("could not create a development secret in {}: {e}", data_dir.display())))?,
+        };
+        if jwt_secret.len() < MIN_JWT_SECRET_BYTES {
+            return Err(ConfigError::new(
+                "JWT_SECRET",
+                format!("must be at least {MIN_JWT_SECRET_BYTES} bytes long (got {})", jwt_secret.len()),
+            ));
+        }
+
+        let admin_email = get("ADMIN_EMAIL")
+            .map(|raw| Email::parse(&raw).map_err(|e| ConfigError::new("ADMIN_EMAIL", e.to_string())))
+            .transpose()?;
+        let admin_password = get("ADMIN_PASSWORD").map(SecretString::from);
+        if admin_password.is_some() != admin_email.is_some() {
+            let missing = if admin_email.is_none() { "ADMIN_EMAIL" } else { "ADMIN_PASSWORD" };
+            return Err(ConfigError::new(missing, "ADMIN_EMAIL and ADMIN_PASSWORD must be set together"));
+        }
+
+        let password_min_length: usize = parse_or(&get, "PASSWORD_MIN_LENGTH", 12)?;
+        if !(MIN_PASSWORD_FLOOR..=MAX_PASSWORD_CHARS).contains(&password_min_length) {
+            return Err(ConfigError::new(
+                "PASSWORD_MIN_LENGTH",
+                format!("must be between {MIN_PASSWORD_FLOOR} and {MAX_PASSWORD_CHARS}"),
+            ));
+        }
+
+        let defaults = Argon2Settings::default();
+        let argon2 = Argon2Settings {
+            memory_kib: parse_or(&get, "ARGON2_MEMORY_KIB", defaults.memory_kib)?,
+            iterations: parse_or(&get, "ARGON2_ITERATIONS", defaults.iterations)?,
+            parallelism: parse_or(&get, "ARGON2_PARALLELISM", defaults.parallelism)?,
+            max_concurrent: parse_or(&get, "ARGON2_MAX_CONCURRENT", defaults.max_concurrent)?,
+        };
+        argon2::Params::new(argon2.memory_kib, argon2.iterations, argon2.parallelism, None)
+            .map_err(|e| ConfigError::new("ARGON2_MEMORY_KIB", format!("invalid Argon2 parameters: {e}")))?;
+        if argon2.max_concurrent == 0 {
+            return Err(ConfigError::new("ARGON2_MAX_CONCURRENT", "must be at least 1"));
+        }
+
+        let access_minutes: u64 = parse_or(&get, "ACCESS_TOKEN_EXPIRE_MINUTES", 15)?;
+        if !(1..=24 * 60).contains(&access_minutes) {
+            return Err(ConfigError::new("ACCESS_TOKEN_EXPIRE_MINUTES", "must be between 1 and 1440"));
+        }
+        let refresh_days: u64 = parse_or(&get, "REFRESH_TOKEN_EXPIRE_DAYS", 7)?;
+        if !(1..=365).contains(&refresh_days) {
+            return Err(ConfigError::new("REFRESH_TOKEN_EXPIRE_DAYS", "must be between 1 and 365"));
+        }
+        let database_max_connections: u32 = parse_or(&get, "DATABASE_MAX_CONNECTIONS", 10)?;
+        if database_max_connections == 0 {
+            return Err(ConfigError::new("DATABASE_MAX_CONNECTIONS", "must be at least 1"));
+        }
+
+        let cors_origins = get("BACKEND_CORS_ORIGINS")
+            .map(|raw| {
+                raw.split(',')
+                    .map(|o| o.trim().trim_end_matches('/').to_owned())
+                    .filter(|o| !o.is_empty())
+                    .map(|o| {
+                        if (o.starts_with("http://") || o.starts_with("https://")) && http::HeaderValue::from_str(&o).is_ok() {
+                            Ok(o)
+                        } else {
+                            Err(ConfigError::new("BACKEND_CORS_ORIGINS", format!("{o:?} is not an http(s) origin")))
+                        }
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
+
+        Ok(Config {
+            app_env,
+            data_dir,
+            database_url,
+            database_max_connections,
+            jwt_secret: SecretString::from(jwt_secret),
+            jwt_issuer: get("JWT_ISSUER").unwrap_or_else(|| "leptos-auth".to_owned()),
+            jwt_audience: get("JWT_AUDIENCE").unwrap_or_else(|| "leptos-auth".to_owned()),
+            access_token_ttl: Duration::from_secs(access_minutes * 60),
+            refresh_token_ttl: Duration::from_secs(refresh_days * 24 * 3600),
+            allow_registration: parse_bool_or(&get, "ALLOW_REGISTRATION", true)?,
+            admin_email,
+            admin_password,
+            password_min_length,
+            argon2,
+            cors_origins,
+            site_addr: parse_or(&get, "LEPTOS_SITE_ADDR", SocketAddr::from(([127, 0, 0, 1], 3000)))?,
+        })
+    }
+
+    /// The password policy these settings describe.
+    pub fn password_policy(&self) -> PasswordPolicy {
+        PasswordPolicy::new(self.password_min_length)
+    }
+}
+
+fn parse_or<T: FromStr>(get: &impl Fn(&str) -> Option<String>, name: &'static str, default: T) -> Result<T, ConfigError>
+where
+    T::Err: fmt::Display,
+{
+    match get(name) {
+        None => Ok(default),
+        Some(raw) => raw
+            .trim()
+            .parse()
+            .map_err(|e| ConfigError::new(name, format!("{raw:?} is not valid: {e}"))),
+    }
+}
+
+fn parse_bool_or(get: &impl Fn(&str) -> Option<String>, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+    match get(name).map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(default),
+        Some(v) if matches!(v.as_str(), "true" | "1" | "yes" | "on") => Ok(true),
+        Some(v) if matches!(v.as_str(), "false" | "0" | "no" | "off") => Ok(false),
+        Some(v) => Err(ConfigError::new(name, format!("expected true or false, got {v:?}"))),
+    }
+}
+
+/// In development, a random secret is generated once and kept in the data
+/// folder so tokens survive restarts. Never used in production.
+fn load_or_create_dev_secret(data_dir: &Path) -> std::io::Result<String> {
+    use rand::RngCore;
+    let path = data_dir.join("jwt-secret");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let existing = existing.trim().to_owned();
+        if existing.len() >= MIN_JWT_SECRET_BYTES {
+            return Ok(existing);
+        }
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let mut bytes = [0u8; 48];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let secret = hex::encode(bytes);
+    write_private(&path, &secret)?;
+    tracing::warn!(
+        path = %path.display(),
+        "JWT_SECRET is not set: generated a development secret. Set JWT_SECRET (and APP_ENV=production) in production."
+    );
+    Ok(secret)
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    std::fs::write(path, contents)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config_from(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(move |k| map.get(k).cloned())
+    }
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef0123";
+
+    #[test]
+    fn defaults_describe_a_local_sqlite_instance() {
+        let config = config_from(&[("JWT_SECRET", SECRET)]).expect("valid");
+        assert_eq!(config.database_url.expose(), "sqlite://data/leptos-auth.db");
+        assert_eq!(config.access_token_ttl, Duration::from_secs(15 * 60));
+        assert_eq!(config.refresh_token_ttl, Duration::from_secs(7 * 86_400));
+        assert_eq!(config.site_addr.to_string(), "127.0.0.1:3000");
+        assert!(config.allow_registration);
+        assert_eq!(config.argon2.memory_kib, 19_456);
+        assert!(config.cors_origins.is_empty());
+    }
+
+    #[test]
+    fn a_short_jwt_secret_is_refused() {
+        let err = config_from(&[("JWT_SECRET", "too-short")]).unwrap_err();
+        assert_eq!(err.variable, "JWT_SECRET");
+    }
+
+    #[test]
+    fn production_requires_an_explicit_jwt_secret() {
+        let err = config_from(&[("APP_ENV", "production")]).unwrap_err();
+        assert_eq!(err.variable, "JWT_SECRET");
+    }
+
+    #[test]
+    fn development_generates_and_keeps_a_secret_in_the_data_folder() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let data = data.to_str().expect("utf-8");
+        let first = config_from(&[("DATA_DIR", data)]).expect("valid");
+        let second = config_from(&[("DATA_DIR", data)]).expect("valid");
+        assert!(first.jwt_secret.expose_secret().len() >= MIN_JWT_SECRET_BYTES);
+        assert_eq!(first.jwt_secret.expose_secret(), second.jwt_secret.expose_secret());
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (var, value) in [
+            ("ACCESS_TOKEN_EXPIRE_MINUTES", "soon"),
+            ("ALLOW_REGISTRATION", "maybe"),
+            ("LEPTOS_SITE_ADDR", "localhost"),
+            ("PASSWORD_MIN_LENGTH", "4"),
+            ("ARGON2_MEMORY_KIB", "1"),
+            ("DATABASE_URL", "mysql://localhost/db"),
+            ("BACKEND_CORS_ORIGINS", "not an origin"),
+            ("APP_ENV", "staging"),
+            ("ADMIN_EMAIL", "not-an-email"),
+        ] {
+            let err = config_from(&[("JWT_SECRET", SECRET), (var, value)]).unwrap_err();
+            assert_eq!(err.variable, var, "{var}={value}");
+        }
+    }
+
+    #[test]
+    fn database_url_debug_output_masks_the_password() {
+        let url = DatabaseUrl::new("postgres://app:hunter2secret@db.internal:5432/auth");
+        let shown = format!("{url:?} {url}");
+        assert!(!shown.contains("hunter2secret"), "{shown}");
+        assert!(shown.contains("postgres://app:***@db.internal:5432/auth"));
+        let config = config_from(&[("JWT_SECRET", SECRET), ("DATABASE_URL", "postgres://app:hunter2secret@db/auth")]).expect("valid");
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("hunter2secret"));
+        assert!(!debug.contains(SECRET));
+    }
+}

@@ -1,0 +1,17 @@
+//! Domain types. Everything here compiles for the browser too, except the
+//! password policy, which needs the server-side strength estimator.
+//!
+//! "Parse, don't validate": an [`Email`] can only hold a canonical, valid
+//! address, so the rest of the code never re-checks one.
+
+mod email;
+#[cfg(feature = "ssr")]
+mod password;
+mod role;
+mod user;
+
+pub use email::{Email, EmailError};
+#[cfg(feature = "ssr")]
+pub use password::{PasswordError, PasswordPolicy, MAX_PASSWORD_CHARS, MIN_PASSWORD_FLOOR};
+pub use role::{Role, UnknownRole};
+pub use user::UserView;

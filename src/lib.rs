@@ -1,0 +1,44 @@
+//! leptos-auth: user management and authentication in one binary.
+//!
+//! Requests flow one way: `api` handlers (JSON) and, in the browser app, Leptos
+//! server functions -> `services` (every business rule) -> `repositories` (SQL)
+//! -> the database. Types shared with the browser live in `domain` and `app` and
+//! have no server dependencies.
+
+/// The Leptos application: shell, routes and pages (rendered on the server, hydrated in the browser).
+pub mod app;
+/// Domain types shared by the server and the browser: emails, roles, user views.
+pub mod domain;
+
+/// Settings read from the environment (and `.env`).
+#[cfg(feature = "ssr")]
+pub mod config;
+/// Opening the database chosen by `DATABASE_URL` and running the embedded migrations.
+#[cfg(feature = "ssr")]
+pub mod db;
+/// Data access: one trait per aggregate, one implementation per database backend.
+#[cfg(feature = "ssr")]
+pub mod repositories;
+/// Business rules: authentication, tokens, passwords and user management.
+#[cfg(feature = "ssr")]
+pub mod services;
+/// The JSON REST API under `/api/v1` and the health endpoints.
+#[cfg(feature = "ssr")]
+pub mod api;
+/// Application state, router assembly and serving.
+#[cfg(feature = "ssr")]
+pub mod startup;
+/// Command-line interface: `serve`, `migrate`, `create-admin`.
+#[cfg(feature = "ssr")]
+pub mod cli;
+/// Logging setup.
+#[cfg(feature = "ssr")]
+pub mod telemetry;
+
+/// Browser entry point: hydrates the server-rendered page.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
+}

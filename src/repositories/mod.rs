@@ -1,0 +1,263 @@
+//! Data access. One trait per aggregate ([`UserRepository`],
+//! [`SessionRepository`]), one implementation per backend ([`postgres`],
+//! [`sqlite`]), chosen from `DATABASE_URL` at startup.
+//!
+//! Design notes:
+//! - Invariants are enforced by the database and mapped, never check-then-insert:
+//!   a unique violation on the email becomes [`RepoError::EmailTaken`].
+//! - Every write that must be atomic is one statement or one transaction. On
+//!   SQLite, transactions start with `BEGIN IMMEDIATE` so two writers never
+//!   deadlock on a lock upgrade; on PostgreSQL, changes that could remove the
+//!   last active admin serialise on an advisory lock.
+//! - The SQL of both backends is kept as similar as the dialects allow; the
+//!   shared test suite in `tests/it/repositories.rs` proves they behave the same.
+
+pub mod postgres;
+pub mod sqlite;
+
+use crate::domain::{Email, Role};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
+/// A stored user, including the password hash. Deliberately not `Serialize`:
+/// it never leaves the server; clients get [`crate::domain::UserView`].
+#[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct User {
+    pub id: i64,
+    pub email: String,
+    pub password_hash: String,
+    #[sqlx(try_from = "String")]
+    pub role: Role,
+    pub is_active: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("role", &self.role)
+            .field("is_active", &self.is_active)
+            .finish_non_exhaustive()
+    }
+}
+
+impl User {
+    /// Whether this user currently holds admin power.
+    pub fn is_active_admin(&self) -> bool {
+        self.role == Role::Admin && self.is_active
+    }
+
+    /// The client-facing view (no password hash).
+    pub fn view(&self) -> crate::domain::UserView {
+        crate::domain::UserView {
+            id: self.id,
+            email: self.email.clone(),
+            role: self.role,
+            is_active: self.is_active,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// A user to insert.
+#[derive(Clone)]
+pub struct NewUser<'a> {
+    pub email: &'a Email,
+    pub password_hash: &'a str,
+    pub role: Role,
+    pub is_active: bool,
+    pub now: DateTime<Utc>,
+}
+
+/// Fields to change on a user; `None` leaves a field as it is.
+#[derive(Clone, Default)]
+pub struct UserChanges {
+    pub email: Option<Email>,
+    pub password_hash: Option<String>,
+    pub role: Option<Role>,
+    pub is_active: Option<bool>,
+}
+
+impl UserChanges {
+    /// Whether applying these changes to an active admin would take away their admin power.
+    pub fn removes_admin_power(&self) -> bool {
+        self.role == Some(Role::Regular) || self.is_active == Some(false)
+    }
+}
+
+/// Which of a user's sessions to revoke together with an update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeSessions {
+    /// None.
+    None,
+    /// Every session of the user.
+    All,
+    /// Every session except this one (the caller's own).
+    AllExcept(i64),
+}
+
+impl RevokeSessions {
+    /// `None` when nothing is revoked; otherwise `Some(session to keep, if any)`.
+    pub fn sessions_to_keep(self) -> Option<Option<i64>> {
+        match self {
+            RevokeSessions::None => None,
+            RevokeSessions::All => Some(None),
+            RevokeSessions::AllExcept(keep) => Some(Some(keep)),
+        }
+    }
+}
+
+/// Filters and paging for the admin user list.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    /// Case-insensitive substring of the email.
+    pub email_contains: Option<String>,
+    pub role: Option<Role>,
+    pub is_active: Option<bool>,
+}
+
+/// A session to insert (one per login).
+#[derive(Debug, Clone)]
+pub struct NewSession<'a> {
+    pub user_id: i64,
+    pub refresh_token_hash: &'a str,
+    pub now: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub user_agent: Option<&'a str>,
+    pub ip: Option<&'a str>,
+}
+
+/// The outcome of presenting a refresh token for rotation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// The token was current: it is replaced by the new one.
+    Rotated { session_id: i64, user_id: i64 },
+    /// The token was the previous one of a session (already rotated): the
+    /// session has been revoked.
+    ReuseDetected { session_id: i64, user_id: i64 },
+    /// Unknown, expired, revoked, or the user is inactive.
+    Invalid,
+}
+
+/// What the per-request authentication check needs, read in one round trip.
+#[derive(Debug, Clone)]
+pub struct SessionWithUser {
+    pub user: User,
+    pub session_revoked_at: Option<DateTime<Utc>>,
+    pub session_expires_at: DateTime<Utc>,
+}
+
+/// Data-layer errors. Constraint violations that mean something become variants.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    /// The canonical email is already used by another user.
+    #[error("email already registered")]
+    EmailTaken,
+    /// No row with that id.
+    #[error("not found")]
+    NotFound,
+    /// The change would leave no active admin.
+    #[error("would remove the last active admin")]
+    LastAdmin,
+    /// Anything else from the driver.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Result alias for repository calls.
+pub type RepoResult<T> = Result<T, RepoError>;
+
+/// Users.
+#[async_trait]
+pub trait UserRepository: Send + Sync {
+    /// Inserts a user; [`RepoError::EmailTaken`] when the email exists.
+    async fn create(&self, new: NewUser<'_>) -> RepoResult<User>;
+    /// The user with this id.
+    async fn find_by_id(&self, id: i64) -> RepoResult<Option<User>>;
+    /// The user with this (canonical) email.
+    async fn find_by_email(&self, email: &Email) -> RepoResult<Option<User>>;
+    /// One page of users ordered by id, and the number of matches before paging.
+    async fn list(&self, filter: &UserFilter, offset: i64, limit: i64) -> RepoResult<(Vec<User>, i64)>;
+    /// Applies `changes` and revokes sessions as asked, atomically. With
+    /// `keep_an_active_admin`, refuses ([`RepoError::LastAdmin`]) when the user
+    /// is the last active admin and the change removes their admin power.
+    async fn update(
+        &self,
+        id: i64,
+        changes: &UserChanges,
+        revoke: RevokeSessions,
+        keep_an_active_admin: bool,
+        now: DateTime<Utc>,
+    ) -> RepoResult<User>;
+    /// Replaces the password hash without touching sessions (rehash on login).
+    async fn set_password_hash(&self, id: i64, password_hash: &str, now: DateTime<Utc>) -> RepoResult<()>;
+    /// Deletes a user (sessions go with it); refuses to delete the last active admin.
+    async fn delete(&self, id: i64) -> RepoResult<User>;
+}
+
+/// Sessions (one per login) and their refresh tokens.
+#[async_trait]
+pub trait SessionRepository: Send + Sync {
+    /// Inserts a session and returns its id.
+    async fn create(&self, new: NewSession<'_>) -> RepoResult<i64>;
+    /// Atomically replaces the current refresh token `presented_hash` with
+    /// `new_hash` (one conditional update: of concurrent callers exactly one
+    /// wins). A previous token presented again revokes the session.
+    async fn rotate(
+        &self,
+        presented_hash: &str,
+        new_hash: &str,
+        now: DateTime<Utc>,
+        new_expires_at: DateTime<Utc>,
+    ) -> RepoResult<Rotation>;
+    /// The session and its user, for the per-request authentication check.
+    async fn find_with_user(&self, session_id: i64, user_id: i64) -> RepoResult<Option<SessionWithUser>>;
+    /// Revokes one session; `false` when it was already revoked or does not exist.
+    async fn revoke(&self, session_id: i64, now: DateTime<Utc>) -> RepoResult<bool>;
+    /// Revokes every live session of a user, optionally keeping one.
+    async fn revoke_all_for_user(&self, user_id: i64, except: Option<i64>, now: DateTime<Utc>) -> RepoResult<u64>;
+}
+
+/// The repositories of one database, shared by all services.
+#[derive(Clone)]
+pub struct Repositories {
+    pub users: Arc<dyn UserRepository>,
+    pub sessions: Arc<dyn SessionRepository>,
+    pub health: Arc<dyn HealthCheck>,
+}
+
+/// Database liveness, for `/health/ready`.
+#[async_trait]
+pub trait HealthCheck: Send + Sync {
+    /// Succeeds when the database answers a trivial query.
+    async fn ping(&self) -> RepoResult<()>;
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern and wraps it in `%`.
+pub(crate) fn like_contains(needle: &str) -> String {
+    let mut pattern = String::with_capacity(needle.len() + 2);
+    pattern.push('%');
+    for c in needle.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+#[cfg(test)]
+mod tests {
+    use super::like_contains;
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(like_contains("a_b%c\\"), "%a\\_b\\%c\\\\%");
+        assert_eq!(like_contains("alice"), "%alice%");
+    }
+}

@@ -1,0 +1,205 @@
+//! Business rules. Every rule lives here, once: who may do what, the password
+//! policy, the last-admin rule, session rotation and revocation. The JSON API
+//! and the Leptos server functions both call these services and only translate
+//! their results; no handler decides anything on its own.
+//!
+//! Services take an [`Actor`] (the authenticated caller) where permissions
+//! matter, and return [`ServiceError`], whose variants mean something to a user.
+
+pub mod auth;
+pub mod passwords;
+pub mod tokens;
+pub mod users;
+
+pub use auth::{AuthService, TokenPair};
+pub use passwords::PasswordHasher;
+pub use tokens::TokenService;
+pub use users::{NewUserInput, UpdateMeInput, UpdateUserInput, UserService};
+
+use crate::{
+    config::Config,
+    repositories::{RepoError, Repositories, User},
+};
+
+/// The authenticated caller: the user as currently stored (role and activity
+/// read from the database on every request) and the session of their token.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub user: User,
+    pub session_id: i64,
+}
+
+impl Actor {
+    /// Whether the caller is an active admin right now.
+    pub fn is_admin(&self) -> bool {
+        self.user.is_active_admin()
+    }
+
+    /// Fails with [`ServiceError::Forbidden`] unless the caller is an admin.
+    pub fn require_admin(&self) -> Result<(), ServiceError> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(ServiceError::Forbidden)
+        }
+    }
+}
+
+/// Where a request came from, recorded on the session it creates.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+impl ClientInfo {
+    /// Bounds what is stored: user agents are truncated to 512 characters.
+    pub fn new(user_agent: Option<&str>, ip: Option<String>) -> Self {
+        ClientInfo {
+            user_agent: user_agent.map(|ua| ua.chars().take(512).collect()),
+            ip,
+        }
+    }
+}
+
+/// A field of the caller's input that failed validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// The input field (e.g. `email`).
+    pub field: &'static str,
+    /// A message for the user.
+    pub message: String,
+    /// A machine-readable kind (e.g. `value_error`, `missing`).
+    pub kind: &'static str,
+}
+
+/// What can go wrong in a service call, in terms the caller can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// Unknown email or wrong password (never says which).
+    #[error("Incorrect email or password")]
+    InvalidCredentials,
+    /// Right password, but the account is deactivated.
+    #[error("Inactive user")]
+    InactiveUser,
+    /// The access token is invalid, expired, or its session or user is gone.
+    #[error("Could not validate credentials")]
+    InvalidToken,
+    /// The access token's session was revoked (logged out).
+    #[error("Token already invalidated")]
+    TokenAlreadyInvalidated,
+    /// A refresh token that is unknown, expired, revoked or reused.
+    #[error("Invalid refresh token")]
+    InvalidRefreshToken,
+    /// A token of the wrong type (an access token where a refresh token belongs).
+    #[error("Invalid token type")]
+    InvalidTokenType,
+    /// The caller may not do this.
+    #[error("Not enough permissions")]
+    Forbidden,
+    /// Self-registration is turned off (`ALLOW_REGISTRATION=false`).
+    #[error("Registration is disabled on this server")]
+    RegistrationDisabled,
+    /// The email belongs to another account.
+    #[error("Email already registered")]
+    EmailTaken,
+    /// The current password given to confirm a change is wrong.
+    #[error("Incorrect password")]
+    IncorrectPassword,
+    /// Users cannot change their own role.
+    #[error("Cannot change your own role")]
+    CannotChangeOwnRole,
+    /// No such user.
+    #[error("User not found")]
+    UserNotFound,
+    /// The change would leave no active admin.
+    #[error("Cannot remove the last active admin")]
+    LastAdmin,
+    /// Input that does not meet the rules (email format, password policy...).
+    #[error("{}", .0.message)]
+    Invalid(FieldError),
+    /// The database cannot be reached right now.
+    #[error("Service temporarily unavailable")]
+    Unavailable(#[source] RepoError),
+    /// A fault on our side; the cause is logged, never shown.
+    #[error("Internal Server Error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ServiceError {
+    /// A validation failure of one field.
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        ServiceError::Invalid(FieldError {
+            field,
+            message: message.into(),
+            kind: "value_error",
+        })
+    }
+
+    /// A required field that is missing.
+    pub fn missing(field: &'static str) -> Self {
+        ServiceError::Invalid(FieldError {
+            field,
+            message: "Field required".to_owned(),
+            kind: "missing",
+        })
+    }
+}
+
+impl From<RepoError> for ServiceError {
+    fn from(err: RepoError) -> Self {
+        match err {
+            RepoError::EmailTaken => ServiceError::EmailTaken,
+            RepoError::NotFound => ServiceError::UserNotFound,
+            RepoError::LastAdmin => ServiceError::LastAdmin,
+            RepoError::Database(
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_),
+            ) => ServiceError::Unavailable(err),
+            RepoError::Database(e) => ServiceError::Internal(e.into()),
+        }
+    }
+}
+
+impl From<passwords::HashError> for ServiceError {
+    fn from(err: passwords::HashError) -> Self {
+        ServiceError::Internal(err.into())
+    }
+}
+
+impl From<jsonwebtoken::errors::Error> for ServiceError {
+    fn from(err: jsonwebtoken::errors::Error) -> Self {
+        ServiceError::Internal(err.into())
+    }
+}
+
+/// Result alias for service calls.
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+/// All services of one instance, built once at startup and shared.
+#[derive(Clone)]
+pub struct Services {
+    pub auth: AuthService,
+    pub users: UserService,
+    pub repositories: Repositories,
+}
+
+impl Services {
+    /// Wires the services over the given repositories.
+    pub fn new(config: &Config, repositories: Repositories) -> Result<Services, passwords::HashError> {
+        let hasher = PasswordHasher::new(&config.argon2)?;
+        let tokens = TokenService::new(
+            &config.jwt_secret,
+            &config.jwt_issuer,
+            &config.jwt_audience,
+            config.access_token_ttl,
+        );
+        let auth = AuthService::new(repositories.clone(), hasher.clone(), tokens, config.refresh_token_ttl);
+        let users = UserService::new(
+            repositories.clone(),
+            hasher,
+            config.password_policy(),
+            config.allow_registration,
+        );
+        Ok(Services { auth, users, repositories })
+    }
+}

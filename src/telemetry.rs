@@ -1,0 +1,12 @@
+//! Logging: one line per request (method, path, status, latency) through
+//! `tracing`. `RUST_LOG` picks the levels. Tokens, passwords and query strings
+//! are never logged.
+
+use tracing_subscriber::{fmt, EnvFilter};
+
+/// Installs the global subscriber (call once, from `main`).
+pub fn init() {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn,leptos_axum=warn"));
+    let _ = fmt().with_env_filter(filter).with_target(false).try_init();
+}
