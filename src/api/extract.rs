@@ -314,7 +314,7 @@ mod tests {
 
     #[test]
     fn broken_json_is_json_invalid() {
-        for body in [&b"{\"email\": "[..], b"", b"not json", b"{} trailing", b"[1,2]"] {
+        for body in [&b"{\"email\": "[..], b"", b"not json", br#"{"email": "a"} trailing"#, b"[1,2]"] {
             let item = &items(parse_json::<Body>(body).unwrap_err())[0];
             assert!(matches!(item.kind.as_str(), "json_invalid" | "type_error"), "{body:?}: {item:?}");
         }

@@ -119,15 +119,15 @@ impl AuthService {
     /// revokes the whole session (and with it the newest tokens).
     #[tracing::instrument(skip_all)]
     pub async fn refresh(&self, refresh_token: &str) -> ServiceResult<TokenPair> {
-        if !plausible_refresh_token(refresh_token) {
-            return Err(ServiceError::InvalidRefreshToken);
-        }
         if refresh_token.contains('.') {
             // Refresh tokens never contain a dot; JWTs do.
             return Err(match self.tokens.verify_access(refresh_token) {
                 Ok(_) | Err(TokenError::WrongType) => ServiceError::InvalidTokenType,
                 Err(TokenError::Invalid) => ServiceError::InvalidRefreshToken,
             });
+        }
+        if !plausible_refresh_token(refresh_token) {
+            return Err(ServiceError::InvalidRefreshToken);
         }
         let now = Utc::now();
         let next = self.tokens.new_refresh_token();

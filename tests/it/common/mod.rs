@@ -1,0 +1,268 @@
+//! The shared test harness: `TestApp` starts the real router on a chosen
+//! backend and offers typed helpers.
+
+pub mod pg;
+
+use axum::{
+    body::Body,
+    extract::connect_info::MockConnectInfo,
+    http::{header, HeaderMap, Method, Request, StatusCode},
+    Router,
+};
+use http_body_util::BodyExt;
+use leptos_auth::{
+    config::Config,
+    startup::{router, AppState},
+};
+use serde_json::{json, Value};
+use std::{collections::HashMap, net::SocketAddr};
+use tower::ServiceExt;
+
+/// Runs each named `async fn(TestApp)` once on SQLite and once on PostgreSQL.
+macro_rules! both_backends {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::TestApp::sqlite().await).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::TestApp::postgres().await).await;
+                }
+            )+
+        }
+    };
+}
+
+/// A password the policy accepts.
+pub const PASSWORD: &str = "correct horse battery staple";
+/// Another password the policy accepts.
+pub const OTHER_PASSWORD: &str = "violet tundra lantern orbit";
+/// The JWT secret of test instances.
+pub const JWT_SECRET: &str = "integration-test-secret-integration-test-secret";
+
+/// Which database a test app runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A running app (the real router, in-process) on a fresh database.
+pub struct TestApp {
+    pub router: Router,
+    pub state: AppState,
+    pub backend: Backend,
+    _dir: tempfile::TempDir,
+}
+
+/// A response, with the body parsed as JSON when it is JSON.
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl TestResponse {
+    /// Asserts the status, showing the body when it differs.
+    #[track_caller]
+    pub fn assert_status(&self, expected: StatusCode) -> &Self {
+        assert_eq!(self.status, expected, "unexpected status; body: {}", self.text);
+        self
+    }
+
+    /// Asserts an error status and its `{"detail": message}` body.
+    #[track_caller]
+    pub fn assert_error(&self, status: StatusCode, message: &str) {
+        self.assert_status(status);
+        assert_eq!(self.body, json!({ "detail": message }), "body: {}", self.text);
+    }
+
+    /// Asserts a 422 whose first item is located at `loc`.
+    #[track_caller]
+    pub fn assert_validation(&self, loc: &[&str]) {
+        self.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+        let items = self.body["detail"].as_array().unwrap_or_else(|| panic!("422 body: {}", self.text));
+        let expected: Vec<Value> = loc.iter().map(|s| json!(s)).collect();
+        assert!(
+            items.iter().any(|item| item["loc"].as_array() == Some(&expected)
+                && item["msg"].is_string()
+                && item["type"].is_string()),
+            "no 422 item at {loc:?}: {}",
+            self.text
+        );
+    }
+}
+
+/// Tokens of a signed-in client.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub access: String,
+    pub refresh: String,
+}
+
+/// Settings of a test instance: cheap Argon2 so the suite is fast.
+pub fn test_settings(database_url: &str, data_dir: &std::path::Path) -> HashMap<String, String> {
+    let mut vars = HashMap::new();
+    vars.insert("DATABASE_URL".into(), database_url.to_owned());
+    vars.insert("DATA_DIR".into(), data_dir.display().to_string());
+    vars.insert("JWT_SECRET".into(), JWT_SECRET.to_owned());
+    vars.insert("ARGON2_MEMORY_KIB".into(), "1024".into());
+    vars.insert("ARGON2_ITERATIONS".into(), "1".into());
+    vars.insert("DATABASE_MAX_CONNECTIONS".into(), "5".into());
+    vars
+}
+
+impl TestApp {
+    /// A fresh SQLite file.
+    pub async fn sqlite() -> TestApp {
+        TestApp::start(Backend::Sqlite, &[]).await
+    }
+
+    /// A fresh database in the throwaway PostgreSQL cluster.
+    pub async fn postgres() -> TestApp {
+        TestApp::start(Backend::Postgres, &[]).await
+    }
+
+    /// A fresh instance with some settings overridden.
+    pub async fn start(backend: Backend, overrides: &[(&str, &str)]) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = match backend {
+            Backend::Sqlite => format!("sqlite://{}", dir.path().join("test.db").display()),
+            Backend::Postgres => pg::fresh_database().await,
+        };
+        let mut vars = test_settings(&url, dir.path());
+        for (k, v) in overrides {
+            vars.insert((*k).to_owned(), (*v).to_owned());
+        }
+        let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("valid test configuration");
+        let (state, _pool) = AppState::initialize(config).await.expect("app starts");
+        let router = router(state.clone()).layer(MockConnectInfo(SocketAddr::from(([203, 0, 113, 7], 41000))));
+        TestApp {
+            router,
+            state,
+            backend,
+            _dir: dir,
+        }
+    }
+
+    /// Sends a request through the router.
+    pub async fn send(&self, request: Request<Body>) -> TestResponse {
+        let response = self.router.clone().oneshot(request).await.expect("router answers");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        TestResponse {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    /// A request with an optional JSON body and bearer token.
+    pub async fn call(&self, method: Method, uri: &str, body: Option<Value>, token: Option<&str>) -> TestResponse {
+        let mut builder = Request::builder().method(method).uri(uri);
+        if let Some(token) = token {
+            builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = match body {
+            Some(body) => builder
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string())),
+            None => builder.body(Body::empty()),
+        }
+        .expect("request");
+        self.send(request).await
+    }
+
+    pub async fn get(&self, uri: &str, token: Option<&str>) -> TestResponse {
+        self.call(Method::GET, uri, None, token).await
+    }
+
+    pub async fn post(&self, uri: &str, body: Value, token: Option<&str>) -> TestResponse {
+        self.call(Method::POST, uri, Some(body), token).await
+    }
+
+    pub async fn patch(&self, uri: &str, body: Value, token: Option<&str>) -> TestResponse {
+        self.call(Method::PATCH, uri, Some(body), token).await
+    }
+
+    pub async fn put(&self, uri: &str, body: Value, token: Option<&str>) -> TestResponse {
+        self.call(Method::PUT, uri, Some(body), token).await
+    }
+
+    pub async fn delete(&self, uri: &str, token: Option<&str>) -> TestResponse {
+        self.call(Method::DELETE, uri, None, token).await
+    }
+
+    /// A raw request with the given content type and body bytes.
+    pub async fn post_raw(&self, uri: &str, content_type: Option<&str>, body: impl Into<Body>) -> TestResponse {
+        let mut builder = Request::builder().method(Method::POST).uri(uri);
+        if let Some(ct) = content_type {
+            builder = builder.header(header::CONTENT_TYPE, ct);
+        }
+        self.send(builder.body(body.into()).expect("request")).await
+    }
+
+    /// `POST /api/v1/users` as an anonymous visitor.
+    pub async fn register(&self, email: &str, password: &str) -> TestResponse {
+        self.post("/api/v1/users", json!({ "email": email, "password": password }), None).await
+    }
+
+    /// `POST /api/v1/auth/login` with JSON.
+    pub async fn login_response(&self, email: &str, password: &str) -> TestResponse {
+        self.post("/api/v1/auth/login", json!({ "email": email, "password": password }), None).await
+    }
+
+    /// Signs in and returns the tokens (the sign-in must succeed).
+    pub async fn login(&self, email: &str, password: &str) -> Tokens {
+        let response = self.login_response(email, password).await;
+        response.assert_status(StatusCode::OK);
+        tokens_of(&response)
+    }
+
+    /// Registers a regular user and signs them in; returns (id, tokens).
+    pub async fn user(&self, email: &str) -> (i64, Tokens) {
+        let created = self.register(email, PASSWORD).await;
+        created.assert_status(StatusCode::CREATED);
+        let id = created.body["id"].as_i64().expect("id");
+        (id, self.login(email, PASSWORD).await)
+    }
+
+    /// Creates an admin the way the CLI does and signs them in; returns (id, tokens).
+    pub async fn admin(&self, email: &str) -> (i64, Tokens) {
+        let user = self
+            .state
+            .services
+            .users
+            .create_admin(email, PASSWORD.to_owned().into())
+            .await
+            .expect("create admin");
+        (user.id, self.login(email, PASSWORD).await)
+    }
+
+    /// `POST /api/v1/auth/refresh`.
+    pub async fn refresh(&self, refresh_token: &str) -> TestResponse {
+        self.post("/api/v1/auth/refresh", json!({ "refresh_token": refresh_token }), None).await
+    }
+}
+
+/// The tokens of a token response.
+#[track_caller]
+pub fn tokens_of(response: &TestResponse) -> Tokens {
+    Tokens {
+        access: response.body["access_token"].as_str().expect("access_token").to_owned(),
+        refresh: response.body["refresh_token"].as_str().expect("refresh_token").to_owned(),
+    }
+}

@@ -1,0 +1,11 @@
+//! Integration tests: the real axum router on real SQLite and real PostgreSQL.
+//! Every test body runs once per backend (see `both_backends!`).
+
+#[macro_use]
+mod common;
+
+mod auth;
+mod cli;
+mod http;
+mod repositories;
+mod users;

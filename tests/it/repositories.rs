@@ -1,0 +1,364 @@
+//! The repository behaviour suite: the same assertions against the SQLite and
+//! the PostgreSQL implementation, so the two cannot drift apart.
+
+use crate::common::TestApp;
+use chrono::{Duration, Utc};
+use leptos_auth::{
+    domain::{Email, Role},
+    repositories::{
+        NewSession, NewUser, RepoError, Repositories, RevokeSessions, Rotation, UserChanges, UserFilter,
+    },
+};
+
+fn repos(app: &TestApp) -> Repositories {
+    app.state.services.repositories.clone()
+}
+
+fn email(s: &str) -> Email {
+    Email::parse(s).expect("valid email")
+}
+
+async fn create_user(repos: &Repositories, address: &str, role: Role, active: bool) -> i64 {
+    let address = email(address);
+    repos
+        .users
+        .create(NewUser {
+            email: &address,
+            password_hash: "$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+            role,
+            is_active: active,
+            now: Utc::now(),
+        })
+        .await
+        .expect("create user")
+        .id
+}
+
+async fn new_session(repos: &Repositories, user_id: i64, hash: &str) -> i64 {
+    let now = Utc::now();
+    repos
+        .sessions
+        .create(NewSession {
+            user_id,
+            refresh_token_hash: hash,
+            now,
+            expires_at: now + Duration::days(7),
+            user_agent: Some("test-agent"),
+            ip: Some("192.0.2.1"),
+        })
+        .await
+        .expect("create session")
+}
+
+async fn users_round_trip_with_their_fields(app: TestApp) {
+    let repos = repos(&app);
+    let before = Utc::now() - Duration::seconds(1);
+    let id = create_user(&repos, "Round@Trip.io", Role::Admin, false).await;
+    let user = repos.users.find_by_id(id).await.expect("query").expect("found");
+    assert_eq!(user.email, "round@trip.io");
+    assert_eq!(user.role, Role::Admin);
+    assert!(!user.is_active);
+    assert!(user.created_at > before && user.created_at <= Utc::now());
+    assert_eq!(user.created_at, user.updated_at);
+    let by_email = repos.users.find_by_email(&email("ROUND@trip.io")).await.expect("query").expect("found");
+    assert_eq!(by_email.id, id);
+    assert!(repos.users.find_by_id(id + 1000).await.expect("query").is_none());
+    assert!(repos.users.find_by_email(&email("other@trip.io")).await.expect("query").is_none());
+}
+
+async fn a_second_user_with_the_same_email_is_email_taken(app: TestApp) {
+    let repos = repos(&app);
+    create_user(&repos, "same@example.com", Role::Regular, true).await;
+    let again = email("SAME@example.com");
+    let result = repos
+        .users
+        .create(NewUser {
+            email: &again,
+            password_hash: "x",
+            role: Role::Regular,
+            is_active: true,
+            now: Utc::now(),
+        })
+        .await;
+    assert!(matches!(result, Err(RepoError::EmailTaken)), "{result:?}");
+}
+
+async fn concurrent_creates_of_one_email_make_exactly_one_user(app: TestApp) {
+    let repos = repos(&app);
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let repos = repos.clone();
+        tasks.push(tokio::spawn(async move {
+            let address = email("race@example.com");
+            repos
+                .users
+                .create(NewUser {
+                    email: &address,
+                    password_hash: "x",
+                    role: Role::Regular,
+                    is_active: true,
+                    now: Utc::now(),
+                })
+                .await
+        }));
+    }
+    let mut created = 0;
+    for task in tasks {
+        match task.await.expect("task") {
+            Ok(_) => created += 1,
+            Err(RepoError::EmailTaken) => {}
+            Err(other) => panic!("unexpected error: {other:?}"),
+        }
+    }
+    assert_eq!(created, 1);
+    let (_, total) = repos.users.list(&UserFilter::default(), 0, 100).await.expect("list");
+    assert_eq!(total, 1);
+}
+
+async fn listing_filters_pages_and_counts(app: TestApp) {
+    let repos = repos(&app);
+    for i in 0..5 {
+        create_user(&repos, &format!("user{i}@alpha.io"), Role::Regular, i % 2 == 0).await;
+    }
+    create_user(&repos, "boss@beta.io", Role::Admin, true).await;
+    let (page, total) = repos.users.list(&UserFilter::default(), 1, 2).await.expect("list");
+    assert_eq!(total, 6);
+    assert_eq!(page.len(), 2);
+    assert!(page[0].id < page[1].id);
+    let filter = UserFilter {
+        email_contains: Some("ALPHA".into()),
+        role: Some(Role::Regular),
+        is_active: Some(true),
+    };
+    let (page, total) = repos.users.list(&filter, 0, 100).await.expect("list");
+    assert_eq!(total, 3);
+    assert!(page.iter().all(|u| u.is_active && u.email.contains("alpha")));
+    let (_, admins) = repos
+        .users
+        .list(&UserFilter { role: Some(Role::Admin), ..UserFilter::default() }, 0, 100)
+        .await
+        .expect("list");
+    assert_eq!(admins, 1);
+}
+
+async fn updates_apply_only_the_given_fields(app: TestApp) {
+    let repos = repos(&app);
+    let id = create_user(&repos, "edit@example.com", Role::Regular, true).await;
+    let original = repos.users.find_by_id(id).await.expect("query").expect("user");
+    let later = Utc::now() + Duration::seconds(5);
+    let changes = UserChanges {
+        email: Some(email("edited@example.com")),
+        ..UserChanges::default()
+    };
+    let updated = repos.users.update(id, &changes, RevokeSessions::None, false, later).await.expect("update");
+    assert_eq!(updated.email, "edited@example.com");
+    assert_eq!(updated.password_hash, original.password_hash);
+    assert_eq!(updated.role, Role::Regular);
+    assert!(updated.is_active);
+    assert_eq!(updated.created_at, original.created_at);
+    assert!(updated.updated_at > original.updated_at);
+    let missing = repos.users.update(id + 99, &changes, RevokeSessions::None, false, later).await;
+    assert!(matches!(missing, Err(RepoError::NotFound)), "{missing:?}");
+    let other = create_user(&repos, "other@example.com", Role::Regular, true).await;
+    let clash = repos.users.update(other, &changes, RevokeSessions::None, false, later).await;
+    assert!(matches!(clash, Err(RepoError::EmailTaken)), "{clash:?}");
+}
+
+async fn the_last_active_admin_is_guarded(app: TestApp) {
+    let repos = repos(&app);
+    let admin = create_user(&repos, "admin@example.com", Role::Admin, true).await;
+    create_user(&repos, "inactive-admin@example.com", Role::Admin, false).await;
+    let demote = UserChanges {
+        role: Some(Role::Regular),
+        ..UserChanges::default()
+    };
+    let refused = repos.users.update(admin, &demote, RevokeSessions::None, true, Utc::now()).await;
+    assert!(matches!(refused, Err(RepoError::LastAdmin)), "{refused:?}");
+    let refused = repos.users.delete(admin).await;
+    assert!(matches!(refused, Err(RepoError::LastAdmin)), "{refused:?}");
+    assert!(matches!(repos.users.delete(admin + 500).await, Err(RepoError::NotFound)));
+    // Deleting a regular user or an inactive admin is never guarded.
+    let regular = create_user(&repos, "reg@example.com", Role::Regular, true).await;
+    assert_eq!(repos.users.delete(regular).await.expect("delete").id, regular);
+}
+
+async fn two_admins_demoting_each_other_at_once_leave_one_admin(app: TestApp) {
+    let repos = repos(&app);
+    let demote = UserChanges {
+        role: Some(Role::Regular),
+        ..UserChanges::default()
+    };
+    let active_admins = UserFilter {
+        role: Some(Role::Admin),
+        is_active: Some(true),
+        ..UserFilter::default()
+    };
+    for round in 0..5 {
+        // In each round a and b are the only active admins.
+        let a = create_user(&repos, &format!("a{round}@example.com"), Role::Admin, true).await;
+        let b = create_user(&repos, &format!("b{round}@example.com"), Role::Admin, true).await;
+        let (ra, rb) = tokio::join!(
+            repos.users.update(a, &demote, RevokeSessions::None, true, Utc::now()),
+            repos.users.update(b, &demote, RevokeSessions::None, true, Utc::now()),
+        );
+        assert_eq!(usize::from(ra.is_ok()) + usize::from(rb.is_ok()), 1, "round {round}: {ra:?} / {rb:?}");
+        let (_, admins) = repos.users.list(&active_admins, 0, 100).await.expect("list");
+        assert_eq!(admins, 1, "round {round}");
+        // Step the survivor aside (unguarded, as only a test may) for the next round.
+        let survivor = if ra.is_ok() { b } else { a };
+        let retire = UserChanges {
+            is_active: Some(false),
+            ..UserChanges::default()
+        };
+        repos.users.update(survivor, &retire, RevokeSessions::None, false, Utc::now()).await.expect("retire");
+    }
+}
+
+async fn deleting_a_user_deletes_their_sessions(app: TestApp) {
+    let repos = repos(&app);
+    let id = create_user(&repos, "gone@example.com", Role::Regular, true).await;
+    let session = new_session(&repos, id, "hash-gone").await;
+    assert!(repos.sessions.find_with_user(session, id).await.expect("query").is_some());
+    repos.users.delete(id).await.expect("delete");
+    assert!(repos.sessions.find_with_user(session, id).await.expect("query").is_none());
+    let rotation = repos.sessions.rotate("hash-gone", "hash-new", Utc::now(), Utc::now() + Duration::days(1)).await;
+    assert_eq!(rotation.expect("rotate"), Rotation::Invalid);
+}
+
+async fn rotation_replaces_the_token_and_detects_reuse(app: TestApp) {
+    let repos = repos(&app);
+    let user = create_user(&repos, "rot@example.com", Role::Regular, true).await;
+    let session = new_session(&repos, user, "h1").await;
+    let now = Utc::now();
+    let expires = now + Duration::days(7);
+    assert_eq!(
+        repos.sessions.rotate("h1", "h2", now, expires).await.expect("rotate"),
+        Rotation::Rotated { session_id: session, user_id: user }
+    );
+    assert_eq!(
+        repos.sessions.rotate("h2", "h3", now, expires).await.expect("rotate"),
+        Rotation::Rotated { session_id: session, user_id: user }
+    );
+    // h2 is the previous token now: reuse, and the session is revoked.
+    assert_eq!(
+        repos.sessions.rotate("h2", "h4", now, expires).await.expect("rotate"),
+        Rotation::ReuseDetected { session_id: session, user_id: user }
+    );
+    assert_eq!(repos.sessions.rotate("h3", "h5", now, expires).await.expect("rotate"), Rotation::Invalid);
+    let state = repos.sessions.find_with_user(session, user).await.expect("query").expect("session");
+    assert!(state.session_revoked_at.is_some());
+    assert_eq!(repos.sessions.rotate("unknown", "h6", now, expires).await.expect("rotate"), Rotation::Invalid);
+}
+
+async fn expired_sessions_and_inactive_users_do_not_rotate(app: TestApp) {
+    let repos = repos(&app);
+    let user = create_user(&repos, "exp@example.com", Role::Regular, true).await;
+    let past = Utc::now() - Duration::days(10);
+    repos
+        .sessions
+        .create(NewSession {
+            user_id: user,
+            refresh_token_hash: "old",
+            now: past,
+            expires_at: past + Duration::days(7),
+            user_agent: None,
+            ip: None,
+        })
+        .await
+        .expect("create");
+    let now = Utc::now();
+    assert_eq!(repos.sessions.rotate("old", "new", now, now + Duration::days(7)).await.expect("rotate"), Rotation::Invalid);
+    let inactive = create_user(&repos, "inactive@example.com", Role::Regular, false).await;
+    new_session(&repos, inactive, "inactive-hash").await;
+    assert_eq!(
+        repos.sessions.rotate("inactive-hash", "n2", now, now + Duration::days(7)).await.expect("rotate"),
+        Rotation::Invalid
+    );
+}
+
+async fn concurrent_rotations_of_one_token_have_one_winner(app: TestApp) {
+    let repos = repos(&app);
+    let user = create_user(&repos, "conc@example.com", Role::Regular, true).await;
+    new_session(&repos, user, "shared").await;
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let repos = repos.clone();
+        tasks.push(tokio::spawn(async move {
+            let now = Utc::now();
+            repos
+                .sessions
+                .rotate("shared", &format!("next-{i}"), now, now + Duration::days(7))
+                .await
+                .expect("rotate")
+        }));
+    }
+    let mut rotated = 0;
+    for task in tasks {
+        if matches!(task.await.expect("task"), Rotation::Rotated { .. }) {
+            rotated += 1;
+        }
+    }
+    assert_eq!(rotated, 1);
+}
+
+async fn revocation_by_session_and_by_user(app: TestApp) {
+    let repos = repos(&app);
+    let user = create_user(&repos, "rev@example.com", Role::Regular, true).await;
+    let s1 = new_session(&repos, user, "r1").await;
+    let s2 = new_session(&repos, user, "r2").await;
+    let s3 = new_session(&repos, user, "r3").await;
+    let now = Utc::now();
+    assert!(repos.sessions.revoke(s1, now).await.expect("revoke"));
+    assert!(!repos.sessions.revoke(s1, now).await.expect("revoke again"));
+    assert!(!repos.sessions.revoke(s3 + 100, now).await.expect("revoke unknown"));
+    assert_eq!(repos.sessions.revoke_all_for_user(user, Some(s3), now).await.expect("revoke all"), 1);
+    let live = |s| {
+        let repos = repos.clone();
+        async move { repos.sessions.find_with_user(s, user).await.expect("query").expect("session").session_revoked_at.is_none() }
+    };
+    assert!(!live(s1).await);
+    assert!(!live(s2).await);
+    assert!(live(s3).await);
+    assert_eq!(repos.sessions.revoke_all_for_user(user, None, now).await.expect("revoke all"), 1);
+    assert!(!live(s3).await);
+}
+
+async fn a_password_change_can_revoke_sessions_atomically(app: TestApp) {
+    let repos = repos(&app);
+    let user = create_user(&repos, "pw@example.com", Role::Regular, true).await;
+    let keep = new_session(&repos, user, "k").await;
+    let drop = new_session(&repos, user, "d").await;
+    let changes = UserChanges {
+        password_hash: Some("new-hash".into()),
+        ..UserChanges::default()
+    };
+    let updated = repos.users.update(user, &changes, RevokeSessions::AllExcept(keep), false, Utc::now()).await.expect("update");
+    assert_eq!(updated.password_hash, "new-hash");
+    let kept = repos.sessions.find_with_user(keep, user).await.expect("query").expect("session");
+    let dropped = repos.sessions.find_with_user(drop, user).await.expect("query").expect("session");
+    assert!(kept.session_revoked_at.is_none());
+    assert!(dropped.session_revoked_at.is_some());
+    // A session id with the wrong user is not found.
+    assert!(repos.sessions.find_with_user(keep, user + 1).await.expect("query").is_none());
+}
+
+async fn the_database_answers_health_checks(app: TestApp) {
+    repos(&app).health.ping().await.expect("ping");
+}
+
+both_backends!(
+    users_round_trip_with_their_fields,
+    a_second_user_with_the_same_email_is_email_taken,
+    concurrent_creates_of_one_email_make_exactly_one_user,
+    listing_filters_pages_and_counts,
+    updates_apply_only_the_given_fields,
+    the_last_active_admin_is_guarded,
+    two_admins_demoting_each_other_at_once_leave_one_admin,
+    deleting_a_user_deletes_their_sessions,
+    rotation_replaces_the_token_and_detects_reuse,
+    expired_sessions_and_inactive_users_do_not_rotate,
+    concurrent_rotations_of_one_token_have_one_winner,
+    revocation_by_session_and_by_user,
+    a_password_change_can_revoke_sessions_atomically,
+    the_database_answers_health_checks,
+);
