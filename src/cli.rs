@@ -43,7 +43,10 @@ pub async fn run() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve().await,
         Command::Migrate => migrate().await,
-        Command::CreateAdmin { email, password_stdin } => create_admin(&email, password_stdin).await,
+        Command::CreateAdmin {
+            email,
+            password_stdin,
+        } => create_admin(&email, password_stdin).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -57,7 +60,10 @@ pub async fn run() -> ExitCode {
 async fn serve() -> anyhow::Result<()> {
     let config = Config::from_env()?;
     tracing::info!(database = %config.database_url, "starting leptos-auth");
-    Application::build(config).await?.run_until(shutdown_signal()).await
+    Application::build(config)
+        .await?
+        .run_until(shutdown_signal())
+        .await
 }
 
 async fn migrate() -> anyhow::Result<()> {
@@ -75,7 +81,12 @@ async fn create_admin(email: &str, password_stdin: bool) -> anyhow::Result<()> {
     pool.migrate().await?;
     let services = Services::new(&config, pool.repositories())?;
     let result = async {
-        if let Some(user) = services.users.promote_to_admin(email).await.map_err(describe)? {
+        if let Some(user) = services
+            .users
+            .promote_to_admin(email)
+            .await
+            .map_err(describe)?
+        {
             println!("{} is now an admin (password unchanged)", user.email);
             return Ok(());
         }
@@ -84,7 +95,11 @@ async fn create_admin(email: &str, password_stdin: bool) -> anyhow::Result<()> {
         } else {
             prompt_password()?
         };
-        let user = services.users.create_admin(email, password).await.map_err(describe)?;
+        let user = services
+            .users
+            .create_admin(email, password)
+            .await
+            .map_err(describe)?;
         println!("created admin {} (id {})", user.email, user.id);
         Ok(())
     }
@@ -100,7 +115,10 @@ fn describe(err: ServiceError) -> anyhow::Error {
 /// First line of stdin, without its line ending; the password is otherwise used exactly as typed.
 fn read_password_line() -> anyhow::Result<SecretString> {
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).context("reading the password from stdin")?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from stdin")?;
     let password = line.strip_suffix('\n').unwrap_or(&line);
     let password = password.strip_suffix('\r').unwrap_or(password);
     anyhow::ensure!(!password.is_empty(), "no password on standard input");

@@ -110,7 +110,9 @@ impl Default for Argon2Settings {
 }
 
 fn default_parallelism() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
 }
 
 /// All settings of a running instance.
@@ -201,17 +203,29 @@ impl Config {
         if jwt_secret.len() < MIN_JWT_SECRET_BYTES {
             return Err(ConfigError::new(
                 "JWT_SECRET",
-                format!("must be at least {MIN_JWT_SECRET_BYTES} bytes long (got {})", jwt_secret.len()),
+                format!(
+                    "must be at least {MIN_JWT_SECRET_BYTES} bytes long (got {})",
+                    jwt_secret.len()
+                ),
             ));
         }
 
         let admin_email = get("ADMIN_EMAIL")
-            .map(|raw| Email::parse(&raw).map_err(|e| ConfigError::new("ADMIN_EMAIL", e.to_string())))
+            .map(|raw| {
+                Email::parse(&raw).map_err(|e| ConfigError::new("ADMIN_EMAIL", e.to_string()))
+            })
             .transpose()?;
         let admin_password = get("ADMIN_PASSWORD").map(SecretString::from);
         if admin_password.is_some() != admin_email.is_some() {
-            let missing = if admin_email.is_none() { "ADMIN_EMAIL" } else { "ADMIN_PASSWORD" };
-            return Err(ConfigError::new(missing, "ADMIN_EMAIL and ADMIN_PASSWORD must be set together"));
+            let missing = if admin_email.is_none() {
+                "ADMIN_EMAIL"
+            } else {
+                "ADMIN_PASSWORD"
+            };
+            return Err(ConfigError::new(
+                missing,
+                "ADMIN_EMAIL and ADMIN_PASSWORD must be set together",
+            ));
         }
 
         let password_min_length: usize = parse_or(&get, "PASSWORD_MIN_LENGTH", 12)?;
@@ -229,23 +243,45 @@ impl Config {
             parallelism: parse_or(&get, "ARGON2_PARALLELISM", defaults.parallelism)?,
             max_concurrent: parse_or(&get, "ARGON2_MAX_CONCURRENT", defaults.max_concurrent)?,
         };
-        argon2::Params::new(argon2.memory_kib, argon2.iterations, argon2.parallelism, None)
-            .map_err(|e| ConfigError::new("ARGON2_MEMORY_KIB", format!("invalid Argon2 parameters: {e}")))?;
+        argon2::Params::new(
+            argon2.memory_kib,
+            argon2.iterations,
+            argon2.parallelism,
+            None,
+        )
+        .map_err(|e| {
+            ConfigError::new(
+                "ARGON2_MEMORY_KIB",
+                format!("invalid Argon2 parameters: {e}"),
+            )
+        })?;
         if argon2.max_concurrent == 0 {
-            return Err(ConfigError::new("ARGON2_MAX_CONCURRENT", "must be at least 1"));
+            return Err(ConfigError::new(
+                "ARGON2_MAX_CONCURRENT",
+                "must be at least 1",
+            ));
         }
 
         let access_minutes: u64 = parse_or(&get, "ACCESS_TOKEN_EXPIRE_MINUTES", 15)?;
         if !(1..=24 * 60).contains(&access_minutes) {
-            return Err(ConfigError::new("ACCESS_TOKEN_EXPIRE_MINUTES", "must be between 1 and 1440"));
+            return Err(ConfigError::new(
+                "ACCESS_TOKEN_EXPIRE_MINUTES",
+                "must be between 1 and 1440",
+            ));
         }
         let refresh_days: u64 = parse_or(&get, "REFRESH_TOKEN_EXPIRE_DAYS", 7)?;
         if !(1..=365).contains(&refresh_days) {
-            return Err(ConfigError::new("REFRESH_TOKEN_EXPIRE_DAYS", "must be between 1 and 365"));
+            return Err(ConfigError::new(
+                "REFRESH_TOKEN_EXPIRE_DAYS",
+                "must be between 1 and 365",
+            ));
         }
         let database_max_connections: u32 = parse_or(&get, "DATABASE_MAX_CONNECTIONS", 10)?;
         if database_max_connections == 0 {
-            return Err(ConfigError::new("DATABASE_MAX_CONNECTIONS", "must be at least 1"));
+            return Err(ConfigError::new(
+                "DATABASE_MAX_CONNECTIONS",
+                "must be at least 1",
+            ));
         }
 
         let cors_origins = get("BACKEND_CORS_ORIGINS")
@@ -254,10 +290,15 @@ impl Config {
                     .map(|o| o.trim().trim_end_matches('/').to_owned())
                     .filter(|o| !o.is_empty())
                     .map(|o| {
-                        if (o.starts_with("http://") || o.starts_with("https://")) && http::HeaderValue::from_str(&o).is_ok() {
+                        if (o.starts_with("http://") || o.starts_with("https://"))
+                            && http::HeaderValue::from_str(&o).is_ok()
+                        {
                             Ok(o)
                         } else {
-                            Err(ConfigError::new("BACKEND_CORS_ORIGINS", format!("{o:?} is not an http(s) origin")))
+                            Err(ConfigError::new(
+                                "BACKEND_CORS_ORIGINS",
+                                format!("{o:?} is not an http(s) origin"),
+                            ))
                         }
                     })
                     .collect::<Result<Vec<_>, _>>()
@@ -281,7 +322,11 @@ impl Config {
             password_min_length,
             argon2,
             cors_origins,
-            site_addr: parse_or(&get, "LEPTOS_SITE_ADDR", SocketAddr::from(([127, 0, 0, 1], 3000)))?,
+            site_addr: parse_or(
+                &get,
+                "LEPTOS_SITE_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 3000)),
+            )?,
         })
     }
 
@@ -291,7 +336,11 @@ impl Config {
     }
 }
 
-fn parse_or<T: FromStr>(get: &impl Fn(&str) -> Option<String>, name: &'static str, default: T) -> Result<T, ConfigError>
+fn parse_or<T: FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+) -> Result<T, ConfigError>
 where
     T::Err: fmt::Display,
 {
@@ -304,12 +353,19 @@ where
     }
 }
 
-fn parse_bool_or(get: &impl Fn(&str) -> Option<String>, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+fn parse_bool_or(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
     match get(name).map(|v| v.trim().to_ascii_lowercase()) {
         None => Ok(default),
         Some(v) if matches!(v.as_str(), "true" | "1" | "yes" | "on") => Ok(true),
         Some(v) if matches!(v.as_str(), "false" | "0" | "no" | "off") => Ok(false),
-        Some(v) => Err(ConfigError::new(name, format!("expected true or false, got {v:?}"))),
+        Some(v) => Err(ConfigError::new(
+            name,
+            format!("expected true or false, got {v:?}"),
+        )),
     }
 }
 
@@ -360,7 +416,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn config_from(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(move |k| map.get(k).cloned())
     }
 
@@ -398,7 +457,10 @@ mod tests {
         let first = config_from(&[("DATA_DIR", data)]).expect("valid");
         let second = config_from(&[("DATA_DIR", data)]).expect("valid");
         assert!(first.jwt_secret.expose_secret().len() >= MIN_JWT_SECRET_BYTES);
-        assert_eq!(first.jwt_secret.expose_secret(), second.jwt_secret.expose_secret());
+        assert_eq!(
+            first.jwt_secret.expose_secret(),
+            second.jwt_secret.expose_secret()
+        );
     }
 
     #[test]
@@ -425,7 +487,11 @@ mod tests {
         let shown = format!("{url:?} {url}");
         assert!(!shown.contains("hunter2secret"), "{shown}");
         assert!(shown.contains("postgres://app:***@db.internal:5432/auth"));
-        let config = config_from(&[("JWT_SECRET", SECRET), ("DATABASE_URL", "postgres://app:hunter2secret@db/auth")]).expect("valid");
+        let config = config_from(&[
+            ("JWT_SECRET", SECRET),
+            ("DATABASE_URL", "postgres://app:hunter2secret@db/auth"),
+        ])
+        .expect("valid");
         let debug = format!("{config:?}");
         assert!(!debug.contains("hunter2secret"));
         assert!(!debug.contains(SECRET));

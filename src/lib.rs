@@ -10,6 +10,12 @@ pub mod app;
 /// Domain types shared by the server and the browser: emails, roles, user views.
 pub mod domain;
 
+/// The JSON REST API under `/api/v1` and the health endpoints.
+#[cfg(feature = "ssr")]
+pub mod api;
+/// Command-line interface: `serve`, `migrate`, `create-admin`.
+#[cfg(feature = "ssr")]
+pub mod cli;
 /// Settings read from the environment (and `.env`).
 #[cfg(feature = "ssr")]
 pub mod config;
@@ -22,15 +28,9 @@ pub mod repositories;
 /// Business rules: authentication, tokens, passwords and user management.
 #[cfg(feature = "ssr")]
 pub mod services;
-/// The JSON REST API under `/api/v1` and the health endpoints.
-#[cfg(feature = "ssr")]
-pub mod api;
 /// Application state, router assembly and serving.
 #[cfg(feature = "ssr")]
 pub mod startup;
-/// Command-line interface: `serve`, `migrate`, `create-admin`.
-#[cfg(feature = "ssr")]
-pub mod cli;
 /// Logging setup.
 #[cfg(feature = "ssr")]
 pub mod telemetry;

@@ -42,9 +42,12 @@ impl AppState {
     /// Connects to the database, applies migrations, wires the services and
     /// ensures the `ADMIN_EMAIL` admin exists when configured.
     pub async fn initialize(config: Config) -> anyhow::Result<(AppState, Pool)> {
-        let pool = Pool::connect(&config).await.context("opening the database")?;
+        let pool = Pool::connect(&config)
+            .await
+            .context("opening the database")?;
         pool.migrate().await.context("applying migrations")?;
-        let services = Services::new(&config, pool.repositories()).context("setting up password hashing")?;
+        let services =
+            Services::new(&config, pool.repositories()).context("setting up password hashing")?;
         ensure_configured_admin(&config, &services).await?;
         let state = AppState {
             leptos_options: leptos_options(&config)?,
@@ -67,13 +70,24 @@ async fn ensure_configured_admin(config: &Config, services: &Services) -> anyhow
     let (Some(email), Some(password)) = (&config.admin_email, &config.admin_password) else {
         return Ok(());
     };
-    match services.users.ensure_admin(email.as_str(), password.clone()).await {
-        Ok((user, true)) => tracing::info!(user_id = user.id, "created the admin account from ADMIN_EMAIL"),
-        Ok((user, false)) => tracing::info!(user_id = user.id, "the ADMIN_EMAIL account is an admin"),
+    match services
+        .users
+        .ensure_admin(email.as_str(), password.clone())
+        .await
+    {
+        Ok((user, true)) => tracing::info!(
+            user_id = user.id,
+            "created the admin account from ADMIN_EMAIL"
+        ),
+        Ok((user, false)) => {
+            tracing::info!(user_id = user.id, "the ADMIN_EMAIL account is an admin")
+        }
         Err(ServiceError::Invalid(field)) => {
             anyhow::bail!("invalid configuration: ADMIN_PASSWORD: {}", field.message)
         }
-        Err(err) => return Err(anyhow::Error::new(err).context("ensuring the ADMIN_EMAIL admin exists")),
+        Err(err) => {
+            return Err(anyhow::Error::new(err).context("ensuring the ADMIN_EMAIL admin exists"))
+        }
     }
     Ok(())
 }
@@ -107,7 +121,11 @@ pub fn router(state: AppState) -> Router {
                 })
                 .on_request(())
                 .on_response(|res: &Response, latency: Duration, _span: &tracing::Span| {
-                    tracing::info!(status = res.status().as_u16(), latency_ms = latency.as_secs_f64() * 1000.0, "request");
+                    tracing::info!(
+                        status = res.status().as_u16(),
+                        latency_ms = latency.as_secs_f64() * 1000.0,
+                        "request"
+                    );
                 })
                 .on_failure(()),
         )
@@ -126,11 +144,20 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
     if origins.is_empty() {
         return None;
     }
-    let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
     Some(
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(origins))
-            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ])
             .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
             .expose_headers([header::HeaderName::from_static("x-total-count")])
             .max_age(Duration::from_secs(3600)),
@@ -150,9 +177,9 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         let addr = config.site_addr;
         let (state, pool) = AppState::initialize(config).await?;
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("invalid configuration: LEPTOS_SITE_ADDR: cannot listen on {addr}"))?;
+        let listener = TcpListener::bind(addr).await.with_context(|| {
+            format!("invalid configuration: LEPTOS_SITE_ADDR: cannot listen on {addr}")
+        })?;
         Ok(Application {
             listener,
             router: router(state.clone()),
@@ -173,12 +200,16 @@ impl Application {
 
     /// Serves until `shutdown` completes, lets in-flight requests finish, then
     /// closes the database pool.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let addr = self.local_addr()?;
         tracing::info!("listening on http://{addr}");
         axum::serve(
             self.listener,
-            self.router.into_make_service_with_connect_info::<SocketAddr>(),
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
         .await

@@ -2,7 +2,9 @@
 
 use super::{
     error::{ApiError, ValidationItem},
-    extract::{body_kind, parse_json, parse_urlencoded, read_body, ApiJson, BearerToken, BodyKind, Client},
+    extract::{
+        body_kind, parse_json, parse_urlencoded, read_body, ApiJson, BearerToken, BodyKind, Client,
+    },
 };
 use crate::{services::TokenPair, startup::AppState};
 use axum::{
@@ -49,7 +51,11 @@ struct LoginBody {
 }
 
 /// `POST /api/v1/auth/login`.
-pub async fn login(State(state): State<AppState>, Client(client): Client, req: Request) -> Result<Response, ApiError> {
+pub async fn login(
+    State(state): State<AppState>,
+    Client(client): Client,
+    req: Request,
+) -> Result<Response, ApiError> {
     let kind = body_kind(req.headers());
     let bytes = read_body(req, &state).await?;
     let (body, email_field): (LoginBody, &str) = match kind {
@@ -65,10 +71,20 @@ pub async fn login(State(state): State<AppState>, Client(client): Client, req: R
     let mut missing = Vec::new();
     let email = body.email.or(body.username);
     if email.is_none() {
-        missing.push(ValidationItem::new("body", &[email_field], "Field required", "missing"));
+        missing.push(ValidationItem::new(
+            "body",
+            &[email_field],
+            "Field required",
+            "missing",
+        ));
     }
     if body.password.is_none() {
-        missing.push(ValidationItem::new("body", &["password"], "Field required", "missing"));
+        missing.push(ValidationItem::new(
+            "body",
+            &["password"],
+            "Field required",
+            "missing",
+        ));
     }
     let (Some(email), Some(password)) = (email, body.password) else {
         return Err(ApiError::Validation(missing));
@@ -84,13 +100,19 @@ pub struct RefreshBody {
 }
 
 /// `POST /api/v1/auth/refresh`.
-pub async fn refresh(State(state): State<AppState>, ApiJson(body): ApiJson<RefreshBody>) -> Result<Response, ApiError> {
+pub async fn refresh(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RefreshBody>,
+) -> Result<Response, ApiError> {
     let pair = state.services.auth.refresh(&body.refresh_token).await?;
     Ok(token_response(&pair))
 }
 
 /// `POST /api/v1/auth/logout`.
-pub async fn logout(State(state): State<AppState>, BearerToken(token): BearerToken) -> Result<Response, ApiError> {
+pub async fn logout(
+    State(state): State<AppState>,
+    BearerToken(token): BearerToken,
+) -> Result<Response, ApiError> {
     state.services.auth.logout(&token).await?;
     Ok(Json(json!({ "detail": "Successfully logged out" })).into_response())
 }

@@ -79,9 +79,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
             ApiError::NotAuthenticated => unauthorized("Not authenticated"),
-            ApiError::Validation(items) => {
-                (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "detail": items }))).into_response()
-            }
+            ApiError::Validation(items) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(json!({ "detail": items })),
+            )
+                .into_response(),
             ApiError::Request(status, message) => detail(status, message),
             ApiError::Service(err) => service_error_response(err),
         }
@@ -104,8 +106,13 @@ fn service_error_response(err: ServiceError) -> Response {
         E::EmailTaken => detail(StatusCode::BAD_REQUEST, &message),
         E::UserNotFound => detail(StatusCode::NOT_FOUND, &message),
         E::LastAdmin => detail(StatusCode::CONFLICT, &message),
-        E::Invalid(field) => ApiError::validation(ValidationItem::new("body", &[field.field], field.message, field.kind))
-            .into_response(),
+        E::Invalid(field) => ApiError::validation(ValidationItem::new(
+            "body",
+            &[field.field],
+            field.message,
+            field.kind,
+        ))
+        .into_response(),
         E::Unavailable(cause) => {
             tracing::error!(error = %cause, "database unavailable");
             detail(StatusCode::SERVICE_UNAVAILABLE, &message)

@@ -33,7 +33,12 @@ pub fn body_kind(headers: &HeaderMap) -> BodyKind {
     let Ok(value) = value.to_str() else {
         return BodyKind::Other;
     };
-    let mime = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let mime = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
     if mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json")) {
         BodyKind::Json
     } else if mime == "application/x-www-form-urlencoded" {
@@ -98,9 +103,12 @@ fn json_error_item(path: &str, err: &serde_json::Error) -> ApiError {
         .map(str::to_owned)
         .collect();
     let item = match err.classify() {
-        Category::Syntax | Category::Eof | Category::Io => {
-            ValidationItem::new("body", &[], "JSON decode error: the body is not valid JSON", "json_invalid")
-        }
+        Category::Syntax | Category::Eof | Category::Io => ValidationItem::new(
+            "body",
+            &[],
+            "JSON decode error: the body is not valid JSON",
+            "json_invalid",
+        ),
         Category::Data => {
             let (msg, kind) = if let Some(field) = missing_field(&message) {
                 segments.push(field);
@@ -190,9 +198,10 @@ impl<S: Send + Sync> FromRequestParts<S> for UserIdPath {
                 "int_parsing",
             ))
         };
-        let axum::extract::Path(raw) = axum::extract::Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|_| invalid())?;
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| invalid())?;
         match raw.parse::<i64>() {
             Ok(id) if id > 0 => Ok(UserIdPath(id)),
             _ => Err(invalid()),
@@ -207,7 +216,9 @@ impl<S: Send + Sync> FromRequestParts<S> for BearerToken {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        bearer_token(&parts.headers).map(BearerToken).ok_or(ApiError::NotAuthenticated)
+        bearer_token(&parts.headers)
+            .map(BearerToken)
+            .ok_or(ApiError::NotAuthenticated)
     }
 }
 
@@ -226,7 +237,10 @@ pub struct CurrentUser(pub Actor);
 impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let BearerToken(token) = BearerToken::from_request_parts(parts, state).await?;
         match state.services.auth.authenticate(&token).await {
             Ok(actor) => Ok(CurrentUser(actor)),
@@ -243,7 +257,10 @@ pub struct MaybeUser(pub Option<Actor>);
 impl FromRequestParts<AppState> for MaybeUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         if bearer_token(&parts.headers).is_none() {
             return Ok(MaybeUser(None));
         }
@@ -260,7 +277,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok());
         let ip = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -296,17 +316,26 @@ mod tests {
     #[test]
     fn missing_fields_are_located() {
         let item = &items(parse_json::<Body>(br#"{"nested": null}"#).unwrap_err())[0];
-        assert_eq!(item.loc, vec![serde_json::json!("body"), serde_json::json!("email")]);
+        assert_eq!(
+            item.loc,
+            vec![serde_json::json!("body"), serde_json::json!("email")]
+        );
         assert_eq!(item.kind, "missing");
         assert_eq!(item.msg, "Field required");
     }
 
     #[test]
     fn wrong_types_are_located_without_positions() {
-        let item = &items(parse_json::<Body>(br#"{"email": "a", "nested": {"count": "x"}}"#).unwrap_err())[0];
+        let item =
+            &items(parse_json::<Body>(br#"{"email": "a", "nested": {"count": "x"}}"#).unwrap_err())
+                [0];
         assert_eq!(
             item.loc,
-            vec![serde_json::json!("body"), serde_json::json!("nested"), serde_json::json!("count")]
+            vec![
+                serde_json::json!("body"),
+                serde_json::json!("nested"),
+                serde_json::json!("count")
+            ]
         );
         assert_eq!(item.kind, "type_error");
         assert!(!item.msg.contains("line"), "{}", item.msg);
@@ -314,18 +343,33 @@ mod tests {
 
     #[test]
     fn broken_json_is_json_invalid() {
-        for body in [&b"{\"email\": "[..], b"", b"not json", br#"{"email": "a"} trailing"#, b"[1,2]"] {
+        for body in [
+            &b"{\"email\": "[..],
+            b"",
+            b"not json",
+            br#"{"email": "a"} trailing"#,
+            b"[1,2]",
+        ] {
             let item = &items(parse_json::<Body>(body).unwrap_err())[0];
-            assert!(matches!(item.kind.as_str(), "json_invalid" | "type_error"), "{body:?}: {item:?}");
+            assert!(
+                matches!(item.kind.as_str(), "json_invalid" | "type_error"),
+                "{body:?}: {item:?}"
+            );
         }
     }
 
     #[test]
     fn bearer_tokens_are_read_case_insensitively() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::AUTHORIZATION, "bearer abc.def".parse().expect("header"));
+        headers.insert(
+            header::AUTHORIZATION,
+            "bearer abc.def".parse().expect("header"),
+        );
         assert_eq!(bearer_token(&headers).as_deref(), Some("abc.def"));
-        headers.insert(header::AUTHORIZATION, "Basic dXNlcjpwYXNz".parse().expect("header"));
+        headers.insert(
+            header::AUTHORIZATION,
+            "Basic dXNlcjpwYXNz".parse().expect("header"),
+        );
         assert_eq!(bearer_token(&headers), None);
         headers.insert(header::AUTHORIZATION, "Bearer ".parse().expect("header"));
         assert_eq!(bearer_token(&headers), None);

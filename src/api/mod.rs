@@ -30,10 +30,16 @@ pub fn router() -> Router<AppState> {
         .route("/auth/logout", post(auth::logout))
         .route("/users", get(users::list).post(users::create))
         .route("/users/", get(users::list).post(users::create))
-        .route("/users/me", get(users::me).put(users::update_me).patch(users::update_me))
+        .route(
+            "/users/me",
+            get(users::me).put(users::update_me).patch(users::update_me),
+        )
         .route(
             "/users/{user_id}",
-            get(users::get).put(users::update).patch(users::update).delete(users::delete),
+            get(users::get)
+                .put(users::update)
+                .patch(users::update)
+                .delete(users::delete),
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

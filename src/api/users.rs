@@ -43,7 +43,11 @@ pub async fn create(
         role: body.role,
         is_active: body.is_active,
     };
-    let user = state.services.users.register(caller.as_ref(), input).await?;
+    let user = state
+        .services
+        .users
+        .register(caller.as_ref(), input)
+        .await?;
     Ok((StatusCode::CREATED, Json(user.view())))
 }
 
@@ -109,7 +113,11 @@ pub async fn list(
             "query",
             &["limit"],
             format!("Input should be between 1 and {MAX_PAGE_SIZE}"),
-            if limit < 1 { "greater_than_equal" } else { "less_than_equal" },
+            if limit < 1 {
+                "greater_than_equal"
+            } else {
+                "less_than_equal"
+            },
         )));
     }
     let filter = UserFilter {
@@ -117,7 +125,11 @@ pub async fn list(
         role: query.role,
         is_active: query.is_active,
     };
-    let page = state.services.users.list(&actor, filter, skip, limit).await?;
+    let page = state
+        .services
+        .users
+        .list(&actor, filter, skip, limit)
+        .await?;
     let views: Vec<UserView> = page.users.iter().map(|u| u.view()).collect();
     let mut response = Json(views).into_response();
     response.headers_mut().insert(
@@ -158,7 +170,9 @@ pub async fn update(
         role: body.role,
         is_active: body.is_active,
     };
-    Ok(Json(state.services.users.update(&actor, id, input).await?.view()))
+    Ok(Json(
+        state.services.users.update(&actor, id, input).await?.view(),
+    ))
 }
 
 /// `DELETE /api/v1/users/{id}`: answers with the deleted user.

@@ -139,8 +139,17 @@ mod tests {
 
     #[test]
     fn control_characters_and_inner_spaces_are_rejected() {
-        for bad in ["a\r\nb@example.com", "a\0b@example.com", "a b@example.com", "a\tb@example.com"] {
-            assert_eq!(Email::parse(bad), Err(EmailError::ForbiddenCharacter), "{bad:?}");
+        for bad in [
+            "a\r\nb@example.com",
+            "a\0b@example.com",
+            "a b@example.com",
+            "a\tb@example.com",
+        ] {
+            assert_eq!(
+                Email::parse(bad),
+                Err(EmailError::ForbiddenCharacter),
+                "{bad:?}"
+            );
         }
     }
 

@@ -58,17 +58,25 @@ impl PasswordPolicy {
         // Count at most MAX+1 characters so a huge input costs nothing extra.
         let chars = password.chars().take(MAX_PASSWORD_CHARS + 1).count();
         if chars > MAX_PASSWORD_CHARS {
-            return Err(PasswordError::TooLong { max: MAX_PASSWORD_CHARS });
+            return Err(PasswordError::TooLong {
+                max: MAX_PASSWORD_CHARS,
+            });
         }
         if chars < self.min_chars {
-            return Err(PasswordError::TooShort { min: self.min_chars });
+            return Err(PasswordError::TooShort {
+                min: self.min_chars,
+            });
         }
         Ok(())
     }
 
     /// The whole policy. `email_local_part` is the part of the account's email
     /// before the `@`, when known.
-    pub fn check(&self, password: &str, email_local_part: Option<&str>) -> Result<(), PasswordError> {
+    pub fn check(
+        &self,
+        password: &str,
+        email_local_part: Option<&str>,
+    ) -> Result<(), PasswordError> {
         self.check_length(password)?;
         let lowered = password.to_lowercase();
         let mut inputs = Vec::new();
@@ -140,7 +148,12 @@ mod tests {
     #[test]
     fn common_passwords_are_rejected_with_feedback() {
         let policy = PasswordPolicy::default();
-        for weak in ["password1234", "qwertyuiopas", "aaaaaaaaaaaa", "123456789012"] {
+        for weak in [
+            "password1234",
+            "qwertyuiopas",
+            "aaaaaaaaaaaa",
+            "123456789012",
+        ] {
             match policy.check(weak, None) {
                 Err(PasswordError::TooWeak { feedback }) => assert!(!feedback.is_empty()),
                 other => panic!("{weak}: expected TooWeak, got {other:?}"),
@@ -161,7 +174,10 @@ mod tests {
     fn strong_passwords_pass_and_are_not_trimmed_or_composition_checked() {
         let policy = PasswordPolicy::default();
         assert_eq!(policy.check("correct horse battery staple", None), Ok(()));
-        assert_eq!(policy.check("  spaces around tulip lantern  ", None), Ok(()));
+        assert_eq!(
+            policy.check("  spaces around tulip lantern  ", None),
+            Ok(())
+        );
         assert_eq!(policy.check("ünïcödé-pässwörd-mit-🦀-krebs", None), Ok(()));
     }
 }

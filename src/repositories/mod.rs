@@ -181,7 +181,12 @@ pub trait UserRepository: Send + Sync {
     /// The user with this (canonical) email.
     async fn find_by_email(&self, email: &Email) -> RepoResult<Option<User>>;
     /// One page of users ordered by id, and the number of matches before paging.
-    async fn list(&self, filter: &UserFilter, offset: i64, limit: i64) -> RepoResult<(Vec<User>, i64)>;
+    async fn list(
+        &self,
+        filter: &UserFilter,
+        offset: i64,
+        limit: i64,
+    ) -> RepoResult<(Vec<User>, i64)>;
     /// Applies `changes` and revokes sessions as asked, atomically. With
     /// `keep_an_active_admin`, refuses ([`RepoError::LastAdmin`]) when the user
     /// is the last active admin and the change removes their admin power.
@@ -194,7 +199,12 @@ pub trait UserRepository: Send + Sync {
         now: DateTime<Utc>,
     ) -> RepoResult<User>;
     /// Replaces the password hash without touching sessions (rehash on login).
-    async fn set_password_hash(&self, id: i64, password_hash: &str, now: DateTime<Utc>) -> RepoResult<()>;
+    async fn set_password_hash(
+        &self,
+        id: i64,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> RepoResult<()>;
     /// Deletes a user (sessions go with it); refuses to delete the last active admin.
     async fn delete(&self, id: i64) -> RepoResult<User>;
 }
@@ -215,11 +225,20 @@ pub trait SessionRepository: Send + Sync {
         new_expires_at: DateTime<Utc>,
     ) -> RepoResult<Rotation>;
     /// The session and its user, for the per-request authentication check.
-    async fn find_with_user(&self, session_id: i64, user_id: i64) -> RepoResult<Option<SessionWithUser>>;
+    async fn find_with_user(
+        &self,
+        session_id: i64,
+        user_id: i64,
+    ) -> RepoResult<Option<SessionWithUser>>;
     /// Revokes one session; `false` when it was already revoked or does not exist.
     async fn revoke(&self, session_id: i64, now: DateTime<Utc>) -> RepoResult<bool>;
     /// Revokes every live session of a user, optionally keeping one.
-    async fn revoke_all_for_user(&self, user_id: i64, except: Option<i64>, now: DateTime<Utc>) -> RepoResult<u64>;
+    async fn revoke_all_for_user(
+        &self,
+        user_id: i64,
+        except: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> RepoResult<u64>;
 }
 
 /// The repositories of one database, shared by all services.

@@ -64,24 +64,35 @@ impl UserRepository for SqliteStore {
     }
 
     async fn find_by_id(&self, id: i64) -> RepoResult<Option<User>> {
-        Ok(sqlx::query_as::<_, User>(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_as::<_, User>(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     async fn find_by_email(&self, email: &Email) -> RepoResult<Option<User>> {
-        Ok(sqlx::query_as::<_, User>(&format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1"))
-            .bind(email.as_str())
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(sqlx::query_as::<_, User>(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE email = $1"
+        ))
+        .bind(email.as_str())
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
-    async fn list(&self, filter: &UserFilter, offset: i64, limit: i64) -> RepoResult<(Vec<User>, i64)> {
+    async fn list(
+        &self,
+        filter: &UserFilter,
+        offset: i64,
+        limit: i64,
+    ) -> RepoResult<(Vec<User>, i64)> {
         fn push_filter(qb: &mut QueryBuilder<'_, sqlx::Sqlite>, filter: &UserFilter) {
             qb.push(" WHERE TRUE");
             if let Some(needle) = &filter.email_contains {
-                qb.push(" AND email LIKE ").push_bind(like_contains(&needle.to_lowercase())).push(" ESCAPE '\\'");
+                qb.push(" AND email LIKE ")
+                    .push_bind(like_contains(&needle.to_lowercase()))
+                    .push(" ESCAPE '\\'");
             }
             if let Some(role) = filter.role {
                 qb.push(" AND role = ").push_bind(role.as_str());
@@ -96,7 +107,10 @@ impl UserRepository for SqliteStore {
 
         let mut page = QueryBuilder::new(format!("SELECT {USER_COLUMNS} FROM users"));
         push_filter(&mut page, filter);
-        page.push(" ORDER BY id LIMIT ").push_bind(limit).push(" OFFSET ").push_bind(offset);
+        page.push(" ORDER BY id LIMIT ")
+            .push_bind(limit)
+            .push(" OFFSET ")
+            .push_bind(offset);
         let users = page.build_query_as::<User>().fetch_all(&self.pool).await?;
         Ok((users, total))
     }
@@ -134,11 +148,16 @@ impl UserRepository for SqliteStore {
         .await
         .map_err(map_unique)?;
         let Some(user) = updated else {
-            let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)")
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-            return Err(if exists { RepoError::LastAdmin } else { RepoError::NotFound });
+            let exists: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)")
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            return Err(if exists {
+                RepoError::LastAdmin
+            } else {
+                RepoError::NotFound
+            });
         };
         if let Some(except) = revoke.sessions_to_keep() {
             revoke_all(&mut *tx, id, except, now).await?;
@@ -147,7 +166,12 @@ impl UserRepository for SqliteStore {
         Ok(user)
     }
 
-    async fn set_password_hash(&self, id: i64, password_hash: &str, now: DateTime<Utc>) -> RepoResult<()> {
+    async fn set_password_hash(
+        &self,
+        id: i64,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> RepoResult<()> {
         sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
             .bind(id)
             .bind(password_hash)
@@ -171,11 +195,16 @@ impl UserRepository for SqliteStore {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(user) = deleted else {
-            let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)")
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-            return Err(if exists { RepoError::LastAdmin } else { RepoError::NotFound });
+            let exists: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)")
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            return Err(if exists {
+                RepoError::LastAdmin
+            } else {
+                RepoError::NotFound
+            });
         };
         tx.commit().await?;
         Ok(user)
@@ -233,7 +262,10 @@ impl SessionRepository for SqliteStore {
         .fetch_optional(&self.pool)
         .await?;
         if let Some((session_id, user_id)) = rotated {
-            return Ok(Rotation::Rotated { session_id, user_id });
+            return Ok(Rotation::Rotated {
+                session_id,
+                user_id,
+            });
         }
         let reused: Option<(i64, i64)> = sqlx::query_as(
             "UPDATE sessions SET revoked_at = $2
@@ -245,12 +277,19 @@ impl SessionRepository for SqliteStore {
         .fetch_optional(&self.pool)
         .await?;
         Ok(match reused {
-            Some((session_id, user_id)) => Rotation::ReuseDetected { session_id, user_id },
+            Some((session_id, user_id)) => Rotation::ReuseDetected {
+                session_id,
+                user_id,
+            },
             None => Rotation::Invalid,
         })
     }
 
-    async fn find_with_user(&self, session_id: i64, user_id: i64) -> RepoResult<Option<SessionWithUser>> {
+    async fn find_with_user(
+        &self,
+        session_id: i64,
+        user_id: i64,
+    ) -> RepoResult<Option<SessionWithUser>> {
         let row = sqlx::query_as::<_, SessionUserRow>(
             "SELECT u.id, u.email, u.password_hash, u.role, u.is_active, u.created_at, u.updated_at,
                     s.revoked_at AS session_revoked_at, s.expires_at AS session_expires_at
@@ -269,15 +308,21 @@ impl SessionRepository for SqliteStore {
     }
 
     async fn revoke(&self, session_id: i64, now: DateTime<Utc>) -> RepoResult<bool> {
-        let result = sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-            .bind(session_id)
-            .bind(ts(now))
-            .execute(&self.pool)
-            .await?;
+        let result =
+            sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                .bind(session_id)
+                .bind(ts(now))
+                .execute(&self.pool)
+                .await?;
         Ok(result.rows_affected() > 0)
     }
 
-    async fn revoke_all_for_user(&self, user_id: i64, except: Option<i64>, now: DateTime<Utc>) -> RepoResult<u64> {
+    async fn revoke_all_for_user(
+        &self,
+        user_id: i64,
+        except: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> RepoResult<u64> {
         revoke_all(&self.pool, user_id, except, now).await
     }
 }

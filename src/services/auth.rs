@@ -37,7 +37,12 @@ pub struct AuthService {
 
 impl AuthService {
     /// Builds the service.
-    pub fn new(repos: Repositories, hasher: PasswordHasher, tokens: TokenService, refresh_ttl: Duration) -> Self {
+    pub fn new(
+        repos: Repositories,
+        hasher: PasswordHasher,
+        tokens: TokenService,
+        refresh_ttl: Duration,
+    ) -> Self {
         AuthService {
             repos,
             hasher,
@@ -54,9 +59,20 @@ impl AuthService {
     /// several devices coexist). Unknown email and wrong password fail the same
     /// way and take the same time (a dummy hash is verified for unknown emails).
     #[tracing::instrument(skip_all)]
-    pub async fn login(&self, email: &str, password: SecretString, client: &ClientInfo) -> ServiceResult<TokenPair> {
+    pub async fn login(
+        &self,
+        email: &str,
+        password: SecretString,
+        client: &ClientInfo,
+    ) -> ServiceResult<TokenPair> {
         // No account can have an over-long password: refuse before hashing.
-        if password.expose_secret().chars().take(MAX_PASSWORD_CHARS + 1).count() > MAX_PASSWORD_CHARS {
+        if password
+            .expose_secret()
+            .chars()
+            .take(MAX_PASSWORD_CHARS + 1)
+            .count()
+            > MAX_PASSWORD_CHARS
+        {
             return Err(ServiceError::InvalidCredentials);
         }
         let user = match Email::parse(email) {
@@ -65,7 +81,10 @@ impl AuthService {
         };
         let verification = self
             .hasher
-            .verify(password.clone(), user.as_ref().map(|u| u.password_hash.clone()))
+            .verify(
+                password.clone(),
+                user.as_ref().map(|u| u.password_hash.clone()),
+            )
             .await?;
         let user = match user {
             Some(user) if verification.matches => user,
@@ -78,11 +97,18 @@ impl AuthService {
             // Upgrading the stored hash must never fail the sign-in.
             match self.hasher.hash(password).await {
                 Ok(hash) => {
-                    if let Err(err) = self.repos.users.set_password_hash(user.id, &hash, Utc::now()).await {
+                    if let Err(err) = self
+                        .repos
+                        .users
+                        .set_password_hash(user.id, &hash, Utc::now())
+                        .await
+                    {
                         tracing::warn!(user_id = user.id, error = %err, "could not store the upgraded password hash");
                     }
                 }
-                Err(err) => tracing::warn!(user_id = user.id, error = %err, "could not rehash the password"),
+                Err(err) => {
+                    tracing::warn!(user_id = user.id, error = %err, "could not rehash the password")
+                }
             }
         }
         self.open_session(user.id, client).await
@@ -90,7 +116,11 @@ impl AuthService {
 
     /// Opens a session for a user whose identity is already proven (sign-in, or
     /// registration through the pages) and returns its tokens.
-    pub async fn open_session(&self, user_id: i64, client: &ClientInfo) -> ServiceResult<TokenPair> {
+    pub async fn open_session(
+        &self,
+        user_id: i64,
+        client: &ClientInfo,
+    ) -> ServiceResult<TokenPair> {
         let now = Utc::now();
         let refresh = self.tokens.new_refresh_token();
         let session_id = self
@@ -134,17 +164,32 @@ impl AuthService {
         let rotation = self
             .repos
             .sessions
-            .rotate(&hash_refresh_token(refresh_token), &next.hash, now, self.refresh_expiry(now))
+            .rotate(
+                &hash_refresh_token(refresh_token),
+                &next.hash,
+                now,
+                self.refresh_expiry(now),
+            )
             .await?;
         match rotation {
-            Rotation::Rotated { session_id, user_id } => Ok(TokenPair {
+            Rotation::Rotated {
+                session_id,
+                user_id,
+            } => Ok(TokenPair {
                 access_token: self.tokens.issue_access(user_id, session_id, now)?,
                 refresh_token: next.token,
                 expires_in: self.tokens.access_ttl_seconds(),
                 session_id,
             }),
-            Rotation::ReuseDetected { session_id, user_id } => {
-                tracing::warn!(session_id, user_id, "refresh token reuse detected: session revoked");
+            Rotation::ReuseDetected {
+                session_id,
+                user_id,
+            } => {
+                tracing::warn!(
+                    session_id,
+                    user_id,
+                    "refresh token reuse detected: session revoked"
+                );
                 Err(ServiceError::InvalidRefreshToken)
             }
             Rotation::Invalid => Err(ServiceError::InvalidRefreshToken),
@@ -155,7 +200,10 @@ impl AuthService {
     /// the user in one query, so logout, deactivation, deletion and role
     /// changes take effect on the next request.
     pub async fn authenticate(&self, access_token: &str) -> ServiceResult<Actor> {
-        let claims = self.tokens.verify_access(access_token).map_err(|_| ServiceError::InvalidToken)?;
+        let claims = self
+            .tokens
+            .verify_access(access_token)
+            .map_err(|_| ServiceError::InvalidToken)?;
         let user_id = claims.user_id().ok_or(ServiceError::InvalidToken)?;
         let found = self
             .repos
@@ -179,7 +227,12 @@ impl AuthService {
     #[tracing::instrument(skip_all)]
     pub async fn logout(&self, access_token: &str) -> ServiceResult<()> {
         let actor = self.authenticate(access_token).await?;
-        if self.repos.sessions.revoke(actor.session_id, Utc::now()).await? {
+        if self
+            .repos
+            .sessions
+            .revoke(actor.session_id, Utc::now())
+            .await?
+        {
             Ok(())
         } else {
             Err(ServiceError::TokenAlreadyInvalidated)

@@ -153,7 +153,10 @@ impl From<RepoError> for ServiceError {
             RepoError::NotFound => ServiceError::UserNotFound,
             RepoError::LastAdmin => ServiceError::LastAdmin,
             RepoError::Database(
-                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_),
+                sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_),
             ) => ServiceError::Unavailable(err),
             RepoError::Database(e) => ServiceError::Internal(e.into()),
         }
@@ -185,7 +188,10 @@ pub struct Services {
 
 impl Services {
     /// Wires the services over the given repositories.
-    pub fn new(config: &Config, repositories: Repositories) -> Result<Services, passwords::HashError> {
+    pub fn new(
+        config: &Config,
+        repositories: Repositories,
+    ) -> Result<Services, passwords::HashError> {
         let hasher = PasswordHasher::new(&config.argon2)?;
         let tokens = TokenService::new(
             &config.jwt_secret,
@@ -193,13 +199,22 @@ impl Services {
             &config.jwt_audience,
             config.access_token_ttl,
         );
-        let auth = AuthService::new(repositories.clone(), hasher.clone(), tokens, config.refresh_token_ttl);
+        let auth = AuthService::new(
+            repositories.clone(),
+            hasher.clone(),
+            tokens,
+            config.refresh_token_ttl,
+        );
         let users = UserService::new(
             repositories.clone(),
             hasher,
             config.password_policy(),
             config.allow_registration,
         );
-        Ok(Services { auth, users, repositories })
+        Ok(Services {
+            auth,
+            users,
+            repositories,
+        })
     }
 }

@@ -7,7 +7,9 @@
 
 use crate::config::Argon2Settings;
 use argon2::{
-    password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString},
+    password_hash::{
+        rand_core::OsRng, PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString,
+    },
     Algorithm, Argon2, Params, Version,
 };
 use secrecy::{ExposeSecret, SecretString};
@@ -48,8 +50,13 @@ pub struct PasswordHasher {
 impl PasswordHasher {
     /// Builds a hasher; computes the dummy hash once (a few tens of milliseconds).
     pub fn new(settings: &Argon2Settings) -> Result<Self, HashError> {
-        let params = Params::new(settings.memory_kib, settings.iterations, settings.parallelism, None)
-            .map_err(|e| HashError::Argon2(e.to_string()))?;
+        let params = Params::new(
+            settings.memory_kib,
+            settings.iterations,
+            settings.parallelism,
+            None,
+        )
+        .map_err(|e| HashError::Argon2(e.to_string()))?;
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
         let salt = SaltString::generate(&mut OsRng);
         let dummy_password = SaltString::generate(&mut OsRng);
@@ -80,7 +87,11 @@ impl PasswordHasher {
 
     /// Checks `password` against `stored` (or against the dummy hash when there
     /// is no user, which never matches but costs the same).
-    pub async fn verify(&self, password: SecretString, stored: Option<String>) -> Result<Verification, HashError> {
+    pub async fn verify(
+        &self,
+        password: SecretString,
+        stored: Option<String>,
+    ) -> Result<Verification, HashError> {
         let argon2 = self.argon2.clone();
         let params = self.params.clone();
         let has_user = stored.is_some();
@@ -96,7 +107,9 @@ impl PasswordHasher {
                     })
                 }
             };
-            let matches = argon2.verify_password(password.expose_secret().as_bytes(), &parsed).is_ok();
+            let matches = argon2
+                .verify_password(password.expose_secret().as_bytes(), &parsed)
+                .is_ok();
             Ok(Verification {
                 matches: matches && has_user,
                 needs_rehash: matches && has_user && !uses_params(&parsed, &params),
@@ -109,7 +122,12 @@ impl PasswordHasher {
         &self,
         work: impl FnOnce() -> Result<T, HashError> + Send + 'static,
     ) -> Result<T, HashError> {
-        let permit = self.permits.clone().acquire_owned().await.map_err(|_| HashError::Closed)?;
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| HashError::Closed)?;
         tokio::task::spawn_blocking(move || {
             let result = work();
             drop(permit);
@@ -121,7 +139,8 @@ impl PasswordHasher {
 
 /// Whether a stored hash was made with exactly these Argon2id parameters.
 fn uses_params(hash: &PasswordHash<'_>, params: &Params) -> bool {
-    if hash.algorithm != Algorithm::Argon2id.ident() || hash.version != Some(Version::V0x13.into()) {
+    if hash.algorithm != Algorithm::Argon2id.ident() || hash.version != Some(Version::V0x13.into())
+    {
         return false;
     }
     match Params::try_from(hash) {
@@ -154,20 +173,41 @@ mod tests {
     #[tokio::test]
     async fn hashes_are_salted_argon2id_phc_strings_that_verify() {
         let hasher = PasswordHasher::new(&settings(1024)).expect("hasher");
-        let a = hasher.hash(secret("correct horse battery staple")).await.expect("hash");
-        let b = hasher.hash(secret("correct horse battery staple")).await.expect("hash");
+        let a = hasher
+            .hash(secret("correct horse battery staple"))
+            .await
+            .expect("hash");
+        let b = hasher
+            .hash(secret("correct horse battery staple"))
+            .await
+            .expect("hash");
         assert!(a.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"), "{a}");
         assert_ne!(a, b, "each hash has its own salt");
-        let ok = hasher.verify(secret("correct horse battery staple"), Some(a.clone())).await.expect("verify");
-        assert_eq!(ok, Verification { matches: true, needs_rehash: false });
-        let wrong = hasher.verify(secret("Correct horse battery staple"), Some(a)).await.expect("verify");
+        let ok = hasher
+            .verify(secret("correct horse battery staple"), Some(a.clone()))
+            .await
+            .expect("verify");
+        assert_eq!(
+            ok,
+            Verification {
+                matches: true,
+                needs_rehash: false
+            }
+        );
+        let wrong = hasher
+            .verify(secret("Correct horse battery staple"), Some(a))
+            .await
+            .expect("verify");
         assert!(!wrong.matches);
     }
 
     #[tokio::test]
     async fn a_missing_user_never_matches() {
         let hasher = PasswordHasher::new(&settings(1024)).expect("hasher");
-        let result = hasher.verify(secret("anything at all here"), None).await.expect("verify");
+        let result = hasher
+            .verify(secret("anything at all here"), None)
+            .await
+            .expect("verify");
         assert!(!result.matches);
     }
 
@@ -175,15 +215,30 @@ mod tests {
     async fn hashes_with_other_parameters_are_flagged_for_rehash() {
         let old = PasswordHasher::new(&settings(1024)).expect("hasher");
         let new = PasswordHasher::new(&settings(2048)).expect("hasher");
-        let stored = old.hash(secret("correct horse battery staple")).await.expect("hash");
-        let result = new.verify(secret("correct horse battery staple"), Some(stored)).await.expect("verify");
-        assert_eq!(result, Verification { matches: true, needs_rehash: true });
+        let stored = old
+            .hash(secret("correct horse battery staple"))
+            .await
+            .expect("hash");
+        let result = new
+            .verify(secret("correct horse battery staple"), Some(stored))
+            .await
+            .expect("verify");
+        assert_eq!(
+            result,
+            Verification {
+                matches: true,
+                needs_rehash: true
+            }
+        );
     }
 
     #[tokio::test]
     async fn a_corrupt_stored_hash_does_not_match_and_does_not_fail() {
         let hasher = PasswordHasher::new(&settings(1024)).expect("hasher");
-        let result = hasher.verify(secret("whatever"), Some("not-a-phc-string".into())).await.expect("verify");
+        let result = hasher
+            .verify(secret("whatever"), Some("not-a-phc-string".into()))
+            .await
+            .expect("verify");
         assert!(!result.matches);
     }
 }

@@ -102,7 +102,12 @@ impl TokenService {
     }
 
     /// Signs an access token for this user and session.
-    pub fn issue_access(&self, user_id: i64, session_id: i64, now: DateTime<Utc>) -> Result<String, jsonwebtoken::errors::Error> {
+    pub fn issue_access(
+        &self,
+        user_id: i64,
+        session_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
         let iat = now.timestamp();
         let claims = AccessClaims {
             sub: user_id.to_string(),
@@ -170,7 +175,12 @@ mod tests {
     const SECRET: &str = "unit-test-secret-unit-test-secret-0123456789";
 
     fn service() -> TokenService {
-        TokenService::new(&SecretString::from(SECRET), "leptos-auth", "leptos-auth", Duration::from_secs(900))
+        TokenService::new(
+            &SecretString::from(SECRET),
+            "leptos-auth",
+            "leptos-auth",
+            Duration::from_secs(900),
+        )
     }
 
     fn forge(header: &str, claims: &serde_json::Value, signature: &str) -> String {
@@ -191,7 +201,8 @@ mod tests {
     }
 
     fn sign(claims: &serde_json::Value, key: &[u8], alg: Algorithm) -> String {
-        jsonwebtoken::encode(&Header::new(alg), claims, &EncodingKey::from_secret(key)).expect("sign")
+        jsonwebtoken::encode(&Header::new(alg), claims, &EncodingKey::from_secret(key))
+            .expect("sign")
     }
 
     #[test]
@@ -213,8 +224,14 @@ mod tests {
         let tokens = service();
         for alg in ["none", "None", "NONE", "nOnE"] {
             let header = format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#);
-            assert_eq!(tokens.verify_access(&forge(&header, &valid_claims(), "")), Err(TokenError::Invalid));
-            assert_eq!(tokens.verify_access(&forge(&header, &valid_claims(), "sig")), Err(TokenError::Invalid));
+            assert_eq!(
+                tokens.verify_access(&forge(&header, &valid_claims(), "")),
+                Err(TokenError::Invalid)
+            );
+            assert_eq!(
+                tokens.verify_access(&forge(&header, &valid_claims(), "sig")),
+                Err(TokenError::Invalid)
+            );
         }
     }
 
@@ -222,11 +239,25 @@ mod tests {
     fn other_keys_and_algorithms_are_refused() {
         let tokens = service();
         let claims = valid_claims();
-        assert!(tokens.verify_access(&sign(&claims, SECRET.as_bytes(), Algorithm::HS256)).is_ok());
-        assert_eq!(tokens.verify_access(&sign(&claims, b"secret", Algorithm::HS256)), Err(TokenError::Invalid));
-        assert_eq!(tokens.verify_access(&sign(&claims, b"", Algorithm::HS256)), Err(TokenError::Invalid));
-        assert_eq!(tokens.verify_access(&sign(&claims, SECRET.as_bytes(), Algorithm::HS512)), Err(TokenError::Invalid));
-        assert_eq!(tokens.verify_access(&sign(&claims, SECRET.as_bytes(), Algorithm::HS384)), Err(TokenError::Invalid));
+        assert!(tokens
+            .verify_access(&sign(&claims, SECRET.as_bytes(), Algorithm::HS256))
+            .is_ok());
+        assert_eq!(
+            tokens.verify_access(&sign(&claims, b"secret", Algorithm::HS256)),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(
+            tokens.verify_access(&sign(&claims, b"", Algorithm::HS256)),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(
+            tokens.verify_access(&sign(&claims, SECRET.as_bytes(), Algorithm::HS512)),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(
+            tokens.verify_access(&sign(&claims, SECRET.as_bytes(), Algorithm::HS384)),
+            Err(TokenError::Invalid)
+        );
     }
 
     #[test]
@@ -237,7 +268,12 @@ mod tests {
         let mut claims: serde_json::Value =
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).expect("b64")).expect("json");
         claims["sub"] = serde_json::json!("1");
-        let tampered = format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode(claims.to_string()), parts[2]);
+        let tampered = format!(
+            "{}.{}.{}",
+            parts[0],
+            URL_SAFE_NO_PAD.encode(claims.to_string()),
+            parts[2]
+        );
         assert_eq!(tokens.verify_access(&tampered), Err(TokenError::Invalid));
         let stripped = format!("{}.{}.", parts[0], parts[1]);
         assert_eq!(tokens.verify_access(&stripped), Err(TokenError::Invalid));
@@ -249,13 +285,22 @@ mod tests {
         let key = SECRET.as_bytes();
         let mut expired = valid_claims();
         expired["exp"] = serde_json::json!(Utc::now().timestamp() - 1);
-        assert_eq!(tokens.verify_access(&sign(&expired, key, Algorithm::HS256)), Err(TokenError::Invalid));
+        assert_eq!(
+            tokens.verify_access(&sign(&expired, key, Algorithm::HS256)),
+            Err(TokenError::Invalid)
+        );
         let mut wrong_iss = valid_claims();
         wrong_iss["iss"] = serde_json::json!("someone-else");
-        assert_eq!(tokens.verify_access(&sign(&wrong_iss, key, Algorithm::HS256)), Err(TokenError::Invalid));
+        assert_eq!(
+            tokens.verify_access(&sign(&wrong_iss, key, Algorithm::HS256)),
+            Err(TokenError::Invalid)
+        );
         let mut wrong_aud = valid_claims();
         wrong_aud["aud"] = serde_json::json!("another-api");
-        assert_eq!(tokens.verify_access(&sign(&wrong_aud, key, Algorithm::HS256)), Err(TokenError::Invalid));
+        assert_eq!(
+            tokens.verify_access(&sign(&wrong_aud, key, Algorithm::HS256)),
+            Err(TokenError::Invalid)
+        );
     }
 
     #[test]
@@ -277,18 +322,32 @@ mod tests {
         let tokens = service();
         let mut claims = valid_claims();
         claims["type"] = serde_json::json!("refresh");
-        assert_eq!(tokens.verify_access(&sign(&claims, SECRET.as_bytes(), Algorithm::HS256)), Err(TokenError::WrongType));
+        assert_eq!(
+            tokens.verify_access(&sign(&claims, SECRET.as_bytes(), Algorithm::HS256)),
+            Err(TokenError::WrongType)
+        );
     }
 
     #[test]
     fn malformed_and_huge_tokens_are_refused() {
         let tokens = service();
-        for bad in ["", "abc", "a.b", "a.b.c.d", "...", &"a".repeat(100_000), &format!("{}.{}.{}", "a".repeat(3000), "b".repeat(3000), "c")] {
+        for bad in [
+            "",
+            "abc",
+            "a.b",
+            "a.b.c.d",
+            "...",
+            &"a".repeat(100_000),
+            &format!("{}.{}.{}", "a".repeat(3000), "b".repeat(3000), "c"),
+        ] {
             assert_eq!(tokens.verify_access(bad), Err(TokenError::Invalid));
         }
         let mut non_numeric = valid_claims();
         non_numeric["sub"] = serde_json::json!("alice");
-        assert_eq!(tokens.verify_access(&sign(&non_numeric, SECRET.as_bytes(), Algorithm::HS256)), Err(TokenError::Invalid));
+        assert_eq!(
+            tokens.verify_access(&sign(&non_numeric, SECRET.as_bytes(), Algorithm::HS256)),
+            Err(TokenError::Invalid)
+        );
     }
 
     #[test]
@@ -297,7 +356,13 @@ mod tests {
         let a = tokens.new_refresh_token();
         let b = tokens.new_refresh_token();
         assert_ne!(a.token.expose_secret(), b.token.expose_secret());
-        assert_eq!(URL_SAFE_NO_PAD.decode(a.token.expose_secret()).expect("b64").len(), 32);
+        assert_eq!(
+            URL_SAFE_NO_PAD
+                .decode(a.token.expose_secret())
+                .expect("b64")
+                .len(),
+            32
+        );
         assert_eq!(a.hash, hash_refresh_token(a.token.expose_secret()));
         assert_eq!(a.hash.len(), 64);
         assert_ne!(a.hash, a.token.expose_secret().to_owned());

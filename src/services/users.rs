@@ -59,7 +59,12 @@ pub struct UserService {
 
 impl UserService {
     /// Builds the service.
-    pub fn new(repos: Repositories, hasher: PasswordHasher, policy: PasswordPolicy, allow_registration: bool) -> Self {
+    pub fn new(
+        repos: Repositories,
+        hasher: PasswordHasher,
+        policy: PasswordPolicy,
+        allow_registration: bool,
+    ) -> Self {
         UserService {
             repos,
             hasher,
@@ -83,7 +88,12 @@ impl UserService {
     }
 
     /// Applies the password policy, then hashes (never hash what the policy refuses).
-    async fn checked_hash(&self, password: &SecretString, email: &Email, field: &'static str) -> ServiceResult<String> {
+    async fn checked_hash(
+        &self,
+        password: &SecretString,
+        email: &Email,
+        field: &'static str,
+    ) -> ServiceResult<String> {
         self.policy
             .check(password.expose_secret(), Some(email.local_part()))
             .map_err(|e| ServiceError::invalid(field, e.to_string()))?;
@@ -94,7 +104,11 @@ impl UserService {
     /// regular user, and only while registration is open; admins may choose
     /// the role and the activity.
     #[tracing::instrument(skip_all)]
-    pub async fn register(&self, caller: Option<&Actor>, input: NewUserInput) -> ServiceResult<User> {
+    pub async fn register(
+        &self,
+        caller: Option<&Actor>,
+        input: NewUserInput,
+    ) -> ServiceResult<User> {
         let by_admin = caller.is_some_and(Actor::is_admin);
         if !by_admin {
             if input.role.is_some_and(|r| r != Role::Regular) || input.is_active == Some(false) {
@@ -105,7 +119,9 @@ impl UserService {
             }
         }
         let email = Self::parse_email(&input.email)?;
-        let password_hash = self.checked_hash(&input.password, &email, "password").await?;
+        let password_hash = self
+            .checked_hash(&input.password, &email, "password")
+            .await?;
         Ok(self
             .repos
             .users
@@ -132,7 +148,9 @@ impl UserService {
         if new_email.is_none() && input.password.is_none() {
             return Ok(me.clone());
         }
-        let current = input.current_password.ok_or(ServiceError::missing("current_password"))?;
+        let current = input
+            .current_password
+            .ok_or(ServiceError::missing("current_password"))?;
         let effective_email = match &new_email {
             Some(email) => email.clone(),
             None => Self::parse_email(&me.email)?,
@@ -142,7 +160,10 @@ impl UserService {
                 .check(password.expose_secret(), Some(effective_email.local_part()))
                 .map_err(|e| ServiceError::invalid("password", e.to_string()))?;
         }
-        let verification = self.hasher.verify(current, Some(me.password_hash.clone())).await?;
+        let verification = self
+            .hasher
+            .verify(current, Some(me.password_hash.clone()))
+            .await?;
         if !verification.matches {
             return Err(ServiceError::IncorrectPassword);
         }
@@ -160,13 +181,21 @@ impl UserService {
             password_hash,
             ..UserChanges::default()
         };
-        Ok(self.repos.users.update(me.id, &changes, revoke, false, Utc::now()).await?)
+        Ok(self
+            .repos
+            .users
+            .update(me.id, &changes, revoke, false, Utc::now())
+            .await?)
     }
 
     /// Deletes the caller's own account after checking their password (the last
     /// active admin cannot).
     #[tracing::instrument(skip_all, fields(user_id = actor.user.id))]
-    pub async fn delete_me(&self, actor: &Actor, current_password: SecretString) -> ServiceResult<User> {
+    pub async fn delete_me(
+        &self,
+        actor: &Actor,
+        current_password: SecretString,
+    ) -> ServiceResult<User> {
         let verification = self
             .hasher
             .verify(current_password, Some(actor.user.password_hash.clone()))
@@ -180,11 +209,21 @@ impl UserService {
     /// Admin: one user.
     pub async fn get(&self, actor: &Actor, id: i64) -> ServiceResult<User> {
         actor.require_admin()?;
-        self.repos.users.find_by_id(id).await?.ok_or(ServiceError::UserNotFound)
+        self.repos
+            .users
+            .find_by_id(id)
+            .await?
+            .ok_or(ServiceError::UserNotFound)
     }
 
     /// Admin: a filtered page of users ordered by id, with the total count.
-    pub async fn list(&self, actor: &Actor, filter: UserFilter, offset: i64, limit: i64) -> ServiceResult<UserPage> {
+    pub async fn list(
+        &self,
+        actor: &Actor,
+        filter: UserFilter,
+        offset: i64,
+        limit: i64,
+    ) -> ServiceResult<UserPage> {
         actor.require_admin()?;
         let (users, total) = self.repos.users.list(&filter, offset, limit).await?;
         Ok(UserPage { users, total })
@@ -194,9 +233,19 @@ impl UserService {
     /// user out everywhere (except the admin's own session when they edit
     /// themselves); demoting or deactivating the last active admin is refused.
     #[tracing::instrument(skip_all, fields(user_id = id))]
-    pub async fn update(&self, actor: &Actor, id: i64, input: UpdateUserInput) -> ServiceResult<User> {
+    pub async fn update(
+        &self,
+        actor: &Actor,
+        id: i64,
+        input: UpdateUserInput,
+    ) -> ServiceResult<User> {
         actor.require_admin()?;
-        let target = self.repos.users.find_by_id(id).await?.ok_or(ServiceError::UserNotFound)?;
+        let target = self
+            .repos
+            .users
+            .find_by_id(id)
+            .await?
+            .ok_or(ServiceError::UserNotFound)?;
         let new_email = input.email.as_deref().map(Self::parse_email).transpose()?;
         let password_hash = match &input.password {
             Some(password) => {
@@ -221,7 +270,11 @@ impl UserService {
             is_active: input.is_active,
         };
         let guard = changes.removes_admin_power();
-        Ok(self.repos.users.update(id, &changes, revoke, guard, Utc::now()).await?)
+        Ok(self
+            .repos
+            .users
+            .update(id, &changes, revoke, guard, Utc::now())
+            .await?)
     }
 
     /// Admin: deletes a user (their sessions go with them). The last active
@@ -248,7 +301,10 @@ impl UserService {
             ..UserChanges::default()
         };
         Ok(Some(
-            self.repos.users.update(user.id, &changes, RevokeSessions::None, false, Utc::now()).await?,
+            self.repos
+                .users
+                .update(user.id, &changes, RevokeSessions::None, false, Utc::now())
+                .await?,
         ))
     }
 
@@ -272,7 +328,11 @@ impl UserService {
 
     /// Operator: ensures an admin with this email exists. Promotes an existing
     /// account (its password is never overwritten) or creates one.
-    pub async fn ensure_admin(&self, email: &str, password: SecretString) -> ServiceResult<(User, bool)> {
+    pub async fn ensure_admin(
+        &self,
+        email: &str,
+        password: SecretString,
+    ) -> ServiceResult<(User, bool)> {
         if let Some(user) = self.promote_to_admin(email).await? {
             return Ok((user, false));
         }

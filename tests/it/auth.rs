@@ -10,37 +10,60 @@ async fn login_with_json_email_returns_a_bearer_token_pair(app: TestApp) {
     response.assert_status(StatusCode::OK);
     assert_eq!(response.body["token_type"], "bearer");
     assert_eq!(response.body["expires_in"], 900);
-    assert!(response.body["access_token"].as_str().is_some_and(|t| t.split('.').count() == 3));
-    assert!(response.body["refresh_token"].as_str().is_some_and(|t| t.len() >= 22));
+    assert!(response.body["access_token"]
+        .as_str()
+        .is_some_and(|t| t.split('.').count() == 3));
+    assert!(response.body["refresh_token"]
+        .as_str()
+        .is_some_and(|t| t.len() >= 22));
     assert_eq!(response.headers["cache-control"], "no-store");
-    let me = app.get("/api/v1/users/me", response.body["access_token"].as_str()).await;
+    let me = app
+        .get("/api/v1/users/me", response.body["access_token"].as_str())
+        .await;
     me.assert_status(StatusCode::OK);
     assert_eq!(me.body["email"], "alice@example.com");
 }
 
 async fn login_accepts_the_oauth2_password_form_and_json_username(app: TestApp) {
     app.user("form@example.com").await;
-    let form = format!("username={}&password={}", "FORM%40example.com", PASSWORD.replace(' ', "+"));
+    let form = format!(
+        "username={}&password={}",
+        "FORM%40example.com",
+        PASSWORD.replace(' ', "+")
+    );
     let response = app
-        .post_raw("/api/v1/auth/login", Some("application/x-www-form-urlencoded"), form)
+        .post_raw(
+            "/api/v1/auth/login",
+            Some("application/x-www-form-urlencoded"),
+            form,
+        )
         .await;
     response.assert_status(StatusCode::OK);
     assert_eq!(response.body["token_type"], "bearer");
 
     let json_username = app
-        .post("/api/v1/auth/login", json!({ "username": "form@example.com", "password": PASSWORD }), None)
+        .post(
+            "/api/v1/auth/login",
+            json!({ "username": "form@example.com", "password": PASSWORD }),
+            None,
+        )
         .await;
     json_username.assert_status(StatusCode::OK);
 }
 
 async fn unknown_email_and_wrong_password_get_the_same_answer(app: TestApp) {
     app.user("bob@example.com").await;
-    let wrong = app.login_response("bob@example.com", "not the right password").await;
+    let wrong = app
+        .login_response("bob@example.com", "not the right password")
+        .await;
     let unknown = app.login_response("nobody@example.com", PASSWORD).await;
     wrong.assert_error(StatusCode::UNAUTHORIZED, "Incorrect email or password");
     unknown.assert_error(StatusCode::UNAUTHORIZED, "Incorrect email or password");
     assert_eq!(wrong.text, unknown.text);
-    assert_eq!(wrong.headers.get("www-authenticate"), unknown.headers.get("www-authenticate"));
+    assert_eq!(
+        wrong.headers.get("www-authenticate"),
+        unknown.headers.get("www-authenticate")
+    );
     // Not even a malformed email or an over-long password gets another answer.
     app.login_response("not-an-email", PASSWORD)
         .await
@@ -52,7 +75,9 @@ async fn unknown_email_and_wrong_password_get_the_same_answer(app: TestApp) {
 
 async fn login_email_is_case_insensitive_but_the_password_is_exact(app: TestApp) {
     app.user("carol@example.com").await;
-    app.login_response("  CAROL@Example.com ", PASSWORD).await.assert_status(StatusCode::OK);
+    app.login_response("  CAROL@Example.com ", PASSWORD)
+        .await
+        .assert_status(StatusCode::OK);
     app.login_response("carol@example.com", &format!(" {PASSWORD}"))
         .await
         .assert_status(StatusCode::UNAUTHORIZED);
@@ -64,9 +89,13 @@ async fn login_email_is_case_insensitive_but_the_password_is_exact(app: TestApp)
 async fn a_deactivated_user_with_the_right_password_is_told_inactive(app: TestApp) {
     let (_, admin) = app.admin("root@example.com").await;
     let (id, _) = app.user("dave@example.com").await;
-    app.patch(&format!("/api/v1/users/{id}"), json!({ "is_active": false }), Some(&admin.access))
-        .await
-        .assert_status(StatusCode::OK);
+    app.patch(
+        &format!("/api/v1/users/{id}"),
+        json!({ "is_active": false }),
+        Some(&admin.access),
+    )
+    .await
+    .assert_status(StatusCode::OK);
     app.login_response("dave@example.com", PASSWORD)
         .await
         .assert_error(StatusCode::UNAUTHORIZED, "Inactive user");
@@ -77,18 +106,30 @@ async fn a_deactivated_user_with_the_right_password_is_told_inactive(app: TestAp
 }
 
 async fn login_without_fields_is_a_422(app: TestApp) {
-    app.post("/api/v1/auth/login", json!({ "email": "a@example.com" }), None)
-        .await
-        .assert_validation(&["body", "password"]);
+    app.post(
+        "/api/v1/auth/login",
+        json!({ "email": "a@example.com" }),
+        None,
+    )
+    .await
+    .assert_validation(&["body", "password"]);
     app.post("/api/v1/auth/login", json!({ "password": PASSWORD }), None)
         .await
         .assert_validation(&["body", "email"]);
-    app.post_raw("/api/v1/auth/login", Some("application/x-www-form-urlencoded"), "password=x")
-        .await
-        .assert_validation(&["body", "username"]);
-    app.post_raw("/api/v1/auth/login", Some("application/json"), "{\"email\": ")
-        .await
-        .assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    app.post_raw(
+        "/api/v1/auth/login",
+        Some("application/x-www-form-urlencoded"),
+        "password=x",
+    )
+    .await
+    .assert_validation(&["body", "username"]);
+    app.post_raw(
+        "/api/v1/auth/login",
+        Some("application/json"),
+        "{\"email\": ",
+    )
+    .await
+    .assert_status(StatusCode::UNPROCESSABLE_ENTITY);
     app.post_raw("/api/v1/auth/login", Some("text/plain"), "hello")
         .await
         .assert_status(StatusCode::UNSUPPORTED_MEDIA_TYPE);
@@ -102,8 +143,12 @@ async fn each_login_opens_its_own_session(app: TestApp) {
         .await
         .assert_status(StatusCode::OK);
     // The phone's session is untouched.
-    app.get("/api/v1/users/me", Some(&phone.access)).await.assert_status(StatusCode::OK);
-    app.refresh(&phone.refresh).await.assert_status(StatusCode::OK);
+    app.get("/api/v1/users/me", Some(&phone.access))
+        .await
+        .assert_status(StatusCode::OK);
+    app.refresh(&phone.refresh)
+        .await
+        .assert_status(StatusCode::OK);
     app.refresh(&laptop.refresh)
         .await
         .assert_error(StatusCode::UNAUTHORIZED, "Invalid refresh token");
@@ -117,14 +162,26 @@ async fn refresh_rotates_the_pair(app: TestApp) {
     let second = tokens_of(&response);
     assert_ne!(second.refresh, first.refresh);
     assert_ne!(second.access, first.access);
-    app.get("/api/v1/users/me", Some(&second.access)).await.assert_status(StatusCode::OK);
-    let third = tokens_of(app.refresh(&second.refresh).await.assert_status(StatusCode::OK));
-    app.get("/api/v1/users/me", Some(&third.access)).await.assert_status(StatusCode::OK);
+    app.get("/api/v1/users/me", Some(&second.access))
+        .await
+        .assert_status(StatusCode::OK);
+    let third = tokens_of(
+        app.refresh(&second.refresh)
+            .await
+            .assert_status(StatusCode::OK),
+    );
+    app.get("/api/v1/users/me", Some(&third.access))
+        .await
+        .assert_status(StatusCode::OK);
 }
 
 async fn reusing_a_rotated_refresh_token_revokes_the_whole_session(app: TestApp) {
     let (_, first) = app.user("reuse@example.com").await;
-    let second = tokens_of(app.refresh(&first.refresh).await.assert_status(StatusCode::OK));
+    let second = tokens_of(
+        app.refresh(&first.refresh)
+            .await
+            .assert_status(StatusCode::OK),
+    );
     // The old token again: reuse.
     app.refresh(&first.refresh)
         .await
@@ -141,7 +198,9 @@ async fn reusing_a_rotated_refresh_token_revokes_the_whole_session(app: TestApp)
         .assert_status(StatusCode::UNAUTHORIZED);
     // Another session of the same user is unaffected.
     let other = app.login("reuse@example.com", PASSWORD).await;
-    app.get("/api/v1/users/me", Some(&other.access)).await.assert_status(StatusCode::OK);
+    app.get("/api/v1/users/me", Some(&other.access))
+        .await
+        .assert_status(StatusCode::OK);
 }
 
 async fn concurrent_refreshes_of_one_token_have_exactly_one_winner(app: TestApp) {
@@ -154,7 +213,9 @@ async fn concurrent_refreshes_of_one_token_have_exactly_one_winner(app: TestApp)
             use tower::ServiceExt;
             let request = axum::http::Request::post("/api/v1/auth/refresh")
                 .header("content-type", "application/json")
-                .body(axum::body::Body::from(json!({ "refresh_token": token }).to_string()))
+                .body(axum::body::Body::from(
+                    json!({ "refresh_token": token }).to_string(),
+                ))
                 .expect("request");
             router.oneshot(request).await.expect("response").status()
         }));
@@ -165,7 +226,12 @@ async fn concurrent_refreshes_of_one_token_have_exactly_one_winner(app: TestApp)
     }
     let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
     assert_eq!(ok, 1, "{statuses:?}");
-    assert!(statuses.iter().all(|s| *s == StatusCode::OK || *s == StatusCode::UNAUTHORIZED), "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::OK || *s == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
 }
 
 async fn refresh_refuses_garbage_and_access_tokens(app: TestApp) {
@@ -173,7 +239,14 @@ async fn refresh_refuses_garbage_and_access_tokens(app: TestApp) {
     app.refresh(&tokens.access)
         .await
         .assert_error(StatusCode::UNAUTHORIZED, "Invalid token type");
-    for garbage in ["", "garbage", &"a".repeat(10_000), "a.b.c", &"b.".repeat(4_000), "'; DROP TABLE sessions; --"] {
+    for garbage in [
+        "",
+        "garbage",
+        &"a".repeat(10_000),
+        "a.b.c",
+        &"b.".repeat(4_000),
+        "'; DROP TABLE sessions; --",
+    ] {
         app.refresh(garbage)
             .await
             .assert_error(StatusCode::UNAUTHORIZED, "Invalid refresh token");
@@ -228,10 +301,21 @@ async fn login_upgrades_a_hash_made_with_old_parameters(app: TestApp) {
     .expect("hasher");
     let legacy_hash = old.hash(PASSWORD.to_owned().into()).await.expect("hash");
     let users = &app.state.services.repositories.users;
-    users.set_password_hash(id, &legacy_hash, chrono::Utc::now()).await.expect("store");
+    users
+        .set_password_hash(id, &legacy_hash, chrono::Utc::now())
+        .await
+        .expect("store");
     app.login("legacy@example.com", PASSWORD).await;
-    let stored = users.find_by_id(id).await.expect("query").expect("user").password_hash;
-    assert!(stored.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"), "{stored}");
+    let stored = users
+        .find_by_id(id)
+        .await
+        .expect("query")
+        .expect("user")
+        .password_hash;
+    assert!(
+        stored.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"),
+        "{stored}"
+    );
     app.login("legacy@example.com", PASSWORD).await;
 }
 

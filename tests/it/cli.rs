@@ -1,7 +1,7 @@
 //! The `leptos-auth` binary: `migrate`, `create-admin`, and `serve` started
 //! with no configuration at all from a fresh working directory.
 
-use crate::common::{PASSWORD, JWT_SECRET};
+use crate::common::{JWT_SECRET, PASSWORD};
 use std::{
     io::{BufRead, BufReader, Write},
     process::{Command, Stdio},
@@ -42,8 +42,16 @@ fn create_admin(dir: &std::path::Path, email: &str, password: &str) -> std::proc
 #[test]
 fn migrate_creates_the_default_sqlite_database() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let output = command(dir.path()).arg("migrate").env("JWT_SECRET", JWT_SECRET).output().expect("run");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = command(dir.path())
+        .arg("migrate")
+        .env("JWT_SECRET", JWT_SECRET)
+        .output()
+        .expect("run");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(dir.path().join("data/leptos-auth.db").is_file());
 }
 
@@ -53,14 +61,25 @@ fn create_admin_applies_the_password_policy_and_promotes_existing_users() {
     let weak = create_admin(dir.path(), "ops@example.com", "password");
     assert!(!weak.status.success());
     let message = String::from_utf8_lossy(&weak.stderr);
-    assert!(message.contains("Password must be at least 12 characters"), "{message}");
+    assert!(
+        message.contains("Password must be at least 12 characters"),
+        "{message}"
+    );
 
     let created = create_admin(dir.path(), "ops@example.com", PASSWORD);
-    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
     assert!(String::from_utf8_lossy(&created.stdout).contains("created admin ops@example.com"));
 
     let again = create_admin(dir.path(), "OPS@example.com", "ignored, never read");
-    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
     assert!(String::from_utf8_lossy(&again.stdout).contains("is now an admin (password unchanged)"));
 }
 
@@ -121,7 +140,11 @@ fn serve_starts_with_no_configuration_and_stops_on_sigterm() {
     };
     assert!(dir.path().join("data/leptos-auth.db").is_file());
     assert!(dir.path().join("data/jwt-secret").is_file());
-    assert!(seen.iter().any(|l| l.contains("generated a development secret")), "{seen:#?}");
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("generated a development secret")),
+        "{seen:#?}"
+    );
 
     let health = http_get(&addr, "/health");
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
@@ -130,16 +153,27 @@ fn serve_starts_with_no_configuration_and_stops_on_sigterm() {
     let login = http_post(&addr, "/api/v1/auth/login", &body);
     assert!(login.starts_with("HTTP/1.1 200"), "{login}");
     // No token ever appears in the logs.
-    let token = login.split("\"access_token\":\"").nth(1).and_then(|r| r.split('"').next()).expect("token").to_owned();
+    let token = login
+        .split("\"access_token\":\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("token")
+        .to_owned();
 
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
     assert!(status.success());
     let output = child.wait_with_output().expect("exits");
     assert!(output.status.success(), "exit status {:?}", output.status);
     let mut logs: Vec<String> = rx.try_iter().collect();
     logs.extend(seen);
     let logs = logs.join("\n");
-    assert!(logs.contains("path=/api/v1/auth/login") && logs.contains("status=200"), "{logs}");
+    assert!(
+        logs.contains("path=/api/v1/auth/login") && logs.contains("status=200"),
+        "{logs}"
+    );
     assert!(!logs.contains(&token), "a token was logged");
     assert!(!logs.contains(PASSWORD), "a password was logged");
 }
@@ -147,7 +181,9 @@ fn serve_starts_with_no_configuration_and_stops_on_sigterm() {
 fn http_request(addr: &str, request: &str) -> String {
     use std::io::Read;
     let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     stream.write_all(request.as_bytes()).expect("send");
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("read");
@@ -155,7 +191,10 @@ fn http_request(addr: &str, request: &str) -> String {
 }
 
 fn http_get(addr: &str, path: &str) -> String {
-    http_request(addr, &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"))
+    http_request(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+    )
 }
 
 fn http_post(addr: &str, path: &str, body: &str) -> String {

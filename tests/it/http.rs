@@ -13,33 +13,68 @@ async fn health_and_readiness_answer(app: TestApp) {
     let health = app.get("/health", None).await;
     health.assert_status(StatusCode::OK);
     assert_eq!(health.body, json!({ "status": "healthy" }));
-    app.get("/health/ready", None).await.assert_status(StatusCode::OK);
+    app.get("/health/ready", None)
+        .await
+        .assert_status(StatusCode::OK);
 }
 
 async fn oversized_bodies_are_refused_with_413(app: TestApp) {
     let huge_password = "p".repeat(20 * 1024);
     let response = app
-        .post("/api/v1/users", json!({ "email": "big@example.com", "password": huge_password }), None)
+        .post(
+            "/api/v1/users",
+            json!({ "email": "big@example.com", "password": huge_password }),
+            None,
+        )
         .await;
     response.assert_error(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large");
-    let megabyte = format!("{{\"email\":\"a@example.com\",\"password\":\"{}\"}}", "x".repeat(1024 * 1024));
+    let megabyte = format!(
+        "{{\"email\":\"a@example.com\",\"password\":\"{}\"}}",
+        "x".repeat(1024 * 1024)
+    );
     app.post_raw("/api/v1/auth/login", Some("application/json"), megabyte)
         .await
         .assert_status(StatusCode::PAYLOAD_TOO_LARGE);
-    app.post_raw("/api/v1/auth/refresh", Some("application/json"), "{\"refresh_token\":\"".to_owned() + &"r".repeat(100_000) + "\"}")
-        .await
-        .assert_status(StatusCode::PAYLOAD_TOO_LARGE);
+    app.post_raw(
+        "/api/v1/auth/refresh",
+        Some("application/json"),
+        "{\"refresh_token\":\"".to_owned() + &"r".repeat(100_000) + "\"}",
+    )
+    .await
+    .assert_status(StatusCode::PAYLOAD_TOO_LARGE);
 }
 
 async fn malformed_json_and_wrong_types_are_4xx(app: TestApp) {
-    for body in ["{", "{\"email\": \"a@example.com\",", "null", "[]", "\"text\"", "{\"email\": 5, \"password\": []}", "{\"email\": \"a\\u0000@example.com\", \"password\": \"x\"}"] {
-        let response = app.post_raw("/api/v1/users", Some("application/json"), body.to_owned()).await;
-        assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {}", response.text);
-        assert!(response.body["detail"].is_array(), "{body}: {}", response.text);
+    for body in [
+        "{",
+        "{\"email\": \"a@example.com\",",
+        "null",
+        "[]",
+        "\"text\"",
+        "{\"email\": 5, \"password\": []}",
+        "{\"email\": \"a\\u0000@example.com\", \"password\": \"x\"}",
+    ] {
+        let response = app
+            .post_raw("/api/v1/users", Some("application/json"), body.to_owned())
+            .await;
+        assert_eq!(
+            response.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            response.text
+        );
+        assert!(
+            response.body["detail"].is_array(),
+            "{body}: {}",
+            response.text
+        );
     }
     app.post_raw("/api/v1/users", Some("application/xml"), "<user/>")
         .await
-        .assert_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json");
+        .assert_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/json",
+        );
     let (_, tokens) = app.user("types@example.com").await;
     let mut request = Request::builder()
         .method(Method::PATCH)
@@ -48,8 +83,12 @@ async fn malformed_json_and_wrong_types_are_4xx(app: TestApp) {
         .header("content-type", "application/json")
         .body(Body::from("{\"email\": [1, 2]}"))
         .expect("request");
-    request.headers_mut().insert("x-extra", "1".parse().expect("header"));
-    app.send(request).await.assert_validation(&["body", "email"]);
+    request
+        .headers_mut()
+        .insert("x-extra", "1".parse().expect("header"));
+    app.send(request)
+        .await
+        .assert_validation(&["body", "email"]);
 }
 
 async fn users_collection_answers_with_and_without_trailing_slash(app: TestApp) {
@@ -59,14 +98,22 @@ async fn users_collection_answers_with_and_without_trailing_slash(app: TestApp) 
     plain.assert_status(StatusCode::OK);
     slash.assert_status(StatusCode::OK);
     assert_eq!(plain.body, slash.body);
-    app.register("slash@example.com", PASSWORD).await.assert_status(StatusCode::CREATED);
-    app.post("/api/v1/users/", json!({ "email": "slash2@example.com", "password": PASSWORD }), None)
+    app.register("slash@example.com", PASSWORD)
         .await
         .assert_status(StatusCode::CREATED);
+    app.post(
+        "/api/v1/users/",
+        json!({ "email": "slash2@example.com", "password": PASSWORD }),
+        None,
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
 }
 
 async fn unknown_api_routes_and_methods_answer_in_json(app: TestApp) {
-    app.get("/api/v1/nope", None).await.assert_error(StatusCode::NOT_FOUND, "Not Found");
+    app.get("/api/v1/nope", None)
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "Not Found");
     app.call(Method::DELETE, "/api/v1/auth/login", None, None)
         .await
         .assert_error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
@@ -82,8 +129,12 @@ fn forge(header: serde_json::Value, claims: serde_json::Value, signature: &str) 
 }
 
 fn sign(claims: &serde_json::Value, key: &[u8], alg: jsonwebtoken::Algorithm) -> String {
-    jsonwebtoken::encode(&jsonwebtoken::Header::new(alg), claims, &jsonwebtoken::EncodingKey::from_secret(key))
-        .expect("sign")
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(alg),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(key),
+    )
+    .expect("sign")
 }
 
 async fn forged_and_broken_tokens_are_401_never_5xx(app: TestApp) {
@@ -96,11 +147,23 @@ async fn forged_and_broken_tokens_are_401_never_5xx(app: TestApp) {
     let mut attacks = vec![
         forge(json!({ "alg": "none", "typ": "JWT" }), claims.clone(), ""),
         forge(json!({ "alg": "NoNe", "typ": "JWT" }), claims.clone(), ""),
-        forge(json!({ "alg": "HS256", "typ": "JWT", "jwk": { "kty": "oct", "k": "c2VjcmV0" } }), claims.clone(), "x"),
+        forge(
+            json!({ "alg": "HS256", "typ": "JWT", "jwk": { "kty": "oct", "k": "c2VjcmV0" } }),
+            claims.clone(),
+            "x",
+        ),
         sign(&claims, b"secret", jsonwebtoken::Algorithm::HS256),
         sign(&claims, b"", jsonwebtoken::Algorithm::HS256),
-        sign(&claims, JWT_SECRET.as_bytes(), jsonwebtoken::Algorithm::HS512),
-        format!("{}.{}", tokens.access.split('.').next().expect("header"), payload),
+        sign(
+            &claims,
+            JWT_SECRET.as_bytes(),
+            jsonwebtoken::Algorithm::HS512,
+        ),
+        format!(
+            "{}.{}",
+            tokens.access.split('.').next().expect("header"),
+            payload
+        ),
         format!("{}.x", tokens.access),
         format!("{}.", tokens.access.rsplit_once('.').expect("sig").0),
         "a".repeat(100_000),
@@ -108,7 +171,12 @@ async fn forged_and_broken_tokens_are_401_never_5xx(app: TestApp) {
     let mut tampered = claims.clone();
     tampered["sub"] = json!((id + 1).to_string());
     let parts: Vec<&str> = tokens.access.split('.').collect();
-    attacks.push(format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode(tampered.to_string()), parts[2]));
+    attacks.push(format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(tampered.to_string()),
+        parts[2]
+    ));
     for (field, value) in [
         ("exp", json!(now - 10)),
         ("iss", json!("evil")),
@@ -118,40 +186,73 @@ async fn forged_and_broken_tokens_are_401_never_5xx(app: TestApp) {
     ] {
         let mut bad = claims.clone();
         bad[field] = value;
-        attacks.push(sign(&bad, JWT_SECRET.as_bytes(), jsonwebtoken::Algorithm::HS256));
+        attacks.push(sign(
+            &bad,
+            JWT_SECRET.as_bytes(),
+            jsonwebtoken::Algorithm::HS256,
+        ));
     }
     let mut no_exp = claims.clone();
     no_exp.as_object_mut().expect("object").remove("exp");
-    attacks.push(sign(&no_exp, JWT_SECRET.as_bytes(), jsonwebtoken::Algorithm::HS256));
+    attacks.push(sign(
+        &no_exp,
+        JWT_SECRET.as_bytes(),
+        jsonwebtoken::Algorithm::HS256,
+    ));
 
     for token in &attacks {
         let response = app.get("/api/v1/users/me", Some(token)).await;
         response.assert_error(StatusCode::UNAUTHORIZED, "Could not validate credentials");
     }
     // The genuine token still works: the attacks above were refused for what they are.
-    app.get("/api/v1/users/me", Some(&tokens.access)).await.assert_status(StatusCode::OK);
+    app.get("/api/v1/users/me", Some(&tokens.access))
+        .await
+        .assert_status(StatusCode::OK);
     // A validly signed token for a session that does not exist.
     let mut ghost = claims.clone();
     ghost["sid"] = json!(987654);
-    app.get("/api/v1/users/me", Some(&sign(&ghost, JWT_SECRET.as_bytes(), jsonwebtoken::Algorithm::HS256)))
-        .await
-        .assert_status(StatusCode::UNAUTHORIZED);
+    app.get(
+        "/api/v1/users/me",
+        Some(&sign(
+            &ghost,
+            JWT_SECRET.as_bytes(),
+            jsonwebtoken::Algorithm::HS256,
+        )),
+    )
+    .await
+    .assert_status(StatusCode::UNAUTHORIZED);
 }
 
 async fn tokens_in_the_query_string_are_ignored(app: TestApp) {
     let (_, tokens) = app.user("query@example.com").await;
-    app.get(&format!("/api/v1/users/me?access_token={}", tokens.access), None)
-        .await
-        .assert_error(StatusCode::UNAUTHORIZED, "Not authenticated");
+    app.get(
+        &format!("/api/v1/users/me?access_token={}", tokens.access),
+        None,
+    )
+    .await
+    .assert_error(StatusCode::UNAUTHORIZED, "Not authenticated");
 }
 
 async fn the_home_page_is_rendered_on_the_server(app: TestApp) {
     let response = app.get("/", None).await;
     response.assert_status(StatusCode::OK);
-    assert!(response.headers["content-type"].to_str().expect("ct").starts_with("text/html"));
-    assert!(response.text.contains("Authentication that is done right"), "{}", response.text);
-    assert!(response.text.contains("/pkg/leptos-auth"), "hydration scripts are linked");
-    assert!(response.text.contains("leptos-auth.css"), "the stylesheet is linked");
+    assert!(response.headers["content-type"]
+        .to_str()
+        .expect("ct")
+        .starts_with("text/html"));
+    assert!(
+        response.text.contains("Authentication that is done right"),
+        "{}",
+        response.text
+    );
+    assert!(
+        response.text.contains("/pkg/leptos-auth"),
+        "hydration scripts are linked"
+    );
+    assert!(
+        response.text.contains("leptos-auth.css"),
+        "the stylesheet is linked"
+    );
     let missing = app.get("/no-such-page", None).await;
     missing.assert_status(StatusCode::NOT_FOUND);
     assert!(missing.text.contains("Page not found"));

@@ -6,7 +6,8 @@ use chrono::{Duration, Utc};
 use leptos_auth::{
     domain::{Email, Role},
     repositories::{
-        NewSession, NewUser, RepoError, Repositories, RevokeSessions, Rotation, UserChanges, UserFilter,
+        NewSession, NewUser, RepoError, Repositories, RevokeSessions, Rotation, UserChanges,
+        UserFilter,
     },
 };
 
@@ -54,16 +55,36 @@ async fn users_round_trip_with_their_fields(app: TestApp) {
     let repos = repos(&app);
     let before = Utc::now() - Duration::seconds(1);
     let id = create_user(&repos, "Round@Trip.io", Role::Admin, false).await;
-    let user = repos.users.find_by_id(id).await.expect("query").expect("found");
+    let user = repos
+        .users
+        .find_by_id(id)
+        .await
+        .expect("query")
+        .expect("found");
     assert_eq!(user.email, "round@trip.io");
     assert_eq!(user.role, Role::Admin);
     assert!(!user.is_active);
     assert!(user.created_at > before && user.created_at <= Utc::now());
     assert_eq!(user.created_at, user.updated_at);
-    let by_email = repos.users.find_by_email(&email("ROUND@trip.io")).await.expect("query").expect("found");
+    let by_email = repos
+        .users
+        .find_by_email(&email("ROUND@trip.io"))
+        .await
+        .expect("query")
+        .expect("found");
     assert_eq!(by_email.id, id);
-    assert!(repos.users.find_by_id(id + 1000).await.expect("query").is_none());
-    assert!(repos.users.find_by_email(&email("other@trip.io")).await.expect("query").is_none());
+    assert!(repos
+        .users
+        .find_by_id(id + 1000)
+        .await
+        .expect("query")
+        .is_none());
+    assert!(repos
+        .users
+        .find_by_email(&email("other@trip.io"))
+        .await
+        .expect("query")
+        .is_none());
 }
 
 async fn a_second_user_with_the_same_email_is_email_taken(app: TestApp) {
@@ -111,17 +132,31 @@ async fn concurrent_creates_of_one_email_make_exactly_one_user(app: TestApp) {
         }
     }
     assert_eq!(created, 1);
-    let (_, total) = repos.users.list(&UserFilter::default(), 0, 100).await.expect("list");
+    let (_, total) = repos
+        .users
+        .list(&UserFilter::default(), 0, 100)
+        .await
+        .expect("list");
     assert_eq!(total, 1);
 }
 
 async fn listing_filters_pages_and_counts(app: TestApp) {
     let repos = repos(&app);
     for i in 0..5 {
-        create_user(&repos, &format!("user{i}@alpha.io"), Role::Regular, i % 2 == 0).await;
+        create_user(
+            &repos,
+            &format!("user{i}@alpha.io"),
+            Role::Regular,
+            i % 2 == 0,
+        )
+        .await;
     }
     create_user(&repos, "boss@beta.io", Role::Admin, true).await;
-    let (page, total) = repos.users.list(&UserFilter::default(), 1, 2).await.expect("list");
+    let (page, total) = repos
+        .users
+        .list(&UserFilter::default(), 1, 2)
+        .await
+        .expect("list");
     assert_eq!(total, 6);
     assert_eq!(page.len(), 2);
     assert!(page[0].id < page[1].id);
@@ -132,10 +167,19 @@ async fn listing_filters_pages_and_counts(app: TestApp) {
     };
     let (page, total) = repos.users.list(&filter, 0, 100).await.expect("list");
     assert_eq!(total, 3);
-    assert!(page.iter().all(|u| u.is_active && u.email.contains("alpha")));
+    assert!(page
+        .iter()
+        .all(|u| u.is_active && u.email.contains("alpha")));
     let (_, admins) = repos
         .users
-        .list(&UserFilter { role: Some(Role::Admin), ..UserFilter::default() }, 0, 100)
+        .list(
+            &UserFilter {
+                role: Some(Role::Admin),
+                ..UserFilter::default()
+            },
+            0,
+            100,
+        )
         .await
         .expect("list");
     assert_eq!(admins, 1);
@@ -144,23 +188,38 @@ async fn listing_filters_pages_and_counts(app: TestApp) {
 async fn updates_apply_only_the_given_fields(app: TestApp) {
     let repos = repos(&app);
     let id = create_user(&repos, "edit@example.com", Role::Regular, true).await;
-    let original = repos.users.find_by_id(id).await.expect("query").expect("user");
+    let original = repos
+        .users
+        .find_by_id(id)
+        .await
+        .expect("query")
+        .expect("user");
     let later = Utc::now() + Duration::seconds(5);
     let changes = UserChanges {
         email: Some(email("edited@example.com")),
         ..UserChanges::default()
     };
-    let updated = repos.users.update(id, &changes, RevokeSessions::None, false, later).await.expect("update");
+    let updated = repos
+        .users
+        .update(id, &changes, RevokeSessions::None, false, later)
+        .await
+        .expect("update");
     assert_eq!(updated.email, "edited@example.com");
     assert_eq!(updated.password_hash, original.password_hash);
     assert_eq!(updated.role, Role::Regular);
     assert!(updated.is_active);
     assert_eq!(updated.created_at, original.created_at);
     assert!(updated.updated_at > original.updated_at);
-    let missing = repos.users.update(id + 99, &changes, RevokeSessions::None, false, later).await;
+    let missing = repos
+        .users
+        .update(id + 99, &changes, RevokeSessions::None, false, later)
+        .await;
     assert!(matches!(missing, Err(RepoError::NotFound)), "{missing:?}");
     let other = create_user(&repos, "other@example.com", Role::Regular, true).await;
-    let clash = repos.users.update(other, &changes, RevokeSessions::None, false, later).await;
+    let clash = repos
+        .users
+        .update(other, &changes, RevokeSessions::None, false, later)
+        .await;
     assert!(matches!(clash, Err(RepoError::EmailTaken)), "{clash:?}");
 }
 
@@ -172,14 +231,23 @@ async fn the_last_active_admin_is_guarded(app: TestApp) {
         role: Some(Role::Regular),
         ..UserChanges::default()
     };
-    let refused = repos.users.update(admin, &demote, RevokeSessions::None, true, Utc::now()).await;
+    let refused = repos
+        .users
+        .update(admin, &demote, RevokeSessions::None, true, Utc::now())
+        .await;
     assert!(matches!(refused, Err(RepoError::LastAdmin)), "{refused:?}");
     let refused = repos.users.delete(admin).await;
     assert!(matches!(refused, Err(RepoError::LastAdmin)), "{refused:?}");
-    assert!(matches!(repos.users.delete(admin + 500).await, Err(RepoError::NotFound)));
+    assert!(matches!(
+        repos.users.delete(admin + 500).await,
+        Err(RepoError::NotFound)
+    ));
     // Deleting a regular user or an inactive admin is never guarded.
     let regular = create_user(&repos, "reg@example.com", Role::Regular, true).await;
-    assert_eq!(repos.users.delete(regular).await.expect("delete").id, regular);
+    assert_eq!(
+        repos.users.delete(regular).await.expect("delete").id,
+        regular
+    );
 }
 
 async fn two_admins_demoting_each_other_at_once_leave_one_admin(app: TestApp) {
@@ -198,11 +266,23 @@ async fn two_admins_demoting_each_other_at_once_leave_one_admin(app: TestApp) {
         let a = create_user(&repos, &format!("a{round}@example.com"), Role::Admin, true).await;
         let b = create_user(&repos, &format!("b{round}@example.com"), Role::Admin, true).await;
         let (ra, rb) = tokio::join!(
-            repos.users.update(a, &demote, RevokeSessions::None, true, Utc::now()),
-            repos.users.update(b, &demote, RevokeSessions::None, true, Utc::now()),
+            repos
+                .users
+                .update(a, &demote, RevokeSessions::None, true, Utc::now()),
+            repos
+                .users
+                .update(b, &demote, RevokeSessions::None, true, Utc::now()),
         );
-        assert_eq!(usize::from(ra.is_ok()) + usize::from(rb.is_ok()), 1, "round {round}: {ra:?} / {rb:?}");
-        let (_, admins) = repos.users.list(&active_admins, 0, 100).await.expect("list");
+        assert_eq!(
+            usize::from(ra.is_ok()) + usize::from(rb.is_ok()),
+            1,
+            "round {round}: {ra:?} / {rb:?}"
+        );
+        let (_, admins) = repos
+            .users
+            .list(&active_admins, 0, 100)
+            .await
+            .expect("list");
         assert_eq!(admins, 1, "round {round}");
         // Step the survivor aside (unguarded, as only a test may) for the next round.
         let survivor = if ra.is_ok() { b } else { a };
@@ -210,7 +290,11 @@ async fn two_admins_demoting_each_other_at_once_leave_one_admin(app: TestApp) {
             is_active: Some(false),
             ..UserChanges::default()
         };
-        repos.users.update(survivor, &retire, RevokeSessions::None, false, Utc::now()).await.expect("retire");
+        repos
+            .users
+            .update(survivor, &retire, RevokeSessions::None, false, Utc::now())
+            .await
+            .expect("retire");
     }
 }
 
@@ -218,10 +302,28 @@ async fn deleting_a_user_deletes_their_sessions(app: TestApp) {
     let repos = repos(&app);
     let id = create_user(&repos, "gone@example.com", Role::Regular, true).await;
     let session = new_session(&repos, id, "hash-gone").await;
-    assert!(repos.sessions.find_with_user(session, id).await.expect("query").is_some());
+    assert!(repos
+        .sessions
+        .find_with_user(session, id)
+        .await
+        .expect("query")
+        .is_some());
     repos.users.delete(id).await.expect("delete");
-    assert!(repos.sessions.find_with_user(session, id).await.expect("query").is_none());
-    let rotation = repos.sessions.rotate("hash-gone", "hash-new", Utc::now(), Utc::now() + Duration::days(1)).await;
+    assert!(repos
+        .sessions
+        .find_with_user(session, id)
+        .await
+        .expect("query")
+        .is_none());
+    let rotation = repos
+        .sessions
+        .rotate(
+            "hash-gone",
+            "hash-new",
+            Utc::now(),
+            Utc::now() + Duration::days(1),
+        )
+        .await;
     assert_eq!(rotation.expect("rotate"), Rotation::Invalid);
 }
 
@@ -232,22 +334,62 @@ async fn rotation_replaces_the_token_and_detects_reuse(app: TestApp) {
     let now = Utc::now();
     let expires = now + Duration::days(7);
     assert_eq!(
-        repos.sessions.rotate("h1", "h2", now, expires).await.expect("rotate"),
-        Rotation::Rotated { session_id: session, user_id: user }
+        repos
+            .sessions
+            .rotate("h1", "h2", now, expires)
+            .await
+            .expect("rotate"),
+        Rotation::Rotated {
+            session_id: session,
+            user_id: user
+        }
     );
     assert_eq!(
-        repos.sessions.rotate("h2", "h3", now, expires).await.expect("rotate"),
-        Rotation::Rotated { session_id: session, user_id: user }
+        repos
+            .sessions
+            .rotate("h2", "h3", now, expires)
+            .await
+            .expect("rotate"),
+        Rotation::Rotated {
+            session_id: session,
+            user_id: user
+        }
     );
     // h2 is the previous token now: reuse, and the session is revoked.
     assert_eq!(
-        repos.sessions.rotate("h2", "h4", now, expires).await.expect("rotate"),
-        Rotation::ReuseDetected { session_id: session, user_id: user }
+        repos
+            .sessions
+            .rotate("h2", "h4", now, expires)
+            .await
+            .expect("rotate"),
+        Rotation::ReuseDetected {
+            session_id: session,
+            user_id: user
+        }
     );
-    assert_eq!(repos.sessions.rotate("h3", "h5", now, expires).await.expect("rotate"), Rotation::Invalid);
-    let state = repos.sessions.find_with_user(session, user).await.expect("query").expect("session");
+    assert_eq!(
+        repos
+            .sessions
+            .rotate("h3", "h5", now, expires)
+            .await
+            .expect("rotate"),
+        Rotation::Invalid
+    );
+    let state = repos
+        .sessions
+        .find_with_user(session, user)
+        .await
+        .expect("query")
+        .expect("session");
     assert!(state.session_revoked_at.is_some());
-    assert_eq!(repos.sessions.rotate("unknown", "h6", now, expires).await.expect("rotate"), Rotation::Invalid);
+    assert_eq!(
+        repos
+            .sessions
+            .rotate("unknown", "h6", now, expires)
+            .await
+            .expect("rotate"),
+        Rotation::Invalid
+    );
 }
 
 async fn expired_sessions_and_inactive_users_do_not_rotate(app: TestApp) {
@@ -267,11 +409,22 @@ async fn expired_sessions_and_inactive_users_do_not_rotate(app: TestApp) {
         .await
         .expect("create");
     let now = Utc::now();
-    assert_eq!(repos.sessions.rotate("old", "new", now, now + Duration::days(7)).await.expect("rotate"), Rotation::Invalid);
+    assert_eq!(
+        repos
+            .sessions
+            .rotate("old", "new", now, now + Duration::days(7))
+            .await
+            .expect("rotate"),
+        Rotation::Invalid
+    );
     let inactive = create_user(&repos, "inactive@example.com", Role::Regular, false).await;
     new_session(&repos, inactive, "inactive-hash").await;
     assert_eq!(
-        repos.sessions.rotate("inactive-hash", "n2", now, now + Duration::days(7)).await.expect("rotate"),
+        repos
+            .sessions
+            .rotate("inactive-hash", "n2", now, now + Duration::days(7))
+            .await
+            .expect("rotate"),
         Rotation::Invalid
     );
 }
@@ -310,16 +463,43 @@ async fn revocation_by_session_and_by_user(app: TestApp) {
     let now = Utc::now();
     assert!(repos.sessions.revoke(s1, now).await.expect("revoke"));
     assert!(!repos.sessions.revoke(s1, now).await.expect("revoke again"));
-    assert!(!repos.sessions.revoke(s3 + 100, now).await.expect("revoke unknown"));
-    assert_eq!(repos.sessions.revoke_all_for_user(user, Some(s3), now).await.expect("revoke all"), 1);
+    assert!(!repos
+        .sessions
+        .revoke(s3 + 100, now)
+        .await
+        .expect("revoke unknown"));
+    assert_eq!(
+        repos
+            .sessions
+            .revoke_all_for_user(user, Some(s3), now)
+            .await
+            .expect("revoke all"),
+        1
+    );
     let live = |s| {
         let repos = repos.clone();
-        async move { repos.sessions.find_with_user(s, user).await.expect("query").expect("session").session_revoked_at.is_none() }
+        async move {
+            repos
+                .sessions
+                .find_with_user(s, user)
+                .await
+                .expect("query")
+                .expect("session")
+                .session_revoked_at
+                .is_none()
+        }
     };
     assert!(!live(s1).await);
     assert!(!live(s2).await);
     assert!(live(s3).await);
-    assert_eq!(repos.sessions.revoke_all_for_user(user, None, now).await.expect("revoke all"), 1);
+    assert_eq!(
+        repos
+            .sessions
+            .revoke_all_for_user(user, None, now)
+            .await
+            .expect("revoke all"),
+        1
+    );
     assert!(!live(s3).await);
 }
 
@@ -332,14 +512,39 @@ async fn a_password_change_can_revoke_sessions_atomically(app: TestApp) {
         password_hash: Some("new-hash".into()),
         ..UserChanges::default()
     };
-    let updated = repos.users.update(user, &changes, RevokeSessions::AllExcept(keep), false, Utc::now()).await.expect("update");
+    let updated = repos
+        .users
+        .update(
+            user,
+            &changes,
+            RevokeSessions::AllExcept(keep),
+            false,
+            Utc::now(),
+        )
+        .await
+        .expect("update");
     assert_eq!(updated.password_hash, "new-hash");
-    let kept = repos.sessions.find_with_user(keep, user).await.expect("query").expect("session");
-    let dropped = repos.sessions.find_with_user(drop, user).await.expect("query").expect("session");
+    let kept = repos
+        .sessions
+        .find_with_user(keep, user)
+        .await
+        .expect("query")
+        .expect("session");
+    let dropped = repos
+        .sessions
+        .find_with_user(drop, user)
+        .await
+        .expect("query")
+        .expect("session");
     assert!(kept.session_revoked_at.is_none());
     assert!(dropped.session_revoked_at.is_some());
     // A session id with the wrong user is not found.
-    assert!(repos.sessions.find_with_user(keep, user + 1).await.expect("query").is_none());
+    assert!(repos
+        .sessions
+        .find_with_user(keep, user + 1)
+        .await
+        .expect("query")
+        .is_none());
 }
 
 async fn the_database_answers_health_checks(app: TestApp) {

@@ -75,7 +75,11 @@ impl TestResponse {
     /// Asserts the status, showing the body when it differs.
     #[track_caller]
     pub fn assert_status(&self, expected: StatusCode) -> &Self {
-        assert_eq!(self.status, expected, "unexpected status; body: {}", self.text);
+        assert_eq!(
+            self.status, expected,
+            "unexpected status; body: {}",
+            self.text
+        );
         self
     }
 
@@ -83,19 +87,28 @@ impl TestResponse {
     #[track_caller]
     pub fn assert_error(&self, status: StatusCode, message: &str) {
         self.assert_status(status);
-        assert_eq!(self.body, json!({ "detail": message }), "body: {}", self.text);
+        assert_eq!(
+            self.body,
+            json!({ "detail": message }),
+            "body: {}",
+            self.text
+        );
     }
 
     /// Asserts a 422 whose first item is located at `loc`.
     #[track_caller]
     pub fn assert_validation(&self, loc: &[&str]) {
         self.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
-        let items = self.body["detail"].as_array().unwrap_or_else(|| panic!("422 body: {}", self.text));
+        let items = self.body["detail"]
+            .as_array()
+            .unwrap_or_else(|| panic!("422 body: {}", self.text));
         let expected: Vec<Value> = loc.iter().map(|s| json!(s)).collect();
         assert!(
-            items.iter().any(|item| item["loc"].as_array() == Some(&expected)
-                && item["msg"].is_string()
-                && item["type"].is_string()),
+            items
+                .iter()
+                .any(|item| item["loc"].as_array() == Some(&expected)
+                    && item["msg"].is_string()
+                    && item["type"].is_string()),
             "no 422 item at {loc:?}: {}",
             self.text
         );
@@ -143,9 +156,11 @@ impl TestApp {
         for (k, v) in overrides {
             vars.insert((*k).to_owned(), (*v).to_owned());
         }
-        let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("valid test configuration");
+        let config =
+            Config::from_lookup(|k| vars.get(k).cloned()).expect("valid test configuration");
         let (state, _pool) = AppState::initialize(config).await.expect("app starts");
-        let router = router(state.clone()).layer(MockConnectInfo(SocketAddr::from(([203, 0, 113, 7], 41000))));
+        let router = router(state.clone())
+            .layer(MockConnectInfo(SocketAddr::from(([203, 0, 113, 7], 41000))));
         TestApp {
             router,
             state,
@@ -156,10 +171,20 @@ impl TestApp {
 
     /// Sends a request through the router.
     pub async fn send(&self, request: Request<Body>) -> TestResponse {
-        let response = self.router.clone().oneshot(request).await.expect("router answers");
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("router answers");
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         TestResponse {
@@ -171,7 +196,13 @@ impl TestApp {
     }
 
     /// A request with an optional JSON body and bearer token.
-    pub async fn call(&self, method: Method, uri: &str, body: Option<Value>, token: Option<&str>) -> TestResponse {
+    pub async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> TestResponse {
         let mut builder = Request::builder().method(method).uri(uri);
         if let Some(token) = token {
             builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
@@ -207,7 +238,12 @@ impl TestApp {
     }
 
     /// A raw request with the given content type and body bytes.
-    pub async fn post_raw(&self, uri: &str, content_type: Option<&str>, body: impl Into<Body>) -> TestResponse {
+    pub async fn post_raw(
+        &self,
+        uri: &str,
+        content_type: Option<&str>,
+        body: impl Into<Body>,
+    ) -> TestResponse {
         let mut builder = Request::builder().method(Method::POST).uri(uri);
         if let Some(ct) = content_type {
             builder = builder.header(header::CONTENT_TYPE, ct);
@@ -217,12 +253,22 @@ impl TestApp {
 
     /// `POST /api/v1/users` as an anonymous visitor.
     pub async fn register(&self, email: &str, password: &str) -> TestResponse {
-        self.post("/api/v1/users", json!({ "email": email, "password": password }), None).await
+        self.post(
+            "/api/v1/users",
+            json!({ "email": email, "password": password }),
+            None,
+        )
+        .await
     }
 
     /// `POST /api/v1/auth/login` with JSON.
     pub async fn login_response(&self, email: &str, password: &str) -> TestResponse {
-        self.post("/api/v1/auth/login", json!({ "email": email, "password": password }), None).await
+        self.post(
+            "/api/v1/auth/login",
+            json!({ "email": email, "password": password }),
+            None,
+        )
+        .await
     }
 
     /// Signs in and returns the tokens (the sign-in must succeed).
@@ -254,7 +300,12 @@ impl TestApp {
 
     /// `POST /api/v1/auth/refresh`.
     pub async fn refresh(&self, refresh_token: &str) -> TestResponse {
-        self.post("/api/v1/auth/refresh", json!({ "refresh_token": refresh_token }), None).await
+        self.post(
+            "/api/v1/auth/refresh",
+            json!({ "refresh_token": refresh_token }),
+            None,
+        )
+        .await
     }
 }
 
@@ -262,7 +313,13 @@ impl TestApp {
 #[track_caller]
 pub fn tokens_of(response: &TestResponse) -> Tokens {
     Tokens {
-        access: response.body["access_token"].as_str().expect("access_token").to_owned(),
-        refresh: response.body["refresh_token"].as_str().expect("refresh_token").to_owned(),
+        access: response.body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned(),
+        refresh: response.body["refresh_token"]
+            .as_str()
+            .expect("refresh_token")
+            .to_owned(),
     }
 }

@@ -31,7 +31,11 @@ pub fn server_url() -> String {
 pub async fn fresh_database() -> String {
     use sqlx::Connection;
     let server = server_url();
-    let name = format!("test_{}_{}", std::process::id(), NEXT_DB.fetch_add(1, Ordering::SeqCst));
+    let name = format!(
+        "test_{}_{}",
+        std::process::id(),
+        NEXT_DB.fetch_add(1, Ordering::SeqCst)
+    );
     let mut conn = sqlx::PgConnection::connect(&format!("{server}/postgres"))
         .await
         .expect("connect to the test PostgreSQL server");
@@ -73,13 +77,24 @@ fn start() -> Result<String, String> {
         .map_err(|e| format!("creating a temp dir for PostgreSQL: {e}"))?
         .keep();
     if as_root {
-        run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir))?;
+        run(Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(&dir))?;
     }
     let data = dir.join("data");
     run(pg_command(&bin, "initdb", as_root)
         .arg("-D")
         .arg(&data)
-        .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"]))?;
+        .args([
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ]))?;
     let port = free_port()?;
     let options = format!(
         "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off \
@@ -148,17 +163,29 @@ fn run(cmd: &mut Command) -> Result<(), String> {
 }
 
 fn free_port() -> Result<u16, String> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("finding a free port: {e}"))?;
-    listener.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| format!("finding a free port: {e}"))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
 }
 
 /// Stops the cluster and removes its folder after this process exits, even
 /// when the tests fail or are interrupted.
 fn spawn_watchdog(bin: &Path, dir: &Path, data: &Path, as_root: bool) {
     let stop = if as_root {
-        format!("runuser -u postgres -- '{}' -D '{}' stop -m immediate", bin.join("pg_ctl").display(), data.display())
+        format!(
+            "runuser -u postgres -- '{}' -D '{}' stop -m immediate",
+            bin.join("pg_ctl").display(),
+            data.display()
+        )
     } else {
-        format!("'{}' -D '{}' stop -m immediate", bin.join("pg_ctl").display(), data.display())
+        format!(
+            "'{}' -D '{}' stop -m immediate",
+            bin.join("pg_ctl").display(),
+            data.display()
+        )
     };
     let script = format!(
         "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop} >/dev/null 2>&1; rm -rf '{dir}'",

@@ -1,0 +1,62 @@
+# leptos-auth: the two commands a person needs are `make run` and `make test`.
+
+SHELL := /bin/bash
+TOOLS_DIR ?= $(HOME)/.cache/leptos-auth/tools
+export PATH := $(TOOLS_DIR)/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
+CARGO_TARGET_DIR ?= target
+export CARGO_TARGET_DIR
+
+.PHONY: run build release test test-rust test-e2e lint fmt clippy migrate create-admin tools clean-data
+
+## run: build (debug) and serve on SQLite at http://127.0.0.1:3000, installing missing tools first
+run: tools
+	cargo leptos build
+	@echo "==> serving at http://$${LEPTOS_SITE_ADDR:-127.0.0.1:3000} (Ctrl-C to stop)"
+	$(CARGO_TARGET_DIR)/debug/leptos-auth serve
+
+## build: debug build of the server and the site (target/debug/leptos-auth, target/site)
+build: tools
+	cargo leptos build
+
+## release: optimised build (target/release/leptos-auth, target/site), with wasm-opt
+release:
+	./scripts/ensure-tools.sh --release
+	cargo leptos build --release
+
+## test: everything: formatting, lints, unit and integration tests on SQLite and PostgreSQL
+test: tools lint
+	cargo leptos build
+	cargo test --features ssr
+	$(MAKE) test-e2e
+
+## test-rust: only the Rust tests (both databases)
+test-rust:
+	cargo test --features ssr
+
+## test-e2e: browser tests (placeholder until the browser app lands)
+test-e2e:
+	./end2end/run.sh
+
+lint: fmt clippy
+
+fmt:
+	cargo fmt --all -- --check
+
+clippy:
+	cargo clippy --all-targets --features ssr -- -D warnings
+	cargo clippy --lib --no-default-features --features hydrate --target wasm32-unknown-unknown -- -D warnings
+
+## migrate: apply migrations to DATABASE_URL (default: the SQLite file in data/)
+migrate:
+	cargo run --features ssr -- migrate
+
+## create-admin: EMAIL=you@example.com make create-admin
+create-admin:
+	cargo run --features ssr -- create-admin --email "$(EMAIL)"
+
+tools:
+	@./scripts/ensure-tools.sh
+
+## clean-data: remove the local SQLite database and the generated development secret
+clean-data:
+	rm -rf data

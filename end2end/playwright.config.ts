@@ -1,0 +1,49 @@
+import { defineConfig } from "@playwright/test";
+
+// The server under test: the binary built by `cargo leptos build`, on a fresh
+// SQLite file in a temp folder (see run.sh), on its own port.
+const port = Number(process.env.E2E_PORT ?? 3100);
+const baseURL = `http://127.0.0.1:${port}`;
+
+export default defineConfig({
+  testDir: "./tests",
+  timeout: 30_000,
+  expect: { timeout: 10_000 },
+  fullyParallel: false,
+  workers: 1,
+  retries: 0,
+  reporter: process.env.CI ? "line" : "list",
+  use: {
+    baseURL,
+    browserName: "chromium",
+    launchOptions: {
+      executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+      args: [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
+    },
+  },
+  webServer: {
+    command: process.env.E2E_SERVER_BIN ?? "../target/debug/leptos-auth",
+    url: `${baseURL}/health/ready`,
+    reuseExistingServer: false,
+    timeout: 60_000,
+    stdout: "ignore",
+    stderr: "pipe",
+    env: {
+      LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
+      LEPTOS_SITE_ROOT: process.env.E2E_SITE_ROOT ?? "../target/site",
+      DATA_DIR: process.env.E2E_DATA_DIR ?? "/tmp/leptos-auth-e2e",
+      DATABASE_URL: `sqlite://${process.env.E2E_DATA_DIR ?? "/tmp/leptos-auth-e2e"}/e2e.db`,
+      JWT_SECRET: "end-to-end-test-secret-end-to-end-test-secret",
+      ARGON2_MEMORY_KIB: "19456",
+      RUST_LOG: "warn",
+    },
+  },
+});

@@ -1,0 +1,34 @@
+import { expect, test } from "@playwright/test";
+
+// The foundation's smoke test: the page is rendered on the server, the wasm
+// bundle hydrates it, the stylesheet applies, and the API answers beside it.
+test("the home page is server-rendered, then hydrated, with its stylesheet", async ({ page }) => {
+  const errors: string[] = [];
+  page.on("pageerror", (err) => errors.push(err.message));
+
+  const response = await page.goto("/");
+  expect(response?.status()).toBe(200);
+  const html = await response!.text();
+  expect(html).toContain("Authentication that is done right");
+  expect(html).toContain("server-rendered");
+
+  await expect(page.getByTestId("hydration-status")).toHaveText("interactive");
+  const brandWeight = await page.locator(".brand").evaluate((el) => getComputedStyle(el).fontWeight);
+  expect(brandWeight).toBe("700");
+  expect(errors).toEqual([]);
+});
+
+test("unknown pages get the 404 page", async ({ page }) => {
+  const response = await page.goto("/definitely/not/here");
+  expect(response?.status()).toBe(404);
+  await expect(page.getByRole("heading", { name: "Page not found" })).toBeVisible();
+});
+
+test("the JSON API answers next to the pages", async ({ request }) => {
+  const health = await request.get("/health");
+  expect(health.status()).toBe(200);
+  expect(await health.json()).toEqual({ status: "healthy" });
+  const me = await request.get("/api/v1/users/me");
+  expect(me.status()).toBe(401);
+  expect(await me.json()).toEqual({ detail: "Not authenticated" });
+});
