@@ -43,7 +43,7 @@ fmt:
 	cargo fmt --all -- --check
 
 clippy:
-	cargo clippy --all-targets --features ssr -- -D warnings
+	cargo clippy --all-targets --all-features -- -D warnings
 	cargo clippy --lib --no-default-features --features hydrate --target wasm32-unknown-unknown -- -D warnings
 
 ## migrate: apply migrations to DATABASE_URL (default: the SQLite file in data/)

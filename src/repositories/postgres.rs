@@ -4,7 +4,7 @@ use super::*;
 use sqlx::{postgres::PgPool, QueryBuilder};
 
 /// Advisory-lock key that serialises changes which could remove the last active admin.
-const LAST_ADMIN_LOCK: i64 = 0x6c61_6164_6d69_6e; // "ladmin"
+const LAST_ADMIN_LOCK: i64 = 0x006c_6561_7574_6821;
 
 const USER_COLUMNS: &str = "id, email, password_hash, role, is_active, created_at, updated_at";
 
