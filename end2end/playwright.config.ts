@@ -7,7 +7,7 @@ const baseURL = `http://127.0.0.1:${port}`;
 
 export default defineConfig({
   testDir: "./tests",
-  timeout: 30_000,
+  timeout: 45_000,
   expect: { timeout: 10_000 },
   fullyParallel: false,
   workers: 1,
@@ -43,6 +43,9 @@ export default defineConfig({
       DATABASE_URL: `sqlite://${process.env.E2E_DATA_DIR ?? "/tmp/leptos-auth-e2e"}/e2e.db`,
       JWT_SECRET: "end-to-end-test-secret-end-to-end-test-secret",
       ARGON2_MEMORY_KIB: "19456",
+      ACCESS_TOKEN_EXPIRE_MINUTES: "1",
+      ADMIN_EMAIL: "operator@example.com",
+      ADMIN_PASSWORD: "sturdy orchid pinnacle harbor",
       RUST_LOG: "warn",
     },
   },

@@ -152,6 +152,10 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// `LEPTOS_SITE_ADDR`: listen address (default `127.0.0.1:3000`).
     pub site_addr: SocketAddr,
+    /// `COOKIE_SECURE`: mark session cookies `Secure` and give them the
+    /// `__Host-` prefix (default true; browsers accept them on http://localhost).
+    /// Set false only for plain-http hosts other than localhost.
+    pub cookie_secure: bool,
 }
 
 impl Config {
@@ -327,6 +331,7 @@ impl Config {
                 "LEPTOS_SITE_ADDR",
                 SocketAddr::from(([127, 0, 0, 1], 3000)),
             )?,
+            cookie_secure: parse_bool_or(&get, "COOKIE_SECURE", true)?,
         })
     }
 

@@ -5,7 +5,7 @@
 //! -> the database. Types shared with the browser live in `domain` and `app` and
 //! have no server dependencies.
 
-/// The Leptos application: shell, routes and pages (rendered on the server, hydrated in the browser).
+/// The Leptos application: shell, routes, pages and their server functions.
 pub mod app;
 /// Domain types shared by the server and the browser: emails, roles, user views.
 pub mod domain;
@@ -34,6 +34,9 @@ pub mod startup;
 /// Logging setup.
 #[cfg(feature = "ssr")]
 pub mod telemetry;
+/// Cookie sessions, CSRF defence and security headers for the pages.
+#[cfg(feature = "ssr")]
+pub mod web;
 
 /// Browser entry point: hydrates the server-rendered page.
 #[cfg(feature = "hydrate")]

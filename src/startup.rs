@@ -8,22 +8,27 @@ use crate::{
     config::Config,
     db::Pool,
     services::{ServiceError, Services},
+    web,
 };
 use anyhow::Context;
 use axum::{
     extract::FromRef,
     http::{header, HeaderValue, Method, StatusCode},
+    middleware,
     response::{IntoResponse, Response},
     Router,
 };
-use leptos::prelude::LeptosOptions;
+use leptos::{
+    nonce::Nonce,
+    prelude::{provide_context, use_context, LeptosOptions},
+};
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use tokio::net::TcpListener;
+use tower_cookies::CookieManagerLayer;
 use tower_http::{
     catch_panic::CatchPanicLayer,
     cors::{AllowOrigin, CorsLayer},
-    set_header::SetResponseHeaderLayer,
     trace::TraceLayer,
 };
 
@@ -94,24 +99,16 @@ async fn ensure_configured_admin(config: &Config, services: &Services) -> anyhow
 
 /// The whole HTTP surface: health, `/api/v1`, and the Leptos pages and assets.
 pub fn router(state: AppState) -> Router {
-    let routes = generate_route_list(App);
-    let options = state.leptos_options.clone();
     let cors = cors_layer(&state.config.cors_origins);
-    let router = Router::new()
+    let api = Router::new()
         .merge(api::health_router())
         .nest("/api/v1", api::router())
-        .leptos_routes(&state, routes, move || shell(options.clone()))
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
-        .with_state(state);
-    let router = match cors {
-        Some(cors) => router.layer(cors),
-        None => router,
+        .with_state(state.clone());
+    let api = match cors {
+        Some(cors) => api.layer(cors),
+        None => api,
     };
-    router
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
+    api.merge(pages_router(state))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(
             TraceLayer::new_for_http()
@@ -129,6 +126,42 @@ pub fn router(state: AppState) -> Router {
                 })
                 .on_failure(()),
         )
+}
+
+/// Pages, server functions and site assets, with cookie sessions, CSRF
+/// defence and security headers. Request order: headers (nonce) -> cookies ->
+/// CSRF check -> session -> Leptos.
+fn pages_router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let options = state.leptos_options.clone();
+    let context = {
+        let state = state.clone();
+        move || {
+            provide_context(state.clone());
+            // The CSP nonce chosen by the header middleware, for the hydration scripts.
+            let nonce = use_context::<axum::http::request::Parts>()
+                .and_then(|parts| parts.extensions.get::<web::headers::CspNonce>().cloned());
+            if let Some(web::headers::CspNonce(nonce)) = nonce {
+                provide_context(Nonce::from_value(nonce));
+            }
+        }
+    };
+    Router::new()
+        .leptos_routes_with_context(&state, routes, context.clone(), move || {
+            shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(context, shell))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            web::session::resolve,
+        ))
+        .layer(middleware::from_fn(web::csrf::guard))
+        .layer(CookieManagerLayer::new())
+        .layer(middleware::from_fn(web::headers::page_headers))
+        .with_state(state)
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {

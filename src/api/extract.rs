@@ -277,16 +277,19 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let user_agent = parts
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok());
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string());
-        Ok(Client(ClientInfo::new(user_agent, ip)))
+        Ok(Client(client_info(&parts.headers, &parts.extensions)))
     }
+}
+
+/// The user agent and socket address of a request.
+pub fn client_info(headers: &HeaderMap, extensions: &axum::http::Extensions) -> ClientInfo {
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    let ip = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_string());
+    ClientInfo::new(user_agent, ip)
 }
 
 #[cfg(test)]

@@ -7,11 +7,13 @@
 mod email;
 #[cfg(feature = "ssr")]
 mod password;
+mod redirect;
 mod role;
 mod user;
 
 pub use email::{Email, EmailError};
 #[cfg(feature = "ssr")]
 pub use password::{PasswordError, PasswordPolicy, MAX_PASSWORD_CHARS, MIN_PASSWORD_FLOOR};
+pub use redirect::{encode_query_value, safe_next};
 pub use role::{Role, UnknownRole};
-pub use user::UserView;
+pub use user::{PasswordStrength, UserPage, UserView};

@@ -77,23 +77,52 @@ impl PasswordPolicy {
         password: &str,
         email_local_part: Option<&str>,
     ) -> Result<(), PasswordError> {
-        self.check_length(password)?;
+        self.evaluate(password, email_local_part).1
+    }
+
+    /// The verdict and the strength score (0..=4), for a live strength meter.
+    /// Uses exactly the rules of [`PasswordPolicy::check`].
+    pub fn assess(
+        &self,
+        password: &str,
+        email_local_part: Option<&str>,
+    ) -> super::PasswordStrength {
+        let (score, verdict) = self.evaluate(password, email_local_part);
+        super::PasswordStrength {
+            score,
+            acceptable: verdict.is_ok(),
+            feedback: verdict.err().map(|e| e.to_string()).unwrap_or_default(),
+        }
+    }
+
+    fn evaluate(
+        &self,
+        password: &str,
+        email_local_part: Option<&str>,
+    ) -> (u8, Result<(), PasswordError>) {
+        if let Err(err) = self.check_length(password) {
+            return (0, Err(err));
+        }
         let lowered = password.to_lowercase();
         let mut inputs = Vec::new();
         if let Some(local) = email_local_part.filter(|l| l.chars().count() >= 3) {
             if lowered.contains(&local.to_lowercase()) {
-                return Err(PasswordError::ContainsEmail);
+                return (0, Err(PasswordError::ContainsEmail));
             }
             inputs.push(local);
         }
         inputs.push("leptos-auth");
         let estimate = zxcvbn::zxcvbn(password, &inputs);
-        if u8::from(estimate.score()) < MIN_SCORE {
-            return Err(PasswordError::TooWeak {
-                feedback: feedback_text(&estimate),
-            });
+        let score = u8::from(estimate.score());
+        if score < MIN_SCORE {
+            return (
+                score,
+                Err(PasswordError::TooWeak {
+                    feedback: feedback_text(&estimate),
+                }),
+            );
         }
-        Ok(())
+        (score, Ok(()))
     }
 }
 
@@ -168,6 +197,21 @@ mod tests {
             policy.check("my-Johnsmith-horse-battery", Some("johnsmith")),
             Err(PasswordError::ContainsEmail)
         );
+    }
+
+    #[test]
+    fn the_assessment_agrees_with_the_check() {
+        let policy = PasswordPolicy::default();
+        let weak = policy.assess("password1234", None);
+        assert!(!weak.acceptable);
+        assert!(weak.score < 3);
+        assert!(weak.feedback.contains("too weak"));
+        let strong = policy.assess("correct horse battery staple", None);
+        assert!(strong.acceptable);
+        assert!(strong.score >= 3);
+        assert_eq!(strong.feedback, "");
+        let short = policy.assess("abc", None);
+        assert_eq!((short.score, short.acceptable), (0, false));
     }
 
     #[test]

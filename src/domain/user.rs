@@ -13,3 +13,26 @@ pub struct UserView {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
+
+/// One page of the admin user list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserPage {
+    pub users: Vec<UserView>,
+    /// Matches before paging.
+    pub total: i64,
+    /// Users skipped before this page.
+    pub offset: i64,
+    /// Page size.
+    pub limit: i64,
+}
+
+/// The password policy's verdict on a candidate password, for the live meter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasswordStrength {
+    /// 0 (guessable) ..= 4 (very strong).
+    pub score: u8,
+    /// Whether the policy accepts it.
+    pub acceptable: bool,
+    /// Why not, or how to improve; empty when there is nothing to say.
+    pub feedback: String,
+}

@@ -238,4 +238,14 @@ impl AuthService {
             Err(ServiceError::TokenAlreadyInvalidated)
         }
     }
+
+    /// Ends a session the caller is authenticated by (sign-out from the pages).
+    #[tracing::instrument(skip_all)]
+    pub async fn logout_session(&self, actor: &Actor) -> ServiceResult<()> {
+        self.repos
+            .sessions
+            .revoke(actor.session_id, Utc::now())
+            .await?;
+        Ok(())
+    }
 }

@@ -78,6 +78,18 @@ impl UserService {
         &self.policy
     }
 
+    /// The policy's verdict on a candidate password (the live strength meter
+    /// on the sign-up page uses the same rules as registration).
+    pub fn password_strength(
+        &self,
+        password: &str,
+        email: &str,
+    ) -> crate::domain::PasswordStrength {
+        let email = Email::parse(email).ok();
+        self.policy
+            .assess(password, email.as_ref().map(Email::local_part))
+    }
+
     /// Whether anonymous visitors may sign up.
     pub fn registration_open(&self) -> bool {
         self.allow_registration

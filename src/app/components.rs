@@ -1,0 +1,179 @@
+//! Small building blocks shared by the pages: form errors, submit buttons,
+//! notices, and the handling of page-level errors.
+
+use super::{error::AppError, DataVersion};
+use crate::domain::encode_query_value;
+use leptos::{prelude::*, server_fn::ServerFn};
+use leptos_router::{
+    components::Redirect,
+    hooks::{use_location, use_query_map},
+};
+
+/// Reads the page data (and the navigation bar) again after `action`
+/// succeeds. Failures leave the page as it is, so their messages stay visible.
+pub fn refresh_after<S>(action: ServerAction<S>)
+where
+    S: ServerFn + Clone + Send + Sync + 'static,
+    S::Output: Send + Sync + 'static,
+    S::Error: Send + Sync + 'static,
+{
+    let version = expect_context::<DataVersion>().0;
+    Effect::new(move |previous: Option<usize>| {
+        let current = action.version().get();
+        let succeeded = action.value().with_untracked(|v| matches!(v, Some(Ok(_))));
+        if previous.is_some_and(|p| p != current) && succeeded {
+            version.update(|v| *v += 1);
+        }
+        current
+    });
+}
+
+/// The error of an action's last run, if it failed.
+pub fn action_error<S>(action: ServerAction<S>) -> Signal<Option<AppError>>
+where
+    S: ServerFn<Error = AppError> + Clone + Send + Sync + 'static,
+    S::Output: Clone + Send + Sync + 'static,
+{
+    Signal::derive(move || action.value().get().and_then(|result| result.err()))
+}
+
+/// The message of a failed form (not about one field), announced to screen readers.
+#[component]
+pub fn FormError(error: Signal<Option<AppError>>) -> impl IntoView {
+    view! {
+        <Show when=move || error.get().and_then(|e| e.general()).is_some()>
+            <p class="form-error" role="alert">{move || error.get().and_then(|e| e.general())}</p>
+        </Show>
+    }
+}
+
+/// A labelled input with its own error message.
+#[component]
+pub fn Field(
+    /// Form field name (also the id, prefixed by `id_prefix`).
+    name: &'static str,
+    /// Visible label.
+    label: &'static str,
+    /// Input type.
+    #[prop(default = "text")]
+    kind: &'static str,
+    /// `autocomplete` attribute.
+    #[prop(default = "off")]
+    autocomplete: &'static str,
+    /// Prefix for the element id, to keep ids unique on pages with several forms.
+    #[prop(default = "")]
+    id_prefix: &'static str,
+    /// Initial value.
+    #[prop(optional, into)]
+    value: Option<String>,
+    /// The form's error.
+    error: Signal<Option<AppError>>,
+    /// Whether the field must be filled.
+    #[prop(default = true)]
+    required: bool,
+) -> impl IntoView {
+    let id = format!("{id_prefix}{name}");
+    let error_id = format!("{id}-error");
+    let message = move || error.get().and_then(|e| e.for_field(name));
+    view! {
+        <div class="field">
+            <label for=id.clone()>{label}</label>
+            <input
+                id=id
+                name=name
+                type=kind
+                autocomplete=autocomplete
+                required=required
+                value=value
+                aria-invalid=move || if message().is_some() { "true" } else { "false" }
+                aria-describedby=error_id.clone()
+            />
+            <p class="field-error" id=error_id role="alert">{message}</p>
+        </div>
+    }
+}
+
+/// A submit button that shows the pending state of its action.
+#[component]
+pub fn Submit(
+    /// Whether the action is running.
+    pending: Signal<bool>,
+    /// Label at rest.
+    label: &'static str,
+    /// Label while running.
+    busy: &'static str,
+    /// Extra CSS class.
+    #[prop(default = "")]
+    class: &'static str,
+) -> impl IntoView {
+    view! {
+        <button type="submit" class=format!("button {class}") disabled=move || pending.get() aria-busy=move || pending.get().to_string()>
+            {move || if pending.get() { busy } else { label }}
+        </button>
+    }
+}
+
+/// The confirmation message named by `?notice=` after an action.
+#[component]
+pub fn Notice() -> impl IntoView {
+    let query = use_query_map();
+    let message = move || {
+        query
+            .read()
+            .get("notice")
+            .and_then(|code| notice_text(&code))
+    };
+    view! {
+        <Show when=move || message().is_some()>
+            <p class="notice" role="status" data-testid="notice">{message}</p>
+        </Show>
+    }
+}
+
+fn notice_text(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "welcome" => "Welcome! Your account is ready and you are signed in.",
+        "signed-out" => "You have been signed out.",
+        "email-changed" => "Your email address was changed.",
+        "password-changed" => "Your password was changed. All your other sessions were signed out.",
+        "account-deleted" => "Your account was deleted.",
+        "created" => "The user was created.",
+        "saved" => "The changes were saved.",
+        "activated" => "The user was activated.",
+        "deactivated" => "The user was deactivated and signed out everywhere.",
+        "password-set" => "The new password was set; the user was signed out everywhere.",
+        "deleted" => "The user was deleted.",
+        _ => return None,
+    })
+}
+
+/// What a page shows when its data could not be loaded: the sign-in page
+/// (with a way back) when signed out, the 403 page when not allowed.
+pub fn page_error(error: AppError) -> AnyView {
+    match error {
+        AppError::Unauthenticated => view! { <RedirectToLogin/> }.into_any(),
+        AppError::Forbidden => view! { <super::pages::errors::Forbidden/> }.into_any(),
+        AppError::NotFound(message) => view! {
+            <section class="card">
+                <h1>"Not found"</h1>
+                <p>{message}</p>
+            </section>
+        }
+        .into_any(),
+        other => view! { <super::pages::errors::ErrorPanel message=other.to_string()/> }.into_any(),
+    }
+}
+
+/// Sends the visitor to `/login?next=<this page>`.
+#[component]
+fn RedirectToLogin() -> impl IntoView {
+    let location = use_location();
+    let path = location.pathname.get_untracked();
+    let search = location.search.get_untracked();
+    let here = if search.is_empty() {
+        path
+    } else {
+        format!("{path}?{}", search.trim_start_matches('?'))
+    };
+    view! { <Redirect path=format!("/login?next={}", encode_query_value(&here))/> }
+}

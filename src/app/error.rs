@@ -1,0 +1,78 @@
+//! The error type of the server functions, shared by the server and the
+//! browser so pages can match on it and say the right thing.
+
+use leptos::server_fn::{
+    codec::JsonEncoding,
+    error::{FromServerFnError, ServerFnErrorErr},
+};
+use serde::{Deserialize, Serialize};
+
+/// What went wrong, in words a user can act on. Never carries internals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum AppError {
+    /// Not signed in (or the session is over).
+    #[error("Please sign in to continue")]
+    Unauthenticated,
+    /// Signed in, but not allowed.
+    #[error("You do not have permission to do this")]
+    Forbidden,
+    /// The thing asked for does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// One form field is wrong.
+    #[error("{message}")]
+    Invalid { field: String, message: String },
+    /// Refused for a reason the message explains (wrong password, last admin...).
+    #[error("{message}")]
+    Refused { status: u16, message: String },
+    /// The database cannot be reached right now.
+    #[error("The service is temporarily unavailable. Please try again in a moment.")]
+    Unavailable,
+    /// A fault on our side (details are in the server log, never here).
+    #[error("Something went wrong on our side. Please try again.")]
+    Internal,
+}
+
+impl AppError {
+    /// The message for a form field, when this error is about that field.
+    pub fn for_field(&self, name: &str) -> Option<String> {
+        match self {
+            AppError::Invalid { field, message } if field == name => Some(message.clone()),
+            _ => None,
+        }
+    }
+
+    /// The message for the form as a whole, when it is not about one field.
+    pub fn general(&self) -> Option<String> {
+        match self {
+            AppError::Invalid { .. } => None,
+            other => Some(other.to_string()),
+        }
+    }
+
+    /// A form field error.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        AppError::Invalid {
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+impl FromServerFnError for AppError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        match value {
+            // Bad form input (e.g. a missing field) is the client's doing.
+            ServerFnErrorErr::Args(message) | ServerFnErrorErr::Deserialization(message) => {
+                AppError::Refused {
+                    status: 400,
+                    message: format!("The form could not be read: {message}"),
+                }
+            }
+            ServerFnErrorErr::Request(_) | ServerFnErrorErr::Response(_) => AppError::Unavailable,
+            _ => AppError::Internal,
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! The Leptos application: rendered on the server for every page request,
+//! hydrated in the browser by the wasm bundle. Pages act only through the
+//! server functions in [`server`], which call the same services as the JSON API.
+
+pub mod components;
+pub mod error;
+pub mod pages;
+pub mod server;
+
+use components::Notice;
+use leptos::{form::ActionForm, prelude::*};
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::{
+    components::{Route, Router, Routes, A},
+    hooks::use_location,
+    path, SsrMode,
+};
+use server::{current_user, Logout};
+
+/// The HTML document around the app (server side only).
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="color-scheme" content="light dark"/>
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// Bumped after every completed action, so data shown on the page (and the
+/// navigation bar) is read again.
+#[derive(Clone, Copy)]
+pub struct DataVersion(pub RwSignal<u32>);
+
+/// The root component: stylesheet, layout and routes.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    provide_context(DataVersion(RwSignal::new(0)));
+    view! {
+        <Stylesheet id="leptos" href="/pkg/leptos-auth.css"/>
+        <Title formatter=|text: String| if text.is_empty() { "leptos-auth".to_owned() } else { format!("{text} · leptos-auth") }/>
+        <Router>
+            <a class="skip-link" href="#main">"Skip to content"</a>
+            <Header/>
+            <main id="main" class="content">
+                <Notice/>
+                <Routes fallback=pages::errors::NotFound>
+                    <Route path=path!("/") view=pages::home::HomePage ssr=SsrMode::Async/>
+                    <Route path=path!("/login") view=pages::auth::LoginPage ssr=SsrMode::Async/>
+                    <Route path=path!("/register") view=pages::auth::RegisterPage ssr=SsrMode::Async/>
+                    <Route path=path!("/profile") view=pages::profile::ProfilePage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/users") view=pages::admin::UsersPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/users/:id") view=pages::admin::UserPage ssr=SsrMode::Async/>
+                </Routes>
+            </main>
+            <footer class="site-footer">
+                <p>"leptos-auth · user management and authentication in Rust"</p>
+            </footer>
+        </Router>
+    }
+}
+
+/// Header with navigation that depends on who is signed in.
+#[component]
+fn Header() -> impl IntoView {
+    let location = use_location();
+    let version = expect_context::<DataVersion>().0;
+    let user = Resource::new(
+        move || {
+            (
+                location.pathname.get(),
+                location.search.get(),
+                version.get(),
+            )
+        },
+        |_| current_user(),
+    );
+    let logout = ServerAction::<Logout>::new();
+    components::refresh_after(logout);
+    view! {
+        <header class="site-header">
+            <a class="brand" href="/">"leptos-auth"</a>
+            <nav aria-label="Main">
+                <Transition fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        match user.await {
+                            Ok(Some(me)) => {
+                                let is_admin = me.role == crate::domain::Role::Admin;
+                                view! {
+                                    <span class="nav-user" data-testid="nav-user">{me.email.clone()}</span>
+                                    <A href="/profile">"Profile"</A>
+                                    <Show when=move || is_admin>
+                                        <A href="/admin/users">"Admin"</A>
+                                    </Show>
+                                    <ActionForm action=logout attr:class="inline-form">
+                                        <button type="submit" class="link-button" disabled=move || logout.pending().get()>
+                                            "Sign out"
+                                        </button>
+                                    </ActionForm>
+                                }
+                                    .into_any()
+                            }
+                            _ => view! {
+                                <A href="/login">"Sign in"</A>
+                                <A href="/register" attr:class="button small">"Create account"</A>
+                            }
+                                .into_any(),
+                        }
+                    })}
+                </Transition>
+            </nav>
+        </header>
+    }
+}

@@ -1,0 +1,321 @@
+use crate::{
+    app::{
+        components::{action_error, page_error, refresh_after, Field, FormError, Submit},
+        server::{
+            get_user, list_users, CreateUser, DeleteUser, SetUserActive, SetUserPassword,
+            UpdateUser, DEFAULT_PAGE_SIZE, PAGE_SIZES,
+        },
+        DataVersion,
+    },
+    domain::{encode_query_value, Role, UserView},
+};
+use leptos::{form::ActionForm, prelude::*};
+use leptos_meta::Title;
+use leptos_router::{
+    components::Form,
+    hooks::{use_params_map, use_query_map},
+};
+
+/// `/admin/users`: the user table with search, filters and paging, and a
+/// form to create users.
+#[component]
+pub fn UsersPage() -> impl IntoView {
+    let query = use_query_map();
+    let version = expect_context::<DataVersion>().0;
+    let param = move |name: &str| query.read().get(name).filter(|v| !v.is_empty());
+    let page = Resource::new(
+        move || {
+            (
+                param("q"),
+                param("role"),
+                param("status"),
+                param("page").and_then(|p| p.parse::<i64>().ok()),
+                param("per_page").and_then(|p| p.parse::<i64>().ok()),
+                version.get(),
+            )
+        },
+        |(q, role, status, page, per_page, _)| list_users(q, role, status, page, per_page),
+    );
+    view! {
+        <Title text="Users"/>
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match page.await {
+                    Ok(result) => view! {
+                        <section class="card">
+                            <h1>"Users"</h1>
+                            <Filters/>
+                            <UserTable page=result.clone()/>
+                            <Pager total=result.total offset=result.offset limit=result.limit/>
+                        </section>
+                        <CreateUserForm/>
+                    }
+                    .into_any(),
+                    Err(err) => page_error(err),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn Filters() -> impl IntoView {
+    let query = use_query_map();
+    let get = move |name: &str| query.read_untracked().get(name).unwrap_or_default();
+    let q = get("q");
+    let role = get("role");
+    let status = get("status");
+    let per_page = get("per_page").parse::<i64>().unwrap_or(DEFAULT_PAGE_SIZE);
+    view! {
+        <Form method="GET" action="/admin/users" attr:class="filters" attr:role="search">
+            <div class="field">
+                <label for="q">"Search by email"</label>
+                <input id="q" name="q" type="search" value=q placeholder="name@example.com"/>
+            </div>
+            <div class="field">
+                <label for="role">"Role"</label>
+                <select id="role" name="role">
+                    <option value="" selected=role.is_empty()>"Any"</option>
+                    <option value="admin" selected=role == "admin">"Admin"</option>
+                    <option value="regular" selected=role == "regular">"Regular"</option>
+                </select>
+            </div>
+            <div class="field">
+                <label for="status">"Status"</label>
+                <select id="status" name="status">
+                    <option value="" selected=status.is_empty()>"Any"</option>
+                    <option value="active" selected=status == "active">"Active"</option>
+                    <option value="inactive" selected=status == "inactive">"Inactive"</option>
+                </select>
+            </div>
+            <div class="field">
+                <label for="per_page">"Per page"</label>
+                <select id="per_page" name="per_page">
+                    {PAGE_SIZES.iter().map(|n| view! { <option value=n.to_string() selected=*n == per_page>{n.to_string()}</option> }).collect_view()}
+                </select>
+            </div>
+            <button type="submit" class="button">"Search"</button>
+        </Form>
+    }
+}
+
+#[component]
+fn UserTable(page: crate::domain::UserPage) -> impl IntoView {
+    let count = page.total;
+    view! {
+        <p class="muted" data-testid="user-count">{format!("{count} user{} found", if count == 1 { "" } else { "s" })}</p>
+        <div class="table-wrap">
+            <table>
+                <thead>
+                    <tr><th scope="col">"Email"</th><th scope="col">"Role"</th><th scope="col">"Status"</th><th scope="col">"Created"</th></tr>
+                </thead>
+                <tbody>
+                    {page.users.into_iter().map(|u| view! {
+                        <tr>
+                            <td><a href=format!("/admin/users/{}", u.id)>{u.email.clone()}</a></td>
+                            <td>{u.role.to_string()}</td>
+                            <td>{status_badge(u.is_active)}</td>
+                            <td>{u.created_at.format("%Y-%m-%d").to_string()}</td>
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+}
+
+fn status_badge(active: bool) -> impl IntoView {
+    if active {
+        view! { <span class="status active">"Active"</span> }
+    } else {
+        view! { <span class="status inactive">"Inactive"</span> }
+    }
+}
+
+/// Previous/next links that keep the filters.
+#[component]
+fn Pager(total: i64, offset: i64, limit: i64) -> impl IntoView {
+    let query = use_query_map();
+    let limit = limit.max(1);
+    let current = offset / limit + 1;
+    let pages = ((total + limit - 1) / limit).max(1);
+    let link = move |target: i64| {
+        let map = query.read_untracked();
+        let mut params: Vec<String> = ["q", "role", "status", "per_page"]
+            .iter()
+            .filter_map(|k| {
+                map.get(k)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| format!("{k}={}", encode_query_value(&v)))
+            })
+            .collect();
+        params.push(format!("page={target}"));
+        format!("/admin/users?{}", params.join("&"))
+    };
+    view! {
+        <nav class="pager" aria-label="Pages">
+            <Show when=move || { current > 1 }>
+                <a href=link(current - 1) rel="prev">"← Previous"</a>
+            </Show>
+            <span>{format!("Page {current} of {pages}")}</span>
+            <Show when=move || { current < pages }>
+                <a href=link(current + 1) rel="next">"Next →"</a>
+            </Show>
+        </nav>
+    }
+}
+
+#[component]
+fn CreateUserForm() -> impl IntoView {
+    let action = ServerAction::<CreateUser>::new();
+    refresh_after(action);
+    let error = action_error(action);
+    view! {
+        <section class="card">
+            <h2>"Create a user"</h2>
+            <ActionForm action=action>
+                <FormError error/>
+                <Field name="email" id_prefix="new-" label="Email" kind="email" autocomplete="off" error/>
+                <Field name="password" id_prefix="new-" label="Password" kind="password" autocomplete="new-password" error/>
+                <RoleSelect id="new-role" selected=Role::Regular/>
+                <Submit pending=action.pending().into() label="Create user" busy="Creating…"/>
+            </ActionForm>
+        </section>
+    }
+}
+
+#[component]
+fn RoleSelect(id: &'static str, selected: Role) -> impl IntoView {
+    view! {
+        <div class="field">
+            <label for=id>"Role"</label>
+            <select id=id name="role">
+                <option value="regular" selected=selected == Role::Regular>"Regular"</option>
+                <option value="admin" selected=selected == Role::Admin>"Admin"</option>
+            </select>
+        </div>
+    }
+}
+
+/// `/admin/users/:id`: details, edit, activation, new password, deletion.
+#[component]
+pub fn UserPage() -> impl IntoView {
+    let params = use_params_map();
+    let query = use_query_map();
+    let version = expect_context::<DataVersion>().0;
+    let user = Resource::new(
+        move || {
+            (
+                params.read().get("id"),
+                query.read().get("notice"),
+                version.get(),
+            )
+        },
+        |(id, _, _)| async move {
+            match id
+                .and_then(|id| id.parse::<i64>().ok())
+                .filter(|id| *id > 0)
+            {
+                Some(id) => get_user(id).await,
+                None => Err(crate::app::error::AppError::NotFound(
+                    "There is no user with this id".to_owned(),
+                )),
+            }
+        },
+    );
+    view! {
+        <Title text="User"/>
+        <p><a href="/admin/users">"← All users"</a></p>
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match user.await {
+                    Ok(user) => view! { <UserDetails user/> }.into_any(),
+                    Err(err) => page_error(err),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn UserDetails(user: UserView) -> impl IntoView {
+    let id = user.id;
+    let heading = user.email.clone();
+    let current_email = user.email.clone();
+    let delete_label = format!("Delete {} and all their sessions for good", user.email);
+    let edit = ServerAction::<UpdateUser>::new();
+    let activation = ServerAction::<SetUserActive>::new();
+    let password = ServerAction::<SetUserPassword>::new();
+    let delete = ServerAction::<DeleteUser>::new();
+    refresh_after(edit);
+    refresh_after(activation);
+    refresh_after(password);
+    refresh_after(delete);
+    let (edit_error, activation_error, password_error, delete_error) = (
+        action_error(edit),
+        action_error(activation),
+        action_error(password),
+        action_error(delete),
+    );
+    let delete_confirm_error = move || delete_error.get().and_then(|e| e.for_field("confirm"));
+    let active = user.is_active;
+    view! {
+        <section class="card">
+            <h1 data-testid="user-email">{heading}</h1>
+            <dl class="details">
+                <dt>"Role"</dt><dd>{user.role.to_string()}</dd>
+                <dt>"Status"</dt><dd data-testid="user-status">{status_badge(user.is_active)}</dd>
+                <dt>"Created"</dt><dd>{user.created_at.format("%Y-%m-%d %H:%M UTC").to_string()}</dd>
+                <dt>"Updated"</dt><dd>{user.updated_at.format("%Y-%m-%d %H:%M UTC").to_string()}</dd>
+            </dl>
+            <p class="muted">
+                "The app always keeps at least one active admin: the last one cannot be demoted, deactivated or deleted. "
+                "Make another user an admin first."
+            </p>
+        </section>
+        <section class="card">
+            <h2>"Edit"</h2>
+            <ActionForm action=edit>
+                <input type="hidden" name="id" value=id/>
+                <FormError error=edit_error/>
+                <Field name="email" id_prefix="edit-" label="Email" kind="email" autocomplete="off" value=current_email error=edit_error/>
+                <RoleSelect id="edit-role" selected=user.role/>
+                <Submit pending=edit.pending().into() label="Save changes" busy="Saving…"/>
+            </ActionForm>
+        </section>
+        <section class="card">
+            <h2>{if active { "Deactivate" } else { "Activate" }}</h2>
+            <p class="muted">{if active { "A deactivated user cannot sign in, and is signed out everywhere at once." } else { "An activated user can sign in again." }}</p>
+            <ActionForm action=activation>
+                <input type="hidden" name="id" value=id/>
+                <input type="hidden" name="active" value=(!active).to_string()/>
+                <FormError error=activation_error/>
+                <Submit pending=activation.pending().into() label=if active { "Deactivate user" } else { "Activate user" } busy="Saving…" class=if active { "danger" } else { "" }/>
+            </ActionForm>
+        </section>
+        <section class="card">
+            <h2>"Set a new password"</h2>
+            <p class="muted">"The user is signed out everywhere and must sign in with the new password."</p>
+            <ActionForm action=password>
+                <input type="hidden" name="id" value=id/>
+                <FormError error=password_error/>
+                <Field name="password" id_prefix="pw-" label="New password" kind="password" autocomplete="new-password" error=password_error/>
+                <Field name="confirm" id_prefix="pw-" label="Confirm new password" kind="password" autocomplete="new-password" error=password_error/>
+                <Submit pending=password.pending().into() label="Set password" busy="Saving…"/>
+            </ActionForm>
+        </section>
+        <section class="card danger">
+            <h2>"Delete user"</h2>
+            <ActionForm action=delete>
+                <input type="hidden" name="id" value=id/>
+                <FormError error=delete_error/>
+                <div class="field checkbox">
+                    <input id="del-confirm" type="checkbox" name="confirm" value="yes" aria-describedby="del-confirm-error"/>
+                    <label for="del-confirm">{delete_label}</label>
+                    <p class="field-error" id="del-confirm-error" role="alert">{delete_confirm_error}</p>
+                </div>
+                <Submit pending=delete.pending().into() label="Delete user" busy="Deleting…" class="danger"/>
+            </ActionForm>
+        </section>
+    }
+}

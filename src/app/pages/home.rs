@@ -1,0 +1,47 @@
+use crate::app::server::current_user;
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+/// The landing page. The "interactive" badge flips once the wasm bundle has
+/// hydrated the page, which proves the whole toolchain (SSR, wasm, CSS) works.
+#[component]
+pub fn HomePage() -> impl IntoView {
+    let (hydrated, set_hydrated) = signal(false);
+    Effect::new(move |_| set_hydrated.set(true));
+    let user = Resource::new(|| (), |_| current_user());
+    view! {
+        <Title text="Welcome"/>
+        <section class="hero">
+            <h1>"Authentication that is done right"</h1>
+            <p class="lead">
+                "Accounts, sign-in with rotating refresh tokens, and user administration, "
+                "served as pages and as a JSON API under "<code>"/api/v1"</code>"."
+            </p>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match user.await {
+                        Ok(Some(me)) => view! {
+                            <p class="actions">
+                                "Signed in as "<strong>{me.email}</strong>". "
+                                <a class="button" href="/profile">"Go to your profile"</a>
+                            </p>
+                        }
+                        .into_any(),
+                        _ => view! {
+                            <p class="actions">
+                                <a class="button" href="/register">"Create an account"</a>
+                                <a class="button secondary" href="/login">"Sign in"</a>
+                            </p>
+                        }
+                        .into_any(),
+                    }
+                })}
+            </Suspense>
+            <p>
+                <span class="badge" data-testid="hydration-status">
+                    {move || if hydrated.get() { "interactive" } else { "server-rendered" }}
+                </span>
+            </p>
+        </section>
+    }
+}

@@ -1,0 +1,345 @@
+//! Server functions: the pages' only way to act. Each one is thin: read the
+//! signed-in user, call one service method, map the result (rules live in
+//! `services`, shared with the JSON API). State-changing functions are POSTs
+//! (the default encoding), guarded by the CSRF middleware.
+
+use super::error::AppError;
+use crate::domain::{PasswordStrength, UserPage, UserView};
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "ssr")]
+use crate::web::context as ctx;
+
+/// Public facts the sign-up page needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteInfo {
+    pub registration_open: bool,
+    pub min_password_length: usize,
+}
+
+/// Page size of the admin user list unless chosen.
+pub const DEFAULT_PAGE_SIZE: i64 = 20;
+/// Page sizes offered in the admin user list.
+pub const PAGE_SIZES: [i64; 4] = [10, 20, 50, 100];
+
+/// The signed-in user, if any (the navigation bar).
+#[server(prefix = "/fn", endpoint = "current_user")]
+pub async fn current_user() -> Result<Option<UserView>, AppError> {
+    Ok(ctx::actor().map(|actor| actor.user.view()))
+}
+
+/// Registration switch and password rules.
+#[server(prefix = "/fn", endpoint = "site_info")]
+pub async fn get_site_info() -> Result<SiteInfo, AppError> {
+    let users = &ctx::state().services.users;
+    Ok(SiteInfo {
+        registration_open: users.registration_open(),
+        min_password_length: users.policy().min_chars(),
+    })
+}
+
+/// Signs in: opens a session like the API login, sets the cookies, and goes
+/// to `next` when it is a path on this site (else `/profile`).
+#[server(prefix = "/fn", endpoint = "login")]
+pub async fn login(email: String, password: String, next: Option<String>) -> Result<(), AppError> {
+    let state = ctx::state();
+    let pair = state
+        .services
+        .auth
+        .login(&email, password.into(), &ctx::client())
+        .await
+        .map_err(ctx::service_error)?;
+    ctx::session_cookies().set(&ctx::cookies()?, &pair);
+    leptos_axum::redirect(&crate::domain::safe_next(next.as_deref()));
+    Ok(())
+}
+
+/// Creates an account, signs it in, and goes to the profile.
+#[server(prefix = "/fn", endpoint = "register")]
+pub async fn register(email: String, password: String, confirm: String) -> Result<(), AppError> {
+    if password != confirm {
+        return Err(ctx::fail(AppError::invalid(
+            "confirm",
+            "The passwords do not match",
+        )));
+    }
+    let services = ctx::state().services;
+    let input = crate::services::NewUserInput {
+        email,
+        password: password.into(),
+        role: None,
+        is_active: None,
+    };
+    let user = services
+        .users
+        .register(None, input)
+        .await
+        .map_err(ctx::service_error)?;
+    let pair = services
+        .auth
+        .open_session(user.id, &ctx::client())
+        .await
+        .map_err(ctx::service_error)?;
+    ctx::session_cookies().set(&ctx::cookies()?, &pair);
+    leptos_axum::redirect("/profile?notice=welcome");
+    Ok(())
+}
+
+/// The password policy's verdict, for the live strength meter.
+#[server(prefix = "/fn", endpoint = "password_strength")]
+pub async fn check_password_strength(
+    password: String,
+    email: String,
+) -> Result<PasswordStrength, AppError> {
+    Ok(ctx::state()
+        .services
+        .users
+        .password_strength(&password, &email))
+}
+
+/// Signs out: revokes the session and clears the cookies.
+#[server(prefix = "/fn", endpoint = "logout")]
+pub async fn logout() -> Result<(), AppError> {
+    let cookies = ctx::cookies()?;
+    if let Some(actor) = ctx::actor() {
+        ctx::state()
+            .services
+            .auth
+            .logout_session(&actor)
+            .await
+            .map_err(ctx::service_error)?;
+    }
+    ctx::session_cookies().clear(&cookies);
+    leptos_axum::redirect("/?notice=signed-out");
+    Ok(())
+}
+
+/// The signed-in user's account.
+#[server(prefix = "/fn", endpoint = "my_account")]
+pub async fn my_account() -> Result<UserView, AppError> {
+    Ok(ctx::require_actor()?.user.view())
+}
+
+/// Changes the signed-in user's email (needs the current password).
+#[server(prefix = "/fn", endpoint = "change_email")]
+pub async fn change_email(email: String, current_password: String) -> Result<(), AppError> {
+    let actor = ctx::require_actor()?;
+    let input = crate::services::UpdateMeInput {
+        email: Some(email),
+        current_password: Some(current_password.into()),
+        ..Default::default()
+    };
+    ctx::state()
+        .services
+        .users
+        .update_me(&actor, input)
+        .await
+        .map_err(ctx::service_error)?;
+    leptos_axum::redirect("/profile?notice=email-changed");
+    Ok(())
+}
+
+/// Changes the signed-in user's password; every other session is signed out.
+#[server(prefix = "/fn", endpoint = "change_password")]
+pub async fn change_password(
+    current_password: String,
+    password: String,
+    confirm: String,
+) -> Result<(), AppError> {
+    let actor = ctx::require_actor()?;
+    if password != confirm {
+        return Err(ctx::fail(AppError::invalid(
+            "confirm",
+            "The new passwords do not match",
+        )));
+    }
+    let input = crate::services::UpdateMeInput {
+        password: Some(password.into()),
+        current_password: Some(current_password.into()),
+        ..Default::default()
+    };
+    ctx::state()
+        .services
+        .users
+        .update_me(&actor, input)
+        .await
+        .map_err(ctx::service_error)?;
+    leptos_axum::redirect("/profile?notice=password-changed");
+    Ok(())
+}
+
+/// Deletes the signed-in user's account (current password and a confirmation).
+#[server(prefix = "/fn", endpoint = "delete_account")]
+pub async fn delete_account(
+    current_password: String,
+    confirm: Option<String>,
+) -> Result<(), AppError> {
+    let actor = ctx::require_actor()?;
+    if confirm.as_deref() != Some("yes") {
+        return Err(ctx::fail(AppError::invalid(
+            "confirm",
+            "Tick the box to confirm that you want to delete your account",
+        )));
+    }
+    ctx::state()
+        .services
+        .users
+        .delete_me(&actor, current_password.into())
+        .await
+        .map_err(ctx::service_error)?;
+    ctx::session_cookies().clear(&ctx::cookies()?);
+    leptos_axum::redirect("/?notice=account-deleted");
+    Ok(())
+}
+
+/// Admin: a page of users with filters (`role`: admin|regular, `status`: active|inactive).
+#[server(prefix = "/fn", endpoint = "list_users")]
+pub async fn list_users(
+    q: Option<String>,
+    role: Option<String>,
+    status: Option<String>,
+    page: Option<i64>,
+    per_page: Option<i64>,
+) -> Result<UserPage, AppError> {
+    let actor = ctx::require_actor()?;
+    let per_page = per_page
+        .filter(|n| PAGE_SIZES.contains(n))
+        .unwrap_or(DEFAULT_PAGE_SIZE);
+    let page = page.unwrap_or(1).clamp(1, 1_000_000);
+    let filter = crate::repositories::UserFilter {
+        email_contains: q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty()),
+        role: role.and_then(|r| r.parse().ok()),
+        is_active: match status.as_deref() {
+            Some("active") => Some(true),
+            Some("inactive") => Some(false),
+            _ => None,
+        },
+    };
+    let offset = (page - 1) * per_page;
+    let result = ctx::state()
+        .services
+        .users
+        .list(&actor, filter, offset, per_page)
+        .await
+        .map_err(ctx::service_error)?;
+    Ok(UserPage {
+        users: result.users.iter().map(|u| u.view()).collect(),
+        total: result.total,
+        offset,
+        limit: per_page,
+    })
+}
+
+/// Admin: creates a user with a role.
+#[server(prefix = "/fn", endpoint = "create_user")]
+pub async fn create_user(email: String, password: String, role: String) -> Result<(), AppError> {
+    let actor = ctx::require_actor()?;
+    let role = role
+        .parse()
+        .map_err(|_| ctx::fail(AppError::invalid("role", "Choose a role")))?;
+    let input = crate::services::NewUserInput {
+        email,
+        password: password.into(),
+        role: Some(role),
+        is_active: Some(true),
+    };
+    let user = ctx::state()
+        .services
+        .users
+        .register(Some(&actor), input)
+        .await
+        .map_err(ctx::service_error)?;
+    leptos_axum::redirect(&format!("/admin/users/{}?notice=created", user.id));
+    Ok(())
+}
+
+/// Admin: one user.
+#[server(prefix = "/fn", endpoint = "get_user")]
+pub async fn get_user(id: i64) -> Result<UserView, AppError> {
+    let actor = ctx::require_actor()?;
+    let user = ctx::state()
+        .services
+        .users
+        .get(&actor, id)
+        .await
+        .map_err(ctx::service_error)?;
+    Ok(user.view())
+}
+
+#[cfg(feature = "ssr")]
+async fn admin_update(
+    id: i64,
+    input: crate::services::UpdateUserInput,
+    notice: &str,
+) -> Result<(), AppError> {
+    let actor = ctx::require_actor()?;
+    ctx::state()
+        .services
+        .users
+        .update(&actor, id, input)
+        .await
+        .map_err(ctx::service_error)?;
+    leptos_axum::redirect(&format!("/admin/users/{id}?notice={notice}"));
+    Ok(())
+}
+
+/// Admin: changes a user's email and role.
+#[server(prefix = "/fn", endpoint = "update_user")]
+pub async fn update_user(id: i64, email: String, role: String) -> Result<(), AppError> {
+    let role = role
+        .parse()
+        .map_err(|_| ctx::fail(AppError::invalid("role", "Choose a role")))?;
+    let input = crate::services::UpdateUserInput {
+        email: Some(email),
+        role: Some(role),
+        ..Default::default()
+    };
+    admin_update(id, input, "saved").await
+}
+
+/// Admin: activates or deactivates a user (deactivation signs them out everywhere).
+#[server(prefix = "/fn", endpoint = "set_user_active")]
+pub async fn set_user_active(id: i64, active: bool) -> Result<(), AppError> {
+    let input = crate::services::UpdateUserInput {
+        is_active: Some(active),
+        ..Default::default()
+    };
+    admin_update(id, input, if active { "activated" } else { "deactivated" }).await
+}
+
+/// Admin: sets a new password for a user (signs them out everywhere).
+#[server(prefix = "/fn", endpoint = "set_user_password")]
+pub async fn set_user_password(id: i64, password: String, confirm: String) -> Result<(), AppError> {
+    if password != confirm {
+        return Err(ctx::fail(AppError::invalid(
+            "confirm",
+            "The passwords do not match",
+        )));
+    }
+    let input = crate::services::UpdateUserInput {
+        password: Some(password.into()),
+        ..Default::default()
+    };
+    admin_update(id, input, "password-set").await
+}
+
+/// Admin: deletes a user after a confirmation.
+#[server(prefix = "/fn", endpoint = "delete_user")]
+pub async fn delete_user(id: i64, confirm: Option<String>) -> Result<(), AppError> {
+    let actor = ctx::require_actor()?;
+    if confirm.as_deref() != Some("yes") {
+        return Err(ctx::fail(AppError::invalid(
+            "confirm",
+            "Tick the box to confirm the deletion",
+        )));
+    }
+    ctx::state()
+        .services
+        .users
+        .delete(&actor, id)
+        .await
+        .map_err(ctx::service_error)?;
+    leptos_axum::redirect("/admin/users?notice=deleted");
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! What server functions need from the request, read from the Leptos context
+//! (leptos_axum provides the request parts and the response options).
+
+use super::{cookies::SessionCookies, session::BrowserSession};
+use crate::{
+    app::error::AppError,
+    services::{Actor, ClientInfo, ServiceError},
+    startup::AppState,
+};
+use axum::http::{request::Parts, StatusCode};
+use leptos::prelude::{expect_context, use_context};
+use leptos_axum::ResponseOptions;
+use tower_cookies::Cookies;
+
+/// The application state.
+pub fn state() -> AppState {
+    expect_context::<AppState>()
+}
+
+fn parts() -> Option<Parts> {
+    use_context::<Parts>()
+}
+
+/// The signed-in user of this request, if any.
+pub fn actor() -> Option<Actor> {
+    parts().and_then(|p| {
+        p.extensions
+            .get::<BrowserSession>()
+            .and_then(|s| s.0.clone())
+    })
+}
+
+/// The signed-in user, or [`AppError::Unauthenticated`] (401).
+pub fn require_actor() -> Result<Actor, AppError> {
+    actor().ok_or_else(|| fail(AppError::Unauthenticated))
+}
+
+/// The cookie jar of this request (its changes go out with the response).
+pub fn cookies() -> Result<Cookies, AppError> {
+    parts()
+        .and_then(|p| p.extensions.get::<Cookies>().cloned())
+        .ok_or_else(|| fail(AppError::Internal))
+}
+
+/// The session cookie settings of this instance.
+pub fn session_cookies() -> SessionCookies {
+    SessionCookies::new(&state().config)
+}
+
+/// The client's user agent and address.
+pub fn client() -> ClientInfo {
+    parts()
+        .map(|p| crate::api::extract::client_info(&p.headers, &p.extensions))
+        .unwrap_or_default()
+}
+
+/// Sets the response status that belongs to `error` and returns it. A plain
+/// HTML form post (no JavaScript) is answered with a redirect back to the
+/// form carrying the error, so its status is left alone there.
+pub fn fail(error: AppError) -> AppError {
+    let plain_form_post = parts().is_some_and(|p| {
+        p.uri.path().starts_with("/fn/")
+            && p.headers
+                .get(axum::http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|accept| accept.contains("text/html"))
+    });
+    if !plain_form_post {
+        if let Some(response) = use_context::<ResponseOptions>() {
+            response.set_status(error.status());
+        }
+    }
+    error
+}
+
+impl AppError {
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden => StatusCode::FORBIDDEN,
+            AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::Refused { status, .. } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
+            }
+            AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// Translates a service error for the pages (the only place that does), and
+/// sets the matching HTTP status.
+pub fn service_error(err: ServiceError) -> AppError {
+    use ServiceError as E;
+    let refused = |status: StatusCode, message: &str| AppError::Refused {
+        status: status.as_u16(),
+        message: message.to_owned(),
+    };
+    let invalid = |field: &str, message: String| AppError::Invalid {
+        field: field.to_owned(),
+        message,
+    };
+    let error = match err {
+        E::InvalidCredentials | E::InactiveUser => {
+            refused(StatusCode::UNAUTHORIZED, &err.to_string())
+        }
+        E::InvalidToken
+        | E::TokenAlreadyInvalidated
+        | E::InvalidRefreshToken
+        | E::InvalidTokenType => AppError::Unauthenticated,
+        E::Forbidden => AppError::Forbidden,
+        E::RegistrationDisabled => refused(
+            StatusCode::FORBIDDEN,
+            "Registration is closed on this server. Ask an administrator for an account.",
+        ),
+        E::EmailTaken => invalid(
+            "email",
+            "An account with this email already exists".to_owned(),
+        ),
+        E::IncorrectPassword => invalid(
+            "current_password",
+            "Your current password is incorrect".to_owned(),
+        ),
+        E::CannotChangeOwnRole => refused(StatusCode::FORBIDDEN, "You cannot change your own role"),
+        E::UserNotFound => {
+            AppError::NotFound("This user does not exist (it may have been deleted)".to_owned())
+        }
+        E::LastAdmin => refused(
+            StatusCode::CONFLICT,
+            "This is the last active admin. Without an active admin nobody could manage users, so \
+             make another user an admin first, then try again.",
+        ),
+        E::Invalid(field) => invalid(field.field, field.message),
+        E::Unavailable(cause) => {
+            tracing::error!(error = %cause, "database unavailable");
+            AppError::Unavailable
+        }
+        E::Internal(cause) => {
+            tracing::error!(error = ?cause, "internal error in a server function");
+            AppError::Internal
+        }
+    };
+    fail(error)
+}
