@@ -22,8 +22,13 @@ use leptos::{
     nonce::Nonce,
     prelude::{provide_context, use_context, LeptosOptions},
 };
-use leptos_axum::{generate_route_list, LeptosRoutes};
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 use tokio::net::TcpListener;
 use tower_cookies::CookieManagerLayer;
 use tower_http::{
@@ -128,11 +133,21 @@ pub fn router(state: AppState) -> Router {
         )
 }
 
+/// The page routes, generated once per process. Generating them runs the app
+/// with resource loading suppressed process-wide, so a page rendering at that
+/// moment in another router of the same process (integration tests build
+/// many) would wait forever (leptos issue #4773). The list is the same for
+/// every router of this binary.
+fn route_list() -> Vec<AxumRouteListing> {
+    static ROUTES: OnceLock<Vec<AxumRouteListing>> = OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
 /// Pages, server functions and site assets, with cookie sessions, CSRF
 /// defence and security headers. Request order: headers (nonce) -> cookies ->
 /// CSRF check -> session -> Leptos.
 fn pages_router(state: AppState) -> Router {
-    let routes = generate_route_list(App);
+    let routes = route_list();
     let options = state.leptos_options.clone();
     let context = {
         let state = state.clone();

@@ -5,9 +5,16 @@ import { expect, test } from "@playwright/test";
 test("the home page is server-rendered, then hydrated, with its stylesheet", async ({ page }) => {
   const errors: string[] = [];
   page.on("pageerror", (err) => errors.push(err.message));
+  // A Content-Security-Policy violation would show up as a console error.
+  page.on("console", (msg) => {
+    if (msg.type() === "error") errors.push(msg.text());
+  });
 
   const response = await page.goto("/");
   expect(response?.status()).toBe(200);
+  const headers = response!.headers();
+  expect(headers["content-security-policy"]).toContain("frame-ancestors 'none'");
+  expect(headers["x-content-type-options"]).toBe("nosniff");
   const html = await response!.text();
   expect(html).toContain("Authentication that is done right");
   expect(html).toContain("server-rendered");

@@ -7,5 +7,6 @@ mod common;
 mod auth;
 mod cli;
 mod http;
+mod pages;
 mod repositories;
 mod users;

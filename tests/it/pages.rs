@@ -1,0 +1,583 @@
+//! The browser side through the real router, without a browser: server
+//! functions, cookie sessions, CSRF defence, page guards and headers.
+
+use crate::common::{TestApp, TestResponse, OTHER_PASSWORD, PASSWORD};
+use axum::{
+    body::Body,
+    http::{header, Method, Request, StatusCode},
+};
+use serde_json::json;
+use std::collections::BTreeMap;
+
+const ORIGIN: &str = "http://localhost";
+const ACCESS: &str = "__Host-leptos-auth-access";
+const REFRESH: &str = "__Host-leptos-auth-refresh";
+
+/// The cookies a browser would hold.
+#[derive(Debug, Clone, Default)]
+struct Jar(BTreeMap<String, String>);
+
+impl Jar {
+    /// Applies the `Set-Cookie` headers of a response (Max-Age=0 deletes).
+    fn update(&mut self, response: &TestResponse) {
+        for value in response.headers.get_all(header::SET_COOKIE) {
+            let text = value.to_str().expect("ascii");
+            let (pair, attributes) = text.split_once(';').unwrap_or((text, ""));
+            let (name, value) = pair.split_once('=').expect("name=value");
+            if attributes.contains("Max-Age=0") || value.is_empty() {
+                self.0.remove(name);
+            } else {
+                self.0.insert(name.to_owned(), value.to_owned());
+            }
+        }
+    }
+
+    fn header(&self) -> String {
+        self.0
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn get(&self, name: &str) -> Option<&String> {
+        self.0.get(name)
+    }
+}
+
+fn set_cookies(response: &TestResponse) -> Vec<String> {
+    response
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().expect("ascii").to_owned())
+        .collect()
+}
+
+/// A server-function call as the hydrated app makes it (JSON answer).
+async fn call_fn(
+    app: &TestApp,
+    name: &str,
+    form: &[(&str, &str)],
+    jar: &Jar,
+    origin: Option<&str>,
+) -> TestResponse {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
+    let mut request = Request::builder()
+        .method(Method::POST)
+        .uri(format!("/fn/{name}"))
+        .header(header::HOST, "localhost")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::ACCEPT, "application/json");
+    if let Some(origin) = origin {
+        request = request.header(header::ORIGIN, origin);
+    }
+    if !jar.0.is_empty() {
+        request = request.header(header::COOKIE, jar.header());
+    }
+    app.send(request.body(Body::from(body)).expect("request"))
+        .await
+}
+
+/// A page load.
+async fn page(app: &TestApp, path: &str, jar: &Jar) -> TestResponse {
+    let mut request = Request::builder()
+        .uri(path)
+        .header(header::HOST, "localhost")
+        .header(header::ACCEPT, "text/html");
+    if !jar.0.is_empty() {
+        request = request.header(header::COOKIE, jar.header());
+    }
+    app.send(request.body(Body::empty()).expect("request"))
+        .await
+}
+
+/// Signs in through the login server function and returns the cookies.
+async fn browser_login(app: &TestApp, email: &str, password: &str) -> Jar {
+    let mut jar = Jar::default();
+    let response = call_fn(
+        app,
+        "login",
+        &[("email", email), ("password", password), ("next", "")],
+        &jar,
+        Some(ORIGIN),
+    )
+    .await;
+    response.assert_status(StatusCode::OK);
+    jar.update(&response);
+    assert!(
+        jar.get(ACCESS).is_some() && jar.get(REFRESH).is_some(),
+        "{:?}",
+        set_cookies(&response)
+    );
+    jar
+}
+
+fn location(response: &TestResponse) -> &str {
+    response
+        .headers
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+async fn signing_in_sets_http_only_host_cookies(app: TestApp) {
+    app.user("cookie@example.com").await;
+    let response = call_fn(
+        &app,
+        "login",
+        &[
+            ("email", "cookie@example.com"),
+            ("password", PASSWORD),
+            ("next", ""),
+        ],
+        &Jar::default(),
+        Some(ORIGIN),
+    )
+    .await;
+    response.assert_status(StatusCode::OK);
+    let cookies = set_cookies(&response);
+    assert_eq!(cookies.len(), 2, "{cookies:?}");
+    for cookie in &cookies {
+        assert!(
+            cookie.starts_with(ACCESS) || cookie.starts_with(REFRESH),
+            "{cookie}"
+        );
+        for attribute in ["HttpOnly", "SameSite=Lax", "Secure", "Path=/"] {
+            assert!(cookie.contains(attribute), "{cookie} lacks {attribute}");
+        }
+        assert!(!cookie.contains("Domain"), "{cookie}");
+    }
+    // The tokens are not in the body.
+    assert!(!response.text.contains("eyJ"), "{}", response.text);
+    // The session is a real one: the API accepts the access cookie's token.
+    let mut jar = Jar::default();
+    jar.update(&response);
+    app.get("/api/v1/users/me", jar.get(ACCESS).map(String::as_str))
+        .await
+        .assert_status(StatusCode::OK);
+}
+
+async fn without_secure_cookies_the_names_lose_the_host_prefix(default_app: TestApp) {
+    let app = TestApp::start(default_app.backend, &[("COOKIE_SECURE", "false")]).await;
+    app.user("plain@example.com").await;
+    let response = call_fn(
+        &app,
+        "login",
+        &[
+            ("email", "plain@example.com"),
+            ("password", PASSWORD),
+            ("next", ""),
+        ],
+        &Jar::default(),
+        Some(ORIGIN),
+    )
+    .await;
+    for cookie in set_cookies(&response) {
+        assert!(cookie.starts_with("leptos-auth-"), "{cookie}");
+        assert!(!cookie.contains("Secure"), "{cookie}");
+        assert!(cookie.contains("HttpOnly"), "{cookie}");
+    }
+}
+
+async fn a_plain_form_post_is_redirected_to_next_or_back_with_the_error(app: TestApp) {
+    app.user("form@example.com").await;
+    let post = |password: &'static str, next: &'static str| {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([
+                ("email", "form@example.com"),
+                ("password", password),
+                ("next", next),
+            ])
+            .finish();
+        Request::builder()
+            .method(Method::POST)
+            .uri("/fn/login")
+            .header(header::HOST, "localhost")
+            .header(header::ORIGIN, ORIGIN)
+            .header(
+                header::REFERER,
+                "http://localhost/login?next=%2Fadmin%2Fusers",
+            )
+            .header(header::ACCEPT, "text/html,application/xhtml+xml")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .expect("request")
+    };
+    let ok = app.send(post(PASSWORD, "/admin/users")).await;
+    assert_eq!(ok.status, StatusCode::FOUND, "{}", ok.text);
+    assert_eq!(location(&ok), "/admin/users");
+    let external = app.send(post(PASSWORD, "https://evil.example/")).await;
+    assert_eq!(location(&external), "/profile");
+    let failed = app.send(post(OTHER_PASSWORD, "/admin/users")).await;
+    assert!(failed.status.is_redirection(), "{}", failed.status);
+    assert!(location(&failed)
+        .starts_with("http://localhost/login?next=%2Fadmin%2Fusers&__path=%2Ffn%2Flogin&__err="));
+    assert!(set_cookies(&failed).is_empty());
+}
+
+async fn cross_origin_posts_are_refused(app: TestApp) {
+    app.user("csrf@example.com").await;
+    let jar = browser_login(&app, "csrf@example.com", PASSWORD).await;
+    let evil = call_fn(&app, "logout", &[], &jar, Some("https://evil.example")).await;
+    evil.assert_error(StatusCode::FORBIDDEN, "Cross-site request refused");
+    let subdomain = call_fn(
+        &app,
+        "logout",
+        &[],
+        &jar,
+        Some("http://localhost.evil.example"),
+    )
+    .await;
+    subdomain.assert_status(StatusCode::FORBIDDEN);
+    let null = call_fn(&app, "logout", &[], &jar, Some("null")).await;
+    null.assert_status(StatusCode::FORBIDDEN);
+    // Without Origin, Sec-Fetch-Site decides.
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/fn/logout")
+        .header(header::HOST, "localhost")
+        .header("sec-fetch-site", "cross-site")
+        .header(header::COOKIE, jar.header())
+        .body(Body::empty())
+        .expect("request");
+    app.send(request).await.assert_status(StatusCode::FORBIDDEN);
+    // The session survived all of that.
+    app.get("/api/v1/users/me", jar.get(ACCESS).map(String::as_str))
+        .await
+        .assert_status(StatusCode::OK);
+    let mine = page(&app, "/profile", &jar).await;
+    mine.assert_status(StatusCode::OK);
+    assert!(mine.text.contains("csrf@example.com"));
+}
+
+async fn a_regular_user_calling_an_admin_function_gets_403(app: TestApp) {
+    app.admin("root@example.com").await;
+    let (id, _) = app.user("plain@example.com").await;
+    let jar = browser_login(&app, "plain@example.com", PASSWORD).await;
+    let list = call_fn(&app, "list_users", &[], &jar, Some(ORIGIN)).await;
+    list.assert_status(StatusCode::FORBIDDEN);
+    assert_eq!(list.body, json!("Forbidden"));
+    let id = id.to_string();
+    let promote = call_fn(
+        &app,
+        "update_user",
+        &[
+            ("id", &id),
+            ("email", "plain@example.com"),
+            ("role", "admin"),
+        ],
+        &jar,
+        Some(ORIGIN),
+    )
+    .await;
+    promote.assert_status(StatusCode::FORBIDDEN);
+    let me = call_fn(&app, "my_account", &[], &jar, Some(ORIGIN)).await;
+    assert_eq!(me.body["role"], "regular");
+    // The admin page is a 403 page for them, and a sign-in redirect for anonymous visitors.
+    let forbidden = page(&app, "/admin/users", &jar).await;
+    forbidden.assert_status(StatusCode::FORBIDDEN);
+    assert!(forbidden.text.contains("Access denied"));
+    let anonymous = page(&app, "/admin/users?q=x", &Jar::default()).await;
+    assert_eq!(anonymous.status, StatusCode::FOUND);
+    assert_eq!(location(&anonymous), "/login?next=%2Fadmin%2Fusers%3Fq%3Dx");
+}
+
+async fn admins_manage_users_through_server_functions(app: TestApp) {
+    app.admin("root@example.com").await;
+    let jar = browser_login(&app, "root@example.com", PASSWORD).await;
+    let created = call_fn(
+        &app,
+        "create_user",
+        &[
+            ("email", "made@example.com"),
+            ("password", OTHER_PASSWORD),
+            ("role", "regular"),
+        ],
+        &jar,
+        Some(ORIGIN),
+    )
+    .await;
+    created.assert_status(StatusCode::OK);
+    let list = call_fn(
+        &app,
+        "list_users",
+        &[("q", "made"), ("per_page", "10")],
+        &jar,
+        Some(ORIGIN),
+    )
+    .await;
+    list.assert_status(StatusCode::OK);
+    assert_eq!(list.body["total"], 1);
+    assert_eq!(list.body["limit"], 10);
+    let id = list.body["users"][0]["id"]
+        .as_i64()
+        .expect("id")
+        .to_string();
+    let page_view = page(&app, &format!("/admin/users/{id}"), &jar).await;
+    page_view.assert_status(StatusCode::OK);
+    assert!(page_view.text.contains("made@example.com"));
+    let weak = call_fn(
+        &app,
+        "set_user_password",
+        &[("id", &id), ("password", "weak"), ("confirm", "weak")],
+        &jar,
+        Some(ORIGIN),
+    )
+    .await;
+    weak.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(weak.body["Invalid"]["field"], "password");
+    let unconfirmed = call_fn(&app, "delete_user", &[("id", &id)], &jar, Some(ORIGIN)).await;
+    assert_eq!(unconfirmed.body["Invalid"]["field"], "confirm");
+    call_fn(
+        &app,
+        "delete_user",
+        &[("id", &id), ("confirm", "yes")],
+        &jar,
+        Some(ORIGIN),
+    )
+    .await
+    .assert_status(StatusCode::OK);
+    let gone = page(&app, &format!("/admin/users/{id}"), &jar).await;
+    gone.assert_status(StatusCode::NOT_FOUND);
+}
+
+async fn a_user_deactivated_through_the_api_loses_their_browser_session(app: TestApp) {
+    let (_, admin) = app.admin("root@example.com").await;
+    let (id, _) = app.user("soon-gone@example.com").await;
+    let mut jar = browser_login(&app, "soon-gone@example.com", PASSWORD).await;
+    page(&app, "/profile", &jar)
+        .await
+        .assert_status(StatusCode::OK);
+    app.patch(
+        &format!("/api/v1/users/{id}"),
+        json!({ "is_active": false }),
+        Some(&admin.access),
+    )
+    .await
+    .assert_status(StatusCode::OK);
+    let after = page(&app, "/profile", &jar).await;
+    assert_eq!(after.status, StatusCode::FOUND, "{}", after.text);
+    assert_eq!(location(&after), "/login?next=%2Fprofile");
+    jar.update(&after);
+    assert!(
+        jar.get(ACCESS).is_none() && jar.get(REFRESH).is_none(),
+        "cookies cleared: {jar:?}"
+    );
+    call_fn(&app, "my_account", &[], &jar, Some(ORIGIN))
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
+}
+
+async fn an_expired_access_cookie_is_refreshed_and_a_reused_refresh_cookie_ends_the_session(
+    app: TestApp,
+) {
+    app.user("rotate@example.com").await;
+    let jar = browser_login(&app, "rotate@example.com", PASSWORD).await;
+    // The browser dropped the expired access cookie; only the refresh cookie is left.
+    let mut stale = Jar::default();
+    stale.0.insert(
+        REFRESH.to_owned(),
+        jar.get(REFRESH).expect("refresh").clone(),
+    );
+    let refreshed = page(&app, "/profile", &stale).await;
+    refreshed.assert_status(StatusCode::OK);
+    assert!(refreshed.text.contains("rotate@example.com"));
+    let mut fresh = stale.clone();
+    fresh.update(&refreshed);
+    assert!(fresh.get(ACCESS).is_some());
+    assert_ne!(
+        fresh.get(REFRESH),
+        stale.get(REFRESH),
+        "the refresh token was rotated"
+    );
+    page(&app, "/profile", &fresh)
+        .await
+        .assert_status(StatusCode::OK);
+
+    // Someone replays the old refresh cookie: reuse. The session is over for everyone.
+    let replay = page(&app, "/profile", &stale).await;
+    assert_eq!(replay.status, StatusCode::FOUND);
+    assert!(location(&replay).starts_with("/login"));
+    let mut newest_refresh_only = Jar::default();
+    newest_refresh_only.0.insert(
+        REFRESH.to_owned(),
+        fresh.get(REFRESH).expect("refresh").clone(),
+    );
+    let after_reuse = page(&app, "/profile", &newest_refresh_only).await;
+    assert_eq!(after_reuse.status, StatusCode::FOUND);
+    let with_access = page(&app, "/profile", &fresh).await;
+    assert_eq!(
+        with_access.status,
+        StatusCode::FOUND,
+        "the access cookie of a revoked session is refused"
+    );
+}
+
+async fn signing_out_revokes_the_session_and_clears_the_cookies(app: TestApp) {
+    app.user("out@example.com").await;
+    let jar = browser_login(&app, "out@example.com", PASSWORD).await;
+    let response = call_fn(&app, "logout", &[], &jar, Some(ORIGIN)).await;
+    response.assert_status(StatusCode::OK);
+    let mut after = jar.clone();
+    after.update(&response);
+    assert!(after.0.is_empty(), "{after:?}");
+    // Even a client that kept the old cookies is signed out.
+    assert_eq!(page(&app, "/profile", &jar).await.status, StatusCode::FOUND);
+    app.refresh(jar.get(REFRESH).expect("refresh"))
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
+}
+
+async fn browser_registration_follows_the_same_rules_as_the_api(app: TestApp) {
+    let jar = Jar::default();
+    let weak = call_fn(
+        &app,
+        "register",
+        &[
+            ("email", "new@example.com"),
+            ("password", "password1234"),
+            ("confirm", "password1234"),
+        ],
+        &jar,
+        Some(ORIGIN),
+    )
+    .await;
+    weak.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(weak.body["Invalid"]["field"], "password");
+    assert!(weak.body["Invalid"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("too weak")));
+    let differ = call_fn(
+        &app,
+        "register",
+        &[
+            ("email", "new@example.com"),
+            ("password", PASSWORD),
+            ("confirm", OTHER_PASSWORD),
+        ],
+        &jar,
+        Some(ORIGIN),
+    )
+    .await;
+    assert_eq!(differ.body["Invalid"]["field"], "confirm");
+    let ok = call_fn(
+        &app,
+        "register",
+        &[
+            ("email", "New@Example.com"),
+            ("password", PASSWORD),
+            ("confirm", PASSWORD),
+        ],
+        &jar,
+        Some(ORIGIN),
+    )
+    .await;
+    ok.assert_status(StatusCode::OK);
+    assert_eq!(set_cookies(&ok).len(), 2, "signed in at once");
+    let taken = call_fn(
+        &app,
+        "register",
+        &[
+            ("email", "NEW@example.com"),
+            ("password", PASSWORD),
+            ("confirm", PASSWORD),
+        ],
+        &jar,
+        Some(ORIGIN),
+    )
+    .await;
+    assert_eq!(taken.body["Invalid"]["field"], "email");
+    // The account is the same one the API sees.
+    app.login("new@example.com", PASSWORD).await;
+    let strength = call_fn(
+        &app,
+        "password_strength",
+        &[
+            ("password", "new@example.com-123"),
+            ("email", "new@example.com"),
+        ],
+        &jar,
+        Some(ORIGIN),
+    )
+    .await;
+    assert_eq!(strength.body["acceptable"], false);
+}
+
+async fn closed_registration_is_refused_by_the_page_too(default_app: TestApp) {
+    let app = TestApp::start(default_app.backend, &[("ALLOW_REGISTRATION", "false")]).await;
+    let refused = call_fn(
+        &app,
+        "register",
+        &[
+            ("email", "x@example.com"),
+            ("password", PASSWORD),
+            ("confirm", PASSWORD),
+        ],
+        &Jar::default(),
+        Some(ORIGIN),
+    )
+    .await;
+    refused.assert_status(StatusCode::FORBIDDEN);
+    let register_page = page(&app, "/register", &Jar::default()).await;
+    assert!(
+        register_page.text.contains("Registration is closed"),
+        "{}",
+        register_page.text
+    );
+}
+
+async fn pages_carry_security_headers_and_no_tokens(app: TestApp) {
+    app.user("headers@example.com").await;
+    let jar = browser_login(&app, "headers@example.com", PASSWORD).await;
+    let profile = page(&app, "/profile", &jar).await;
+    profile.assert_status(StatusCode::OK);
+    let csp = profile.headers[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .expect("csp");
+    assert!(
+        csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'self'"),
+        "{csp}"
+    );
+    let nonce = csp
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|r| r.split('\'').next())
+        .expect("nonce");
+    assert!(
+        profile.text.contains(&format!("nonce=\"{nonce}\"")),
+        "the hydration script carries the nonce"
+    );
+    assert_eq!(profile.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    assert_eq!(profile.headers[header::REFERRER_POLICY], "same-origin");
+    assert_eq!(profile.headers[header::X_FRAME_OPTIONS], "DENY");
+    assert_eq!(profile.headers[header::CACHE_CONTROL], "no-store");
+    for token in jar.0.values() {
+        assert!(
+            !profile.text.contains(token.as_str()),
+            "a token is in the HTML"
+        );
+    }
+    let other = page(&app, "/", &Jar::default()).await;
+    let other_csp = other.headers[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .expect("csp");
+    assert_ne!(csp, other_csp, "a fresh nonce per response");
+}
+
+both_backends!(
+    signing_in_sets_http_only_host_cookies,
+    without_secure_cookies_the_names_lose_the_host_prefix,
+    a_plain_form_post_is_redirected_to_next_or_back_with_the_error,
+    cross_origin_posts_are_refused,
+    a_regular_user_calling_an_admin_function_gets_403,
+    admins_manage_users_through_server_functions,
+    a_user_deactivated_through_the_api_loses_their_browser_session,
+    an_expired_access_cookie_is_refreshed_and_a_reused_refresh_cookie_ends_the_session,
+    signing_out_revokes_the_session_and_clears_the_cookies,
+    browser_registration_follows_the_same_rules_as_the_api,
+    closed_registration_is_refused_by_the_page_too,
+    pages_carry_security_headers_and_no_tokens,
+);
