@@ -33,9 +33,9 @@ test: tools lint
 test-rust:
 	cargo test --features ssr
 
-## test-e2e: browser tests (placeholder until the browser app lands)
+## test-e2e: browser tests in Chromium (after a build); ARGS are passed to playwright
 test-e2e:
-	./end2end/run.sh
+	./end2end/run.sh $(ARGS)
 
 lint: fmt clippy
 
