@@ -13,6 +13,7 @@
 //!   shared test suite in `tests/it/repositories.rs` proves they behave the same.
 
 pub mod postgres;
+mod sql;
 pub mod sqlite;
 
 use crate::domain::{Email, Role};

@@ -1,0 +1,124 @@
+//! The SQL text shared by both backends. PostgreSQL and SQLite both accept
+//! `$N` parameters and every statement here, so each is written once and the
+//! two implementations cannot drift apart; they differ only in how they bind
+//! timestamps and how they serialise writers.
+
+/// The columns of a [`super::User`], in `FromRow` order.
+macro_rules! user_columns {
+    () => {
+        "id, email, password_hash, role, is_active, created_at, updated_at"
+    };
+}
+
+pub(super) const INSERT_USER: &str = concat!(
+    "INSERT INTO users (email, password_hash, role, is_active, created_at, updated_at) ",
+    "VALUES ($1, $2, $3, $4, $5, $5) RETURNING ",
+    user_columns!()
+);
+
+pub(super) const USER_BY_ID: &str =
+    concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
+
+pub(super) const USER_BY_EMAIL: &str =
+    concat!("SELECT ", user_columns!(), " FROM users WHERE email = $1");
+
+pub(super) const COUNT_USERS: &str = "SELECT count(*) FROM users";
+
+pub(super) const SELECT_USERS: &str = concat!("SELECT ", user_columns!(), " FROM users");
+
+pub(super) const USER_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)";
+
+/// Applies the non-null changes; with `$7` true, refuses (no row) to take
+/// admin power from the last active admin.
+pub(super) const UPDATE_USER: &str = concat!(
+    "UPDATE users SET ",
+    "email = COALESCE($2, email), ",
+    "password_hash = COALESCE($3, password_hash), ",
+    "role = COALESCE($4, role), ",
+    "is_active = COALESCE($5, is_active), ",
+    "updated_at = $6 ",
+    "WHERE id = $1 ",
+    "AND NOT ($7 AND role = 'admin' AND is_active AND NOT EXISTS (",
+    "SELECT 1 FROM users other WHERE other.role = 'admin' AND other.is_active AND other.id <> $1)) ",
+    "RETURNING ",
+    user_columns!()
+);
+
+pub(super) const SET_PASSWORD_HASH: &str =
+    "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1";
+
+/// Deletes a user unless they are the last active admin (no row then).
+pub(super) const DELETE_USER: &str = concat!(
+    "DELETE FROM users WHERE id = $1 ",
+    "AND NOT (role = 'admin' AND is_active AND NOT EXISTS (",
+    "SELECT 1 FROM users other WHERE other.role = 'admin' AND other.is_active AND other.id <> $1)) ",
+    "RETURNING ",
+    user_columns!()
+);
+
+pub(super) const INSERT_SESSION: &str = "INSERT INTO sessions \
+     (user_id, refresh_token_hash, created_at, last_used_at, expires_at, user_agent, ip) \
+     VALUES ($1, $2, $3, $3, $4, $5, $6) RETURNING id";
+
+/// One conditional UPDATE: of concurrent rotations of one token, one matches.
+pub(super) const ROTATE_SESSION: &str = "UPDATE sessions SET \
+     previous_refresh_token_hash = refresh_token_hash, refresh_token_hash = $2, \
+     last_used_at = $3, expires_at = $4 \
+     WHERE refresh_token_hash = $1 AND revoked_at IS NULL AND expires_at > $3 \
+     AND user_id IN (SELECT id FROM users WHERE is_active) \
+     RETURNING id, user_id";
+
+/// A previous refresh token presented again: revoke its session.
+pub(super) const REVOKE_REUSED_SESSION: &str = "UPDATE sessions SET revoked_at = $2 \
+     WHERE previous_refresh_token_hash = $1 AND revoked_at IS NULL \
+     RETURNING id, user_id";
+
+pub(super) const SESSION_WITH_USER: &str = "SELECT u.id, u.email, u.password_hash, u.role, u.is_active, \
+     u.created_at, u.updated_at, s.revoked_at AS session_revoked_at, s.expires_at AS session_expires_at \
+     FROM sessions s JOIN users u ON u.id = s.user_id \
+     WHERE s.id = $1 AND s.user_id = $2";
+
+pub(super) const REVOKE_SESSION: &str =
+    "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
+
+/// Every live session of `$1` except `$3` (when not null).
+pub(super) const REVOKE_USER_SESSIONS: &str = "UPDATE sessions SET revoked_at = $2 \
+     WHERE user_id = $1 AND revoked_at IS NULL AND (CAST($3 AS BIGINT) IS NULL OR id <> $3)";
+
+pub(super) const PING: &str = "SELECT 1";
+
+/// Appends the `WHERE` clause of the user list to a query.
+pub(super) fn push_user_filter<'a, DB>(
+    qb: &mut sqlx::QueryBuilder<'a, DB>,
+    filter: &super::UserFilter,
+) where
+    DB: sqlx::Database,
+    String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    bool: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    qb.push(" WHERE TRUE");
+    if let Some(needle) = &filter.email_contains {
+        qb.push(" AND email LIKE ")
+            .push_bind(super::like_contains(&needle.to_lowercase()))
+            .push(" ESCAPE '\\'");
+    }
+    if let Some(role) = filter.role {
+        qb.push(" AND role = ").push_bind(role.as_str());
+    }
+    if let Some(active) = filter.is_active {
+        qb.push(" AND is_active = ").push_bind(active);
+    }
+}
+
+/// Appends ordering and paging to the user list.
+pub(super) fn push_user_page<'a, DB>(qb: &mut sqlx::QueryBuilder<'a, DB>, offset: i64, limit: i64)
+where
+    DB: sqlx::Database,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    qb.push(" ORDER BY id LIMIT ")
+        .push_bind(limit)
+        .push(" OFFSET ")
+        .push_bind(offset);
+}
