@@ -5,7 +5,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends nodejs npm \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-COPY scripts/ensure-tools.sh scripts/ensure-tools.sh
+COPY scripts scripts
 COPY Cargo.toml Cargo.lock ./
 ENV LEPTOS_AUTH_TOOLS_DIR=/opt/leptos-auth-tools \
     PATH=/opt/leptos-auth-tools/node_modules/.bin:$PATH

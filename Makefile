@@ -6,7 +6,7 @@ export PATH := $(TOOLS_DIR)/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 CARGO_TARGET_DIR ?= target
 export CARGO_TARGET_DIR
 
-.PHONY: run build release test test-rust test-e2e lint fmt clippy migrate create-admin tools clean-data
+.PHONY: run build release test test-rust test-e2e fuzz-api fuzz-api-postgres lint fmt clippy migrate create-admin tools clean-data
 
 ## run: build (debug) and serve on SQLite at http://127.0.0.1:3000, installing missing tools first
 run: tools
@@ -28,6 +28,7 @@ test: tools lint
 	cargo leptos build
 	cargo test --features ssr
 	$(MAKE) test-e2e
+	$(MAKE) fuzz-api
 
 ## test-rust: only the Rust tests (both databases)
 test-rust:
@@ -36,6 +37,14 @@ test-rust:
 ## test-e2e: browser tests in Chromium (after a build); ARGS are passed to playwright
 test-e2e:
 	./end2end/run.sh $(ARGS)
+
+## fuzz-api: validate the OpenAPI document and fuzz the API with schemathesis (SQLite; FUZZ_EXAMPLES, FUZZ_SEED)
+fuzz-api:
+	./scripts/fuzz-api.sh
+
+## fuzz-api-postgres: the same against a throwaway PostgreSQL cluster
+fuzz-api-postgres:
+	FUZZ_BACKEND=postgres ./scripts/fuzz-api.sh
 
 lint: fmt clippy
 

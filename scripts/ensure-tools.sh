@@ -48,3 +48,6 @@ if [ "${1:-}" = "--release" ]; then
     npm install --silent --no-audit --no-fund --prefix "$TOOLS_DIR" "binaryen@$BINARYEN_VERSION" >&2
   fi
 fi
+
+# Swagger UI assets for /docs (npm registry, pinned, cached).
+./scripts/docs-assets.sh

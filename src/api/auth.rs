@@ -5,6 +5,7 @@ use super::{
     extract::{
         body_kind, parse_json, parse_urlencoded, read_body, ApiJson, BearerToken, BodyKind, Client,
     },
+    openapi::{ErrorDetail, ValidationError},
 };
 use crate::{services::TokenPair, startup::AppState};
 use axum::{
@@ -18,19 +19,46 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 /// The token response (OAuth2 style).
-#[derive(Serialize)]
-struct TokenResponse<'a> {
-    access_token: &'a str,
-    refresh_token: &'a str,
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TokenResponse {
+    /// Short-lived JWT for `Authorization: Bearer`.
+    access_token: String,
+    /// Opaque token for `/api/v1/auth/refresh`; rotated on every use.
+    refresh_token: String,
+    /// Always `bearer`.
+    #[schema(example = "bearer")]
     token_type: &'static str,
+    /// Seconds until the access token expires.
     expires_in: i64,
+}
+
+/// JSON credentials: `email` (or `username`) and `password`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct LoginJson {
+    #[schema(format = "email")]
+    email: Option<String>,
+    /// Accepted in place of `email`.
+    username: Option<String>,
+    password: String,
+}
+
+/// The OAuth2 password form (`grant_type`, `scope`, `client_id` are accepted and ignored).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct LoginForm {
+    /// The email address.
+    username: String,
+    password: String,
+    grant_type: Option<String>,
+    scope: Option<String>,
 }
 
 /// Token responses must never be cached (RFC 6749 section 5.1).
 fn token_response(pair: &TokenPair) -> Response {
     let mut response = Json(TokenResponse {
-        access_token: &pair.access_token,
-        refresh_token: pair.refresh_token.expose_secret(),
+        access_token: pair.access_token.clone(),
+        refresh_token: pair.refresh_token.expose_secret().to_owned(),
         token_type: "bearer",
         expires_in: pair.expires_in,
     })
@@ -50,7 +78,20 @@ struct LoginBody {
     password: Option<SecretString>,
 }
 
-/// `POST /api/v1/auth/login`.
+/// Sign in: opens a new session and returns its tokens.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth",
+    request_body(content(
+        (LoginJson = "application/json"),
+        (LoginForm = "application/x-www-form-urlencoded")
+    )),
+    responses(
+        (status = 200, description = "Signed in", body = TokenResponse,
+            headers(("Cache-Control" = String, description = "no-store"))),
+        (status = 401, description = "Incorrect email or password, or inactive user", body = ErrorDetail),
+        (status = 413, description = "Body over 16 KiB", body = ErrorDetail),
+        (status = 415, description = "Unsupported content type", body = ErrorDetail),
+        (status = 422, description = "A field is missing", body = ValidationError)
+    ))]
 pub async fn login(
     State(state): State<AppState>,
     Client(client): Client,
@@ -94,12 +135,23 @@ pub async fn login(
 }
 
 /// Body of `POST /api/v1/auth/refresh`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct RefreshBody {
     refresh_token: String,
 }
 
-/// `POST /api/v1/auth/refresh`.
+/// Exchange a refresh token for a new pair (the old one is rotated out;
+/// presenting it again revokes the session).
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth",
+    request_body(content = RefreshBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "A new pair", body = TokenResponse,
+            headers(("Cache-Control" = String, description = "no-store"))),
+        (status = 401, description = "Invalid refresh token, or an access token", body = ErrorDetail),
+        (status = 413, description = "Body over 16 KiB", body = ErrorDetail),
+        (status = 415, description = "Unsupported content type", body = ErrorDetail),
+        (status = 422, description = "Malformed body", body = ValidationError)
+    ))]
 pub async fn refresh(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RefreshBody>,
@@ -108,7 +160,13 @@ pub async fn refresh(
     Ok(token_response(&pair))
 }
 
-/// `POST /api/v1/auth/logout`.
+/// Sign out: revokes the token's session (its access and refresh tokens).
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 200, description = "Signed out", body = ErrorDetail),
+        (status = 401, description = "Not authenticated, invalid, or already invalidated", body = ErrorDetail)
+    ))]
 pub async fn logout(
     State(state): State<AppState>,
     BearerToken(token): BearerToken,

@@ -13,9 +13,10 @@ use serde::Serialize;
 use serde_json::json;
 
 /// One entry of a 422 body.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ValidationItem {
     /// Where: `["body", "email"]`, `["query", "limit"]`, `["path", "user_id"]`.
+    #[schema(value_type = Vec<String>)]
     pub loc: Vec<serde_json::Value>,
     /// What is wrong, for a person.
     pub msg: String,

@@ -2,22 +2,38 @@
 
 use crate::startup::AppState;
 use axum::{extract::State, http::StatusCode, Json};
-use serde_json::{json, Value};
+use serde::Serialize;
 
-/// `GET /health`: the process is up.
-pub async fn live() -> Json<Value> {
-    Json(json!({ "status": "healthy" }))
+/// `{"status": ...}`
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct HealthStatus {
+    /// `healthy`, `ready` or `unavailable`.
+    pub status: &'static str,
 }
 
-/// `GET /health/ready`: the database answers (503 otherwise).
-pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+/// The process is up.
+#[utoipa::path(get, path = "/health", tag = "health",
+    responses((status = 200, description = "Up", body = HealthStatus)))]
+pub async fn live() -> Json<HealthStatus> {
+    Json(HealthStatus { status: "healthy" })
+}
+
+/// The database answers.
+#[utoipa::path(get, path = "/health/ready", tag = "health",
+    responses(
+        (status = 200, description = "Ready to serve", body = HealthStatus),
+        (status = 503, description = "The database does not answer", body = HealthStatus)
+    ))]
+pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<HealthStatus>) {
     match state.services.repositories.health.ping().await {
-        Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
+        Ok(()) => (StatusCode::OK, Json(HealthStatus { status: "ready" })),
         Err(err) => {
             tracing::warn!(error = %err, "readiness check failed");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "unavailable" })),
+                Json(HealthStatus {
+                    status: "unavailable",
+                }),
             )
         }
     }

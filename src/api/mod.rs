@@ -8,6 +8,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod openapi;
 pub mod users;
 
 use crate::startup::AppState;
@@ -46,11 +47,25 @@ pub fn router() -> Router<AppState> {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
-/// The health routes (outside `/api/v1`, for load balancers).
+/// The health routes (outside `/api/v1`, for load balancers) and the API docs.
 pub fn health_router() -> Router<AppState> {
+    let spec = std::sync::Arc::new(openapi::spec_json());
     Router::new()
         .route("/health", get(health::live))
         .route("/health/ready", get(health::ready))
+        .route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let spec = spec.clone();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        spec.as_str().to_owned(),
+                    )
+                }
+            }),
+        )
+        .route("/docs", get(openapi::docs_page))
 }
 
 async fn not_found() -> ApiError {

@@ -3,6 +3,7 @@
 use super::{
     error::{ApiError, ValidationItem},
     extract::{ApiJson, ApiQuery, CurrentUser, MaybeUser, UserIdPath},
+    openapi::{ErrorDetail, ValidationError},
 };
 use crate::{
     domain::{Role, UserView},
@@ -23,15 +24,32 @@ use serde::Deserialize;
 pub const MAX_PAGE_SIZE: i64 = 100;
 
 /// Body of `POST /api/v1/users`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct CreateUserBody {
+    #[schema(format = "email", max_length = 254)]
     email: String,
+    /// 12 to 128 characters; common or guessable passwords are refused.
+    #[schema(value_type = String, format = Password, min_length = 8, max_length = 128)]
     password: SecretString,
+    /// Only admins may ask for `admin`.
     role: Option<Role>,
+    /// Only admins may create inactive users.
     is_active: Option<bool>,
 }
 
-/// `POST /api/v1/users`: self-registration, or an admin creating a user.
+/// Register (anyone, while registration is open) or create a user (admin).
+#[utoipa::path(post, path = "/api/v1/users", tag = "users",
+    security((), ("bearer" = []), ("oauth2" = [])),
+    request_body(content = CreateUserBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created", body = UserView),
+        (status = 400, description = "Email already registered", body = ErrorDetail),
+        (status = 401, description = "A bearer token was sent but is invalid", body = ErrorDetail),
+        (status = 403, description = "Registration closed, or role/is_active asked by a non-admin", body = ErrorDetail),
+        (status = 413, description = "Body over 16 KiB", body = ErrorDetail),
+        (status = 415, description = "Unsupported content type", body = ErrorDetail),
+        (status = 422, description = "Invalid email or password", body = ValidationError)
+    ))]
 pub async fn create(
     State(state): State<AppState>,
     MaybeUser(caller): MaybeUser,
@@ -51,21 +69,45 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(user.view())))
 }
 
-/// `GET /api/v1/users/me`.
+/// The caller's account.
+#[utoipa::path(get, path = "/api/v1/users/me", tag = "users",
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 200, description = "The caller", body = UserView),
+        (status = 401, description = "Not authenticated", body = ErrorDetail)
+    ))]
 pub async fn me(CurrentUser(actor): CurrentUser) -> Json<UserView> {
     Json(actor.user.view())
 }
 
 /// Body of `PUT`/`PATCH /api/v1/users/me`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct UpdateMeBody {
+    #[schema(format = "email", max_length = 254)]
     email: Option<String>,
+    #[schema(value_type = Option<String>, format = Password, min_length = 8, max_length = 128)]
     password: Option<SecretString>,
+    /// Required to change the email or the password.
+    #[schema(value_type = Option<String>, format = Password)]
     current_password: Option<SecretString>,
+    /// Accepted only when it is the caller's current role.
     role: Option<Role>,
 }
 
-/// `PUT`/`PATCH /api/v1/users/me`.
+/// Change the caller's email or password (a password change signs out every
+/// other session).
+#[utoipa::path(method(put, patch), path = "/api/v1/users/me", tag = "users",
+    security(("bearer" = []), ("oauth2" = [])),
+    request_body(content = UpdateMeBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Updated", body = UserView),
+        (status = 400, description = "Email already registered", body = ErrorDetail),
+        (status = 401, description = "Not authenticated", body = ErrorDetail),
+        (status = 403, description = "Incorrect password, or an attempt to change one's own role", body = ErrorDetail),
+        (status = 413, description = "Body over 16 KiB", body = ErrorDetail),
+        (status = 415, description = "Unsupported content type", body = ErrorDetail),
+        (status = 422, description = "Invalid input or missing current_password", body = ValidationError)
+    ))]
 pub async fn update_me(
     State(state): State<AppState>,
     CurrentUser(actor): CurrentUser,
@@ -82,17 +124,33 @@ pub async fn update_me(
 }
 
 /// Query of `GET /api/v1/users`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Users to skip.
+    #[param(minimum = 0, default = 0)]
     skip: Option<i64>,
+    /// Page size.
+    #[param(minimum = 1, maximum = 100, default = 100)]
     limit: Option<i64>,
+    /// Case-insensitive substring of the email.
     q: Option<String>,
     role: Option<Role>,
     is_active: Option<bool>,
 }
 
-/// `GET /api/v1/users`: a page of users ordered by id; `X-Total-Count` holds
-/// the number of matches before paging.
+/// A page of users ordered by id; `X-Total-Count` holds the number of matches
+/// before paging.
+#[utoipa::path(get, path = "/api/v1/users", tag = "users",
+    security(("bearer" = []), ("oauth2" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of users", body = [UserView],
+            headers(("X-Total-Count" = i64, description = "Matches before paging"))),
+        (status = 401, description = "Not authenticated", body = ErrorDetail),
+        (status = 403, description = "Not an admin", body = ErrorDetail),
+        (status = 422, description = "A parameter is out of range", body = ValidationError)
+    ))]
 pub async fn list(
     State(state): State<AppState>,
     CurrentUser(actor): CurrentUser,
@@ -139,7 +197,17 @@ pub async fn list(
     Ok(response)
 }
 
-/// `GET /api/v1/users/{id}`.
+/// One user (admin).
+#[utoipa::path(get, path = "/api/v1/users/{user_id}", tag = "users",
+    security(("bearer" = []), ("oauth2" = [])),
+    params(("user_id" = i64, Path, minimum = 1, description = "User id")),
+    responses(
+        (status = 200, description = "The user", body = UserView),
+        (status = 401, description = "Not authenticated", body = ErrorDetail),
+        (status = 403, description = "Not an admin", body = ErrorDetail),
+        (status = 404, description = "User not found", body = ErrorDetail),
+        (status = 422, description = "The id is not a positive integer", body = ValidationError)
+    ))]
 pub async fn get(
     State(state): State<AppState>,
     CurrentUser(actor): CurrentUser,
@@ -149,15 +217,34 @@ pub async fn get(
 }
 
 /// Body of `PUT`/`PATCH /api/v1/users/{id}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct UpdateUserBody {
+    #[schema(format = "email", max_length = 254)]
     email: Option<String>,
+    /// A new password signs the user out everywhere.
+    #[schema(value_type = Option<String>, format = Password, min_length = 8, max_length = 128)]
     password: Option<SecretString>,
     role: Option<Role>,
+    /// `false` signs the user out everywhere.
     is_active: Option<bool>,
 }
 
-/// `PUT`/`PATCH /api/v1/users/{id}`.
+/// Change a user (admin). Demoting or deactivating the last active admin is refused.
+#[utoipa::path(method(put, patch), path = "/api/v1/users/{user_id}", tag = "users",
+    security(("bearer" = []), ("oauth2" = [])),
+    params(("user_id" = i64, Path, minimum = 1, description = "User id")),
+    request_body(content = UpdateUserBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Updated", body = UserView),
+        (status = 400, description = "Email already registered", body = ErrorDetail),
+        (status = 401, description = "Not authenticated", body = ErrorDetail),
+        (status = 403, description = "Not an admin", body = ErrorDetail),
+        (status = 404, description = "User not found", body = ErrorDetail),
+        (status = 409, description = "Cannot remove the last active admin", body = ErrorDetail),
+        (status = 413, description = "Body over 16 KiB", body = ErrorDetail),
+        (status = 415, description = "Unsupported content type", body = ErrorDetail),
+        (status = 422, description = "Invalid input", body = ValidationError)
+    ))]
 pub async fn update(
     State(state): State<AppState>,
     CurrentUser(actor): CurrentUser,
@@ -175,7 +262,18 @@ pub async fn update(
     ))
 }
 
-/// `DELETE /api/v1/users/{id}`: answers with the deleted user.
+/// Delete a user (admin); answers with the deleted user.
+#[utoipa::path(delete, path = "/api/v1/users/{user_id}", tag = "users",
+    security(("bearer" = []), ("oauth2" = [])),
+    params(("user_id" = i64, Path, minimum = 1, description = "User id")),
+    responses(
+        (status = 200, description = "Deleted", body = UserView),
+        (status = 401, description = "Not authenticated", body = ErrorDetail),
+        (status = 403, description = "Not an admin", body = ErrorDetail),
+        (status = 404, description = "User not found", body = ErrorDetail),
+        (status = 409, description = "Cannot remove the last active admin", body = ErrorDetail),
+        (status = 422, description = "The id is not a positive integer", body = ValidationError)
+    ))]
 pub async fn delete(
     State(state): State<AppState>,
     CurrentUser(actor): CurrentUser,

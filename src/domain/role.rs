@@ -3,6 +3,7 @@ use std::{fmt, str::FromStr};
 
 /// What a user may do. Stored as text (`admin` / `regular`) in both databases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Manages users.

@@ -5,8 +5,12 @@ use serde::{Deserialize, Serialize};
 /// A user as shown to clients (API responses and pages). It has no password
 /// field by construction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ssr", schema(as = User))]
 pub struct UserView {
+    #[cfg_attr(feature = "ssr", schema(minimum = 1))]
     pub id: i64,
+    #[cfg_attr(feature = "ssr", schema(format = "email"))]
     pub email: String,
     pub role: Role,
     pub is_active: bool,
