@@ -105,7 +105,7 @@ fn service_error_response(err: ServiceError) -> Response {
             detail(StatusCode::FORBIDDEN, &message)
         }
         E::EmailTaken => detail(StatusCode::BAD_REQUEST, &message),
-        E::UserNotFound => detail(StatusCode::NOT_FOUND, &message),
+        E::UserNotFound | E::SessionNotFound => detail(StatusCode::NOT_FOUND, &message),
         E::LastAdmin => detail(StatusCode::CONFLICT, &message),
         E::Invalid(field) => ApiError::validation(ValidationItem::new(
             "body",

@@ -286,9 +286,16 @@ pub fn client_info(headers: &HeaderMap, extensions: &axum::http::Extensions) -> 
     let user_agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok());
+    // As axum's `ConnectInfo` extractor does: the real peer, else the mock one
+    // (`MockConnectInfo`, used when the router is driven without a socket).
     let ip = extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string());
+        .map(|ConnectInfo(addr)| addr.ip().to_string())
+        .or_else(|| {
+            extensions
+                .get::<axum::extract::connect_info::MockConnectInfo<SocketAddr>>()
+                .map(|mock| mock.0.ip().to_string())
+        });
     ClientInfo::new(user_agent, ip)
 }
 

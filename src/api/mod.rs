@@ -9,13 +9,14 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod openapi;
+pub mod sessions;
 pub mod users;
 
 use crate::startup::AppState;
 use axum::{
     extract::DefaultBodyLimit,
     http::StatusCode,
-    routing::{get, post},
+    routing::{delete, get, post},
     Router,
 };
 use error::ApiError;
@@ -34,6 +35,18 @@ pub fn router() -> Router<AppState> {
         .route(
             "/users/me",
             get(users::me).put(users::update_me).patch(users::update_me),
+        )
+        .route(
+            "/users/me/sessions",
+            get(sessions::list_mine).delete(sessions::revoke_my_others),
+        )
+        .route(
+            "/users/me/sessions/{session_id}",
+            delete(sessions::revoke_mine),
+        )
+        .route(
+            "/users/{user_id}/sessions",
+            get(sessions::list_for_user).delete(sessions::revoke_all_for_user),
         )
         .route(
             "/users/{user_id}",

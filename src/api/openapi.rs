@@ -2,8 +2,8 @@
 //! handlers' annotations (no hand-written YAML to drift), served at
 //! `/api/v1/openapi.json`, and the offline Swagger UI at `/docs`.
 
-use super::{auth, error::ValidationItem, health, users};
-use crate::domain::{Role, UserView};
+use super::{auth, error::ValidationItem, health, sessions, users};
+use crate::domain::{Role, SessionView, UserView};
 use axum::{
     http::{header, HeaderValue},
     response::{Html, IntoResponse, Response},
@@ -47,11 +47,17 @@ pub struct ValidationError {
         users::get,
         users::update,
         users::delete,
+        sessions::list_mine,
+        sessions::revoke_mine,
+        sessions::revoke_my_others,
+        sessions::list_for_user,
+        sessions::revoke_all_for_user,
         health::live,
         health::ready,
     ),
     components(schemas(
         UserView,
+        SessionView,
         Role,
         ErrorDetail,
         ValidationError,
@@ -69,6 +75,7 @@ pub struct ValidationError {
     tags(
         (name = "auth", description = "Sign-in, token refresh and sign-out"),
         (name = "users", description = "Registration, the caller's account, and user administration"),
+        (name = "sessions", description = "Device sessions: list them, end them"),
         (name = "health", description = "Liveness and readiness")
     )
 )]

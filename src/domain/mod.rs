@@ -16,4 +16,4 @@ pub use email::{Email, EmailError};
 pub use password::{PasswordError, PasswordPolicy, MAX_PASSWORD_CHARS, MIN_PASSWORD_FLOOR};
 pub use redirect::{encode_query_value, safe_next};
 pub use role::{Role, UnknownRole};
-pub use user::{PasswordStrength, UserPage, UserView};
+pub use user::{PasswordStrength, SessionView, UserPage, UserView};

@@ -40,3 +40,19 @@ pub struct PasswordStrength {
     /// Why not, or how to improve; empty when there is nothing to say.
     pub feedback: String,
 }
+
+/// A live session (one sign-in on one device), as its owner or an admin sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ssr", schema(as = Session))]
+pub struct SessionView {
+    pub id: i64,
+    pub created_at: DateTime<Utc>,
+    /// Last token refresh (not every request).
+    pub last_used_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    /// Whether this is the session of the token making the request.
+    pub current: bool,
+}

@@ -144,6 +144,18 @@ pub enum Rotation {
     Invalid,
 }
 
+/// A stored session, without its token hashes.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SessionRecord {
+    pub id: i64,
+    pub user_id: i64,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
 /// What the per-request authentication check needs, read in one round trip.
 #[derive(Debug, Clone)]
 pub struct SessionWithUser {
@@ -233,6 +245,16 @@ pub trait SessionRepository: Send + Sync {
     ) -> RepoResult<Option<SessionWithUser>>;
     /// Revokes one session; `false` when it was already revoked or does not exist.
     async fn revoke(&self, session_id: i64, now: DateTime<Utc>) -> RepoResult<bool>;
+    /// Revokes one live session of this user; `false` when the user has no
+    /// such live session (another user's id included).
+    async fn revoke_for_user(
+        &self,
+        session_id: i64,
+        user_id: i64,
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool>;
+    /// The user's live sessions (not revoked, not expired), newest first.
+    async fn list_live(&self, user_id: i64, now: DateTime<Utc>) -> RepoResult<Vec<SessionRecord>>;
     /// Revokes every live session of a user, optionally keeping one.
     async fn revoke_all_for_user(
         &self,

@@ -247,6 +247,29 @@ impl SessionRepository for PostgresStore {
         Ok(result.rows_affected() > 0)
     }
 
+    async fn revoke_for_user(
+        &self,
+        session_id: i64,
+        user_id: i64,
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool> {
+        let result = sqlx::query(sql::REVOKE_USER_SESSION)
+            .bind(session_id)
+            .bind(user_id)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn list_live(&self, user_id: i64, now: DateTime<Utc>) -> RepoResult<Vec<SessionRecord>> {
+        Ok(sqlx::query_as::<_, SessionRecord>(sql::LIVE_SESSIONS)
+            .bind(user_id)
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
     async fn revoke_all_for_user(
         &self,
         user_id: i64,

@@ -81,6 +81,16 @@ pub(super) const SESSION_WITH_USER: &str = "SELECT u.id, u.email, u.password_has
 pub(super) const REVOKE_SESSION: &str =
     "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
 
+/// One live session of one user.
+pub(super) const REVOKE_USER_SESSION: &str = "UPDATE sessions SET revoked_at = $3 \
+     WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND expires_at > $3";
+
+/// A user's live sessions, newest first.
+pub(super) const LIVE_SESSIONS: &str =
+    "SELECT id, user_id, created_at, last_used_at, expires_at, user_agent, ip \
+     FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+     ORDER BY created_at DESC, id DESC";
+
 /// Every live session of `$1` except `$3` (when not null).
 pub(super) const REVOKE_USER_SESSIONS: &str = "UPDATE sessions SET revoked_at = $2 \
      WHERE user_id = $1 AND revoked_at IS NULL AND (CAST($3 AS BIGINT) IS NULL OR id <> $3)";

@@ -8,11 +8,13 @@
 
 pub mod auth;
 pub mod passwords;
+pub mod sessions;
 pub mod tokens;
 pub mod users;
 
 pub use auth::{AuthService, TokenPair};
 pub use passwords::PasswordHasher;
+pub use sessions::SessionService;
 pub use tokens::TokenService;
 pub use users::{NewUserInput, UpdateMeInput, UpdateUserInput, UserService};
 
@@ -112,6 +114,9 @@ pub enum ServiceError {
     /// No such user.
     #[error("User not found")]
     UserNotFound,
+    /// No such live session of this user.
+    #[error("Session not found")]
+    SessionNotFound,
     /// The change would leave no active admin.
     #[error("Cannot remove the last active admin")]
     LastAdmin,
@@ -183,6 +188,7 @@ pub type ServiceResult<T> = Result<T, ServiceError>;
 pub struct Services {
     pub auth: AuthService,
     pub users: UserService,
+    pub sessions: SessionService,
     pub repositories: Repositories,
 }
 
@@ -211,9 +217,11 @@ impl Services {
             config.password_policy(),
             config.allow_registration,
         );
+        let sessions = SessionService::new(repositories.clone());
         Ok(Services {
             auth,
             users,
+            sessions,
             repositories,
         })
     }

@@ -127,6 +127,7 @@ pub fn service_error(err: ServiceError) -> AppError {
         E::UserNotFound => {
             AppError::NotFound("This user does not exist (it may have been deleted)".to_owned())
         }
+        E::SessionNotFound => AppError::NotFound("This session has already ended".to_owned()),
         E::LastAdmin => refused(
             StatusCode::CONFLICT,
             "This is the last active admin. Without an active admin nobody could manage users, so \

@@ -299,7 +299,7 @@ async fn the_openapi_document_describes_every_route(app: TestApp) {
                 .is_some_and(|r| !r.is_empty()));
         }
     }
-    assert_eq!(spec["paths"].as_object().map(|p| p.len()), Some(8));
+    assert_eq!(spec["paths"].as_object().map(|p| p.len()), Some(11));
     let schemes = &spec["components"]["securitySchemes"];
     assert_eq!(schemes["bearer"]["scheme"], "bearer");
     assert_eq!(

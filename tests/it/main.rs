@@ -9,4 +9,5 @@ mod cli;
 mod http;
 mod pages;
 mod repositories;
+mod sessions;
 mod users;

@@ -547,6 +547,76 @@ async fn a_password_change_can_revoke_sessions_atomically(app: TestApp) {
         .is_none());
 }
 
+async fn live_sessions_are_listed_newest_first_and_revoked_per_user(app: TestApp) {
+    let repos = repos(&app);
+    let owner = create_user(&repos, "owner@example.com", Role::Regular, true).await;
+    let other = create_user(&repos, "other@example.com", Role::Regular, true).await;
+    let old = new_session(&repos, owner, "l1").await;
+    let newer = new_session(&repos, owner, "l2").await;
+    let revoked = new_session(&repos, owner, "l3").await;
+    let foreign = new_session(&repos, other, "l4").await;
+    let now = Utc::now();
+    assert!(repos.sessions.revoke(revoked, now).await.expect("revoke"));
+    let past = now - Duration::days(30);
+    repos
+        .sessions
+        .create(NewSession {
+            user_id: owner,
+            refresh_token_hash: "expired",
+            now: past,
+            expires_at: past + Duration::days(7),
+            user_agent: None,
+            ip: None,
+        })
+        .await
+        .expect("create");
+    let live = repos
+        .sessions
+        .list_live(owner, Utc::now())
+        .await
+        .expect("list");
+    assert_eq!(
+        live.iter().map(|s| s.id).collect::<Vec<_>>(),
+        vec![newer, old]
+    );
+    assert_eq!(live[0].user_agent.as_deref(), Some("test-agent"));
+    assert_eq!(live[0].ip.as_deref(), Some("192.0.2.1"));
+    // Someone else's session cannot be revoked through this user.
+    assert!(!repos
+        .sessions
+        .revoke_for_user(foreign, owner, Utc::now())
+        .await
+        .expect("revoke"));
+    assert!(repos
+        .sessions
+        .revoke_for_user(old, owner, Utc::now())
+        .await
+        .expect("revoke"));
+    assert!(!repos
+        .sessions
+        .revoke_for_user(old, owner, Utc::now())
+        .await
+        .expect("again"));
+    assert_eq!(
+        repos
+            .sessions
+            .list_live(owner, Utc::now())
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+    assert_eq!(
+        repos
+            .sessions
+            .list_live(other, Utc::now())
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+}
+
 async fn the_database_answers_health_checks(app: TestApp) {
     repos(&app).health.ping().await.expect("ping");
 }
@@ -565,5 +635,6 @@ both_backends!(
     concurrent_rotations_of_one_token_have_one_winner,
     revocation_by_session_and_by_user,
     a_password_change_can_revoke_sessions_atomically,
+    live_sessions_are_listed_newest_first_and_revoked_per_user,
     the_database_answers_health_checks,
 );

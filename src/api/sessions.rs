@@ -1,0 +1,135 @@
+//! `/api/v1/users/me/sessions` and `/api/v1/users/{id}/sessions`: device sessions.
+
+use super::{
+    error::{ApiError, ValidationItem},
+    extract::CurrentUser,
+    openapi::{ErrorDetail, ValidationError},
+};
+use crate::{domain::SessionView, startup::AppState};
+use axum::{
+    extract::{FromRequestParts, Path, State},
+    http::{request::Parts, StatusCode},
+    Json,
+};
+
+/// A session id from the path: a positive integer, or 422.
+pub struct SessionIdPath(pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for SessionIdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let invalid = || {
+            ApiError::validation(ValidationItem::new(
+                "path",
+                &["session_id"],
+                "Input should be a positive integer",
+                "int_parsing",
+            ))
+        };
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| invalid())?;
+        match raw.parse::<i64>() {
+            Ok(id) if id > 0 => Ok(SessionIdPath(id)),
+            _ => Err(invalid()),
+        }
+    }
+}
+
+/// The caller's live sessions, newest first.
+#[utoipa::path(get, path = "/api/v1/users/me/sessions", tag = "sessions",
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 200, description = "Live sessions", body = [SessionView]),
+        (status = 401, description = "Not authenticated", body = ErrorDetail)
+    ))]
+pub async fn list_mine(
+    State(state): State<AppState>,
+    CurrentUser(actor): CurrentUser,
+) -> Result<Json<Vec<SessionView>>, ApiError> {
+    Ok(Json(state.services.sessions.list_mine(&actor).await?))
+}
+
+/// End one of the caller's sessions: its tokens stop working at once.
+#[utoipa::path(delete, path = "/api/v1/users/me/sessions/{session_id}", tag = "sessions",
+    security(("bearer" = []), ("oauth2" = [])),
+    params(("session_id" = i64, Path, minimum = 1, description = "Session id")),
+    responses(
+        (status = 204, description = "Ended"),
+        (status = 401, description = "Not authenticated", body = ErrorDetail),
+        (status = 404, description = "No such live session of the caller", body = ErrorDetail),
+        (status = 422, description = "The id is not a positive integer", body = ValidationError)
+    ))]
+pub async fn revoke_mine(
+    State(state): State<AppState>,
+    CurrentUser(actor): CurrentUser,
+    SessionIdPath(id): SessionIdPath,
+) -> Result<StatusCode, ApiError> {
+    state.services.sessions.revoke_mine(&actor, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// End every session of the caller except the current one.
+#[utoipa::path(delete, path = "/api/v1/users/me/sessions", tag = "sessions",
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 204, description = "All other sessions ended"),
+        (status = 401, description = "Not authenticated", body = ErrorDetail)
+    ))]
+pub async fn revoke_my_others(
+    State(state): State<AppState>,
+    CurrentUser(actor): CurrentUser,
+) -> Result<StatusCode, ApiError> {
+    state.services.sessions.revoke_my_others(&actor).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A user's live sessions (admin).
+#[utoipa::path(get, path = "/api/v1/users/{user_id}/sessions", tag = "sessions",
+    security(("bearer" = []), ("oauth2" = [])),
+    params(("user_id" = i64, Path, minimum = 1, description = "User id")),
+    responses(
+        (status = 200, description = "Live sessions", body = [SessionView]),
+        (status = 401, description = "Not authenticated", body = ErrorDetail),
+        (status = 403, description = "Not an admin", body = ErrorDetail),
+        (status = 404, description = "User not found", body = ErrorDetail),
+        (status = 422, description = "The id is not a positive integer", body = ValidationError)
+    ))]
+pub async fn list_for_user(
+    State(state): State<AppState>,
+    CurrentUser(actor): CurrentUser,
+    super::extract::UserIdPath(user_id): super::extract::UserIdPath,
+) -> Result<Json<Vec<SessionView>>, ApiError> {
+    Ok(Json(
+        state
+            .services
+            .sessions
+            .list_for_user(&actor, user_id)
+            .await?,
+    ))
+}
+
+/// Sign a user out everywhere (admin).
+#[utoipa::path(delete, path = "/api/v1/users/{user_id}/sessions", tag = "sessions",
+    security(("bearer" = []), ("oauth2" = [])),
+    params(("user_id" = i64, Path, minimum = 1, description = "User id")),
+    responses(
+        (status = 204, description = "Every session of the user ended"),
+        (status = 401, description = "Not authenticated", body = ErrorDetail),
+        (status = 403, description = "Not an admin", body = ErrorDetail),
+        (status = 404, description = "User not found", body = ErrorDetail),
+        (status = 422, description = "The id is not a positive integer", body = ValidationError)
+    ))]
+pub async fn revoke_all_for_user(
+    State(state): State<AppState>,
+    CurrentUser(actor): CurrentUser,
+    super::extract::UserIdPath(user_id): super::extract::UserIdPath,
+) -> Result<StatusCode, ApiError> {
+    state
+        .services
+        .sessions
+        .revoke_all_for_user(&actor, user_id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
