@@ -4,7 +4,7 @@
 //! (the default encoding), guarded by the CSRF middleware.
 
 use super::error::AppError;
-use crate::domain::{PasswordStrength, UserPage, UserView};
+use crate::domain::{PasswordStrength, SessionView, UserPage, UserView};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -190,6 +190,46 @@ pub async fn delete_account(
         .map_err(ctx::service_error)?;
     ctx::session_cookies().clear(&ctx::cookies()?);
     leptos_axum::redirect("/?notice=account-deleted");
+    Ok(())
+}
+
+/// The signed-in user's live sessions (devices), newest first.
+#[server(prefix = "/fn", endpoint = "my_sessions")]
+pub async fn my_sessions() -> Result<Vec<SessionView>, AppError> {
+    let actor = ctx::require_actor()?;
+    ctx::state()
+        .services
+        .sessions
+        .list_mine(&actor)
+        .await
+        .map_err(ctx::service_error)
+}
+
+/// Signs one of the user's other devices out.
+#[server(prefix = "/fn", endpoint = "end_session")]
+pub async fn end_session(id: i64) -> Result<(), AppError> {
+    let actor = ctx::require_actor()?;
+    ctx::state()
+        .services
+        .sessions
+        .revoke_mine(&actor, id)
+        .await
+        .map_err(ctx::service_error)?;
+    leptos_axum::redirect("/profile?notice=device-signed-out");
+    Ok(())
+}
+
+/// Signs out every other device of the user.
+#[server(prefix = "/fn", endpoint = "end_other_sessions")]
+pub async fn end_other_sessions() -> Result<(), AppError> {
+    let actor = ctx::require_actor()?;
+    ctx::state()
+        .services
+        .sessions
+        .revoke_my_others(&actor)
+        .await
+        .map_err(ctx::service_error)?;
+    leptos_axum::redirect("/profile?notice=others-signed-out");
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 //! "Parse, don't validate": an [`Email`] can only hold a canonical, valid
 //! address, so the rest of the code never re-checks one.
 
+mod device;
 mod email;
 #[cfg(feature = "ssr")]
 mod password;
@@ -11,6 +12,7 @@ mod redirect;
 mod role;
 mod user;
 
+pub use device::{device_name, time_ago};
 pub use email::{Email, EmailError};
 #[cfg(feature = "ssr")]
 pub use password::{PasswordError, PasswordPolicy, MAX_PASSWORD_CHARS, MIN_PASSWORD_FLOOR};

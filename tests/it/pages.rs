@@ -567,7 +567,61 @@ async fn pages_carry_security_headers_and_no_tokens(app: TestApp) {
     assert_ne!(csp, other_csp, "a fresh nonce per response");
 }
 
+async fn devices_are_listed_and_signed_out_from_the_profile(app: TestApp) {
+    app.user("two@example.com").await;
+    let here = browser_login(&app, "two@example.com", PASSWORD).await;
+    let there = browser_login(&app, "two@example.com", PASSWORD).await;
+    let list = call_fn(&app, "my_sessions", &[], &here, Some(ORIGIN)).await;
+    list.assert_status(StatusCode::OK);
+    let sessions = list.body.as_array().expect("array");
+    // The API's own login in `app.user` is a third session.
+    assert_eq!(sessions.len(), 3, "{}", list.text);
+    assert_eq!(sessions.iter().filter(|s| s["current"] == true).count(), 1);
+    let other_id = sessions[0]["id"].as_i64().expect("id");
+    assert_eq!(
+        sessions[0]["current"], false,
+        "the newest is the other browser"
+    );
+    let other_id = other_id.to_string();
+    // Nobody else can end it.
+    app.user("stranger@example.com").await;
+    let stranger = browser_login(&app, "stranger@example.com", PASSWORD).await;
+    call_fn(
+        &app,
+        "end_session",
+        &[("id", &other_id)],
+        &stranger,
+        Some(ORIGIN),
+    )
+    .await
+    .assert_status(StatusCode::NOT_FOUND);
+    page(&app, "/profile", &there)
+        .await
+        .assert_status(StatusCode::OK);
+    call_fn(
+        &app,
+        "end_session",
+        &[("id", &other_id)],
+        &here,
+        Some(ORIGIN),
+    )
+    .await
+    .assert_status(StatusCode::OK);
+    assert_eq!(
+        page(&app, "/profile", &there).await.status,
+        StatusCode::FOUND
+    );
+    call_fn(&app, "end_other_sessions", &[], &here, Some(ORIGIN))
+        .await
+        .assert_status(StatusCode::OK);
+    let left = call_fn(&app, "my_sessions", &[], &here, Some(ORIGIN)).await;
+    assert_eq!(left.body.as_array().map(Vec::len), Some(1));
+    let profile = page(&app, "/profile", &here).await;
+    assert!(profile.text.contains("This device"), "{}", profile.text);
+}
+
 both_backends!(
+    devices_are_listed_and_signed_out_from_the_profile,
     signing_in_sets_http_only_host_cookies,
     without_secure_cookies_the_names_lose_the_host_prefix,
     a_plain_form_post_is_redirected_to_next_or_back_with_the_error,

@@ -1,7 +1,13 @@
-use crate::app::{
-    components::{action_error, page_error, refresh_after, Field, FormError, Submit},
-    server::{my_account, ChangeEmail, ChangePassword, DeleteAccount},
-    DataVersion,
+use crate::{
+    app::{
+        components::{action_error, page_error, refresh_after, Field, FormError, Submit},
+        server::{
+            my_account, my_sessions, ChangeEmail, ChangePassword, DeleteAccount, EndOtherSessions,
+            EndSession,
+        },
+        DataVersion,
+    },
+    domain::{device_name, time_ago, SessionView},
 };
 use leptos::{form::ActionForm, prelude::*};
 use leptos_meta::Title;
@@ -30,6 +36,7 @@ pub fn ProfilePage() -> impl IntoView {
                                 <dt>"Member since"</dt><dd>{me.created_at.format("%B %-d, %Y").to_string()}</dd>
                             </dl>
                         </section>
+                        <Devices/>
                         <ChangeEmailForm/>
                         <ChangePasswordForm/>
                         <DeleteAccountForm/>
@@ -101,5 +108,89 @@ fn DeleteAccountForm() -> impl IntoView {
                 <Submit pending=action.pending().into() label="Delete my account" busy="Deleting…" class="danger"/>
             </ActionForm>
         </section>
+    }
+}
+
+/// The user's devices (live sessions), with a sign-out button for each other one.
+#[component]
+fn Devices() -> impl IntoView {
+    let location = use_location();
+    let version = expect_context::<DataVersion>().0;
+    let sessions = Resource::new(
+        move || (location.search.get(), version.get()),
+        |_| my_sessions(),
+    );
+    let end_one = ServerAction::<EndSession>::new();
+    let end_others = ServerAction::<EndOtherSessions>::new();
+    refresh_after(end_one);
+    refresh_after(end_others);
+    let error = Signal::derive(move || {
+        action_error(end_one)
+            .get()
+            .or_else(|| action_error(end_others).get())
+    });
+    view! {
+        <section class="card" aria-labelledby="devices-heading">
+            <h2 id="devices-heading">"Devices"</h2>
+            <p class="muted">"Where you are signed in. Sign out any device you do not recognise."</p>
+            <FormError error/>
+            <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match sessions.await {
+                        Ok(list) => {
+                            let others = list.iter().filter(|s| !s.current).count();
+                            let now = chrono::Utc::now();
+                            view! {
+                                <ul class="devices" data-testid="devices">
+                                    {list.into_iter().map(|s| view! { <DeviceRow session=s now end_one/> }).collect_view()}
+                                </ul>
+                                <Show when=move || { others > 0 }>
+                                    <ActionForm action=end_others>
+                                        <Submit pending=end_others.pending().into() label="Sign out everywhere else" busy="Signing out…" class="secondary"/>
+                                    </ActionForm>
+                                </Show>
+                            }
+                            .into_any()
+                        }
+                        Err(err) => page_error(err),
+                    }
+                })}
+            </Suspense>
+        </section>
+    }
+}
+
+#[component]
+fn DeviceRow(
+    session: SessionView,
+    now: chrono::DateTime<chrono::Utc>,
+    end_one: ServerAction<EndSession>,
+) -> impl IntoView {
+    let name = device_name(session.user_agent.as_deref());
+    let button_label = format!("Sign out {name}");
+    let details = format!(
+        "{} · last active {}",
+        session
+            .ip
+            .clone()
+            .unwrap_or_else(|| "unknown address".to_owned()),
+        time_ago(session.last_used_at, now)
+    );
+    let current = session.current;
+    let id = session.id;
+    view! {
+        <li class="device" data-testid="device">
+            <div>
+                <strong>{name}</strong>
+                {current.then(|| view! { <span class="badge">"This device"</span> })}
+                <p class="muted">{details}</p>
+            </div>
+            {(!current).then(|| view! {
+                <ActionForm action=end_one>
+                    <input type="hidden" name="id" value=id/>
+                    <button type="submit" class="button secondary small" aria-label=button_label>"Sign out"</button>
+                </ActionForm>
+            })}
+        </li>
     }
 }
