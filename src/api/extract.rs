@@ -183,6 +183,30 @@ where
     }
 }
 
+/// Reads the one path parameter as a positive integer; 422 at
+/// `["path", name]` otherwise.
+pub async fn positive_path_id<S: Send + Sync>(
+    parts: &mut Parts,
+    state: &S,
+    name: &str,
+) -> Result<i64, ApiError> {
+    let invalid = || {
+        ApiError::validation(ValidationItem::new(
+            "path",
+            &[name],
+            "Input should be a positive integer",
+            "int_parsing",
+        ))
+    };
+    let axum::extract::Path(raw) = axum::extract::Path::<String>::from_request_parts(parts, state)
+        .await
+        .map_err(|_| invalid())?;
+    match raw.parse::<i64>() {
+        Ok(id) if id > 0 => Ok(id),
+        _ => Err(invalid()),
+    }
+}
+
 /// A user id from the path: a positive integer, or 422.
 pub struct UserIdPath(pub i64);
 
@@ -190,22 +214,22 @@ impl<S: Send + Sync> FromRequestParts<S> for UserIdPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let invalid = || {
-            ApiError::validation(ValidationItem::new(
-                "path",
-                &["user_id"],
-                "Input should be a positive integer",
-                "int_parsing",
-            ))
-        };
-        let axum::extract::Path(raw) =
-            axum::extract::Path::<String>::from_request_parts(parts, state)
-                .await
-                .map_err(|_| invalid())?;
-        match raw.parse::<i64>() {
-            Ok(id) if id > 0 => Ok(UserIdPath(id)),
-            _ => Err(invalid()),
-        }
+        positive_path_id(parts, state, "user_id")
+            .await
+            .map(UserIdPath)
+    }
+}
+
+/// A session id from the path: a positive integer, or 422.
+pub struct SessionIdPath(pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for SessionIdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        positive_path_id(parts, state, "session_id")
+            .await
+            .map(SessionIdPath)
     }
 }
 

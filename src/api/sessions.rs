@@ -1,41 +1,12 @@
 //! `/api/v1/users/me/sessions` and `/api/v1/users/{id}/sessions`: device sessions.
 
 use super::{
-    error::{ApiError, ValidationItem},
-    extract::CurrentUser,
+    error::ApiError,
+    extract::{CurrentUser, SessionIdPath, UserIdPath},
     openapi::{ErrorDetail, ValidationError},
 };
 use crate::{domain::SessionView, startup::AppState};
-use axum::{
-    extract::{FromRequestParts, Path, State},
-    http::{request::Parts, StatusCode},
-    Json,
-};
-
-/// A session id from the path: a positive integer, or 422.
-pub struct SessionIdPath(pub i64);
-
-impl<S: Send + Sync> FromRequestParts<S> for SessionIdPath {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let invalid = || {
-            ApiError::validation(ValidationItem::new(
-                "path",
-                &["session_id"],
-                "Input should be a positive integer",
-                "int_parsing",
-            ))
-        };
-        let Path(raw) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|_| invalid())?;
-        match raw.parse::<i64>() {
-            Ok(id) if id > 0 => Ok(SessionIdPath(id)),
-            _ => Err(invalid()),
-        }
-    }
-}
+use axum::{extract::State, http::StatusCode, Json};
 
 /// The caller's live sessions, newest first.
 #[utoipa::path(get, path = "/api/v1/users/me/sessions", tag = "sessions",
@@ -99,7 +70,7 @@ pub async fn revoke_my_others(
 pub async fn list_for_user(
     State(state): State<AppState>,
     CurrentUser(actor): CurrentUser,
-    super::extract::UserIdPath(user_id): super::extract::UserIdPath,
+    UserIdPath(user_id): UserIdPath,
 ) -> Result<Json<Vec<SessionView>>, ApiError> {
     Ok(Json(
         state
@@ -124,7 +95,7 @@ pub async fn list_for_user(
 pub async fn revoke_all_for_user(
     State(state): State<AppState>,
     CurrentUser(actor): CurrentUser,
-    super::extract::UserIdPath(user_id): super::extract::UserIdPath,
+    UserIdPath(user_id): UserIdPath,
 ) -> Result<StatusCode, ApiError> {
     state
         .services

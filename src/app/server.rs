@@ -121,23 +121,28 @@ pub async fn my_account() -> Result<UserView, AppError> {
     Ok(ctx::require_actor()?.user.view())
 }
 
-/// Changes the signed-in user's email (needs the current password).
-#[server(prefix = "/fn", endpoint = "change_email")]
-pub async fn change_email(email: String, current_password: String) -> Result<(), AppError> {
+#[cfg(feature = "ssr")]
+async fn update_me(input: crate::services::UpdateMeInput, notice: &str) -> Result<(), AppError> {
     let actor = ctx::require_actor()?;
-    let input = crate::services::UpdateMeInput {
-        email: Some(email),
-        current_password: Some(current_password.into()),
-        ..Default::default()
-    };
     ctx::state()
         .services
         .users
         .update_me(&actor, input)
         .await
         .map_err(ctx::service_error)?;
-    leptos_axum::redirect("/profile?notice=email-changed");
+    leptos_axum::redirect(&format!("/profile?notice={notice}"));
     Ok(())
+}
+
+/// Changes the signed-in user's email (needs the current password).
+#[server(prefix = "/fn", endpoint = "change_email")]
+pub async fn change_email(email: String, current_password: String) -> Result<(), AppError> {
+    let input = crate::services::UpdateMeInput {
+        email: Some(email),
+        current_password: Some(current_password.into()),
+        ..Default::default()
+    };
+    update_me(input, "email-changed").await
 }
 
 /// Changes the signed-in user's password; every other session is signed out.
@@ -147,7 +152,6 @@ pub async fn change_password(
     password: String,
     confirm: String,
 ) -> Result<(), AppError> {
-    let actor = ctx::require_actor()?;
     if password != confirm {
         return Err(ctx::fail(AppError::invalid(
             "confirm",
@@ -159,14 +163,7 @@ pub async fn change_password(
         current_password: Some(current_password.into()),
         ..Default::default()
     };
-    ctx::state()
-        .services
-        .users
-        .update_me(&actor, input)
-        .await
-        .map_err(ctx::service_error)?;
-    leptos_axum::redirect("/profile?notice=password-changed");
-    Ok(())
+    update_me(input, "password-changed").await
 }
 
 /// Deletes the signed-in user's account (current password and a confirmation).
