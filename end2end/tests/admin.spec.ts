@@ -69,3 +69,23 @@ test("an admin creates a user who can then sign in", async ({ page, browser }) =
   await expect(otherPage).toHaveURL(/\/profile/);
   await other.close();
 });
+
+test("an admin sees a user's sessions and signs them out everywhere", async ({ page, browser }) => {
+  const email = uniqueEmail("everywhere");
+  const victim = await browser.newContext();
+  const victimPage = await victim.newPage();
+  await register(victimPage, email);
+
+  await signIn(page, ADMIN_EMAIL, ADMIN_PASSWORD);
+  await expect(page).toHaveURL(/\/profile/);
+  await page.goto(`/admin/users?q=${encodeURIComponent(email)}`);
+  await page.getByRole("link", { name: email }).click();
+  await expect(page.getByTestId("user-sessions").locator("li")).toHaveCount(1);
+  await page.getByRole("button", { name: "Sign out everywhere" }).click();
+  await expect(page.getByTestId("notice")).toContainText("signed out everywhere");
+  await expect(page.getByTestId("user-sessions")).toHaveText("Not signed in anywhere.");
+
+  await victimPage.goto("/profile");
+  await expect(victimPage).toHaveURL(/\/login/);
+  await victim.close();
+});

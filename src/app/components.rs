@@ -143,6 +143,7 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "deactivated" => "The user was deactivated and signed out everywhere.",
         "password-set" => "The new password was set; the user was signed out everywhere.",
         "deleted" => "The user was deleted.",
+        "signed-out-everywhere" => "The user was signed out everywhere.",
         "device-signed-out" => "That device was signed out.",
         "others-signed-out" => "All your other devices were signed out.",
         _ => return None,

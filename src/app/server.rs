@@ -361,6 +361,32 @@ pub async fn set_user_password(id: i64, password: String, confirm: String) -> Re
     admin_update(id, input, "password-set").await
 }
 
+/// Admin: a user's live sessions.
+#[server(prefix = "/fn", endpoint = "user_sessions")]
+pub async fn user_sessions(id: i64) -> Result<Vec<SessionView>, AppError> {
+    let actor = ctx::require_actor()?;
+    ctx::state()
+        .services
+        .sessions
+        .list_for_user(&actor, id)
+        .await
+        .map_err(ctx::service_error)
+}
+
+/// Admin: signs a user out everywhere.
+#[server(prefix = "/fn", endpoint = "sign_out_user")]
+pub async fn sign_out_user(id: i64) -> Result<(), AppError> {
+    let actor = ctx::require_actor()?;
+    ctx::state()
+        .services
+        .sessions
+        .revoke_all_for_user(&actor, id)
+        .await
+        .map_err(ctx::service_error)?;
+    leptos_axum::redirect(&format!("/admin/users/{id}?notice=signed-out-everywhere"));
+    Ok(())
+}
+
 /// Admin: deletes a user after a confirmation.
 #[server(prefix = "/fn", endpoint = "delete_user")]
 pub async fn delete_user(id: i64, confirm: Option<String>) -> Result<(), AppError> {

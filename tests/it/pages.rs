@@ -274,6 +274,12 @@ async fn a_regular_user_calling_an_admin_function_gets_403(app: TestApp) {
     )
     .await;
     promote.assert_status(StatusCode::FORBIDDEN);
+    call_fn(&app, "user_sessions", &[("id", &id)], &jar, Some(ORIGIN))
+        .await
+        .assert_status(StatusCode::FORBIDDEN);
+    call_fn(&app, "sign_out_user", &[("id", &id)], &jar, Some(ORIGIN))
+        .await
+        .assert_status(StatusCode::FORBIDDEN);
     let me = call_fn(&app, "my_account", &[], &jar, Some(ORIGIN)).await;
     assert_eq!(me.body["role"], "regular");
     // The admin page is a 403 page for them, and a sign-in redirect for anonymous visitors.

@@ -2,12 +2,12 @@ use crate::{
     app::{
         components::{action_error, page_error, refresh_after, Field, FormError, Submit},
         server::{
-            get_user, list_users, CreateUser, DeleteUser, SetUserActive, SetUserPassword,
-            UpdateUser, DEFAULT_PAGE_SIZE, PAGE_SIZES,
+            get_user, list_users, user_sessions, CreateUser, DeleteUser, SetUserActive,
+            SetUserPassword, SignOutUser, UpdateUser, DEFAULT_PAGE_SIZE, PAGE_SIZES,
         },
         DataVersion,
     },
-    domain::{encode_query_value, Role, UserView},
+    domain::{device_name, encode_query_value, time_ago, Role, UserView},
 };
 use leptos::{form::ActionForm, prelude::*};
 use leptos_meta::Title;
@@ -273,6 +273,7 @@ fn UserDetails(user: UserView) -> impl IntoView {
                 "Make another user an admin first."
             </p>
         </section>
+        <UserSessions id/>
         <section class="card">
             <h2>"Edit"</h2>
             <ActionForm action=edit>
@@ -316,6 +317,53 @@ fn UserDetails(user: UserView) -> impl IntoView {
                 </div>
                 <Submit pending=delete.pending().into() label="Delete user" busy="Deleting…" class="danger"/>
             </ActionForm>
+        </section>
+    }
+}
+
+/// The user's live sessions and a button that ends them all.
+#[component]
+fn UserSessions(id: i64) -> impl IntoView {
+    let version = expect_context::<DataVersion>().0;
+    let sessions = Resource::new(move || version.get(), move |_| user_sessions(id));
+    let sign_out = ServerAction::<SignOutUser>::new();
+    refresh_after(sign_out);
+    let error = action_error(sign_out);
+    view! {
+        <section class="card">
+            <h2>"Sessions"</h2>
+            <FormError error/>
+            <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match sessions.await {
+                        Ok(list) if list.is_empty() => view! { <p class="muted" data-testid="user-sessions">"Not signed in anywhere."</p> }.into_any(),
+                        Ok(list) => {
+                            let now = chrono::Utc::now();
+                            view! {
+                                <ul class="devices" data-testid="user-sessions">
+                                    {list.into_iter().map(|s| view! {
+                                        <li class="device">
+                                            <div>
+                                                <strong>{device_name(s.user_agent.as_deref())}</strong>
+                                                <p class="muted">{format!("{} · last active {} · signed in {}",
+                                                    s.ip.clone().unwrap_or_else(|| "unknown address".to_owned()),
+                                                    time_ago(s.last_used_at, now),
+                                                    s.created_at.format("%Y-%m-%d %H:%M UTC"))}</p>
+                                            </div>
+                                        </li>
+                                    }).collect_view()}
+                                </ul>
+                                <ActionForm action=sign_out>
+                                    <input type="hidden" name="id" value=id/>
+                                    <Submit pending=sign_out.pending().into() label="Sign out everywhere" busy="Signing out…" class="secondary"/>
+                                </ActionForm>
+                            }
+                            .into_any()
+                        }
+                        Err(err) => view! { <p class="form-error" role="alert">{err.to_string()}</p> }.into_any(),
+                    }
+                })}
+            </Suspense>
         </section>
     }
 }
