@@ -89,13 +89,7 @@ async fn login_email_is_case_insensitive_but_the_password_is_exact(app: TestApp)
 async fn a_deactivated_user_with_the_right_password_is_told_inactive(app: TestApp) {
     let (_, admin) = app.admin("root@example.com").await;
     let (id, _) = app.user("dave@example.com").await;
-    app.patch(
-        &format!("/api/v1/users/{id}"),
-        json!({ "is_active": false }),
-        Some(&admin.access),
-    )
-    .await
-    .assert_status(StatusCode::OK);
+    app.deactivate(&admin, id).await;
     app.login_response("dave@example.com", PASSWORD)
         .await
         .assert_error(StatusCode::UNAUTHORIZED, "Inactive user");
@@ -205,25 +199,8 @@ async fn reusing_a_rotated_refresh_token_revokes_the_whole_session(app: TestApp)
 
 async fn concurrent_refreshes_of_one_token_have_exactly_one_winner(app: TestApp) {
     let (_, tokens) = app.user("race@example.com").await;
-    let mut tasks = Vec::new();
-    for _ in 0..10 {
-        let router = app.router.clone();
-        let token = tokens.refresh.clone();
-        tasks.push(tokio::spawn(async move {
-            use tower::ServiceExt;
-            let request = axum::http::Request::post("/api/v1/auth/refresh")
-                .header("content-type", "application/json")
-                .body(axum::body::Body::from(
-                    json!({ "refresh_token": token }).to_string(),
-                ))
-                .expect("request");
-            router.oneshot(request).await.expect("response").status()
-        }));
-    }
-    let mut statuses = Vec::new();
-    for task in tasks {
-        statuses.push(task.await.expect("task"));
-    }
+    let bodies = vec![json!({ "refresh_token": tokens.refresh }); 10];
+    let statuses = app.post_concurrently("/api/v1/auth/refresh", bodies).await;
     let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
     assert_eq!(ok, 1, "{statuses:?}");
     assert!(

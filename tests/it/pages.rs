@@ -357,13 +357,7 @@ async fn a_user_deactivated_through_the_api_loses_their_browser_session(app: Tes
     page(&app, "/profile", &jar)
         .await
         .assert_status(StatusCode::OK);
-    app.patch(
-        &format!("/api/v1/users/{id}"),
-        json!({ "is_active": false }),
-        Some(&admin.access),
-    )
-    .await
-    .assert_status(StatusCode::OK);
+    app.deactivate(&admin, id).await;
     let after = page(&app, "/profile", &jar).await;
     assert_eq!(after.status, StatusCode::FOUND, "{}", after.text);
     assert_eq!(location(&after), "/login?next=%2Fprofile");

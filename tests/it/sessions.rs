@@ -121,12 +121,7 @@ async fn ending_one_session_stops_its_tokens_at_once(app: TestApp) {
         .await;
     response.assert_status(StatusCode::NO_CONTENT);
     assert!(response.text.is_empty());
-    app.get("/api/v1/users/me", Some(&there.access))
-        .await
-        .assert_status(StatusCode::UNAUTHORIZED);
-    app.refresh(&there.refresh)
-        .await
-        .assert_status(StatusCode::UNAUTHORIZED);
+    app.assert_session_over(&there).await;
     app.get("/api/v1/users/me", Some(&here.access))
         .await
         .assert_status(StatusCode::OK);

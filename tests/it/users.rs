@@ -172,29 +172,18 @@ async fn closed_registration_only_lets_admins_create_users(default_app: TestApp)
 }
 
 async fn concurrent_registrations_of_one_email_create_one_user(app: TestApp) {
-    let mut tasks = Vec::new();
-    for i in 0..8 {
-        let router = app.router.clone();
-        tasks.push(tokio::spawn(async move {
-            use tower::ServiceExt;
+    // The same address in two letter cases.
+    let bodies = (0..8)
+        .map(|i| {
             let email = if i % 2 == 0 {
                 "race@example.com"
             } else {
                 "RACE@example.com"
             };
-            let request = axum::http::Request::post("/api/v1/users")
-                .header("content-type", "application/json")
-                .body(axum::body::Body::from(
-                    json!({ "email": email, "password": PASSWORD }).to_string(),
-                ))
-                .expect("request");
-            router.oneshot(request).await.expect("response").status()
-        }));
-    }
-    let mut statuses = Vec::new();
-    for task in tasks {
-        statuses.push(task.await.expect("task"));
-    }
+            json!({ "email": email, "password": PASSWORD })
+        })
+        .collect();
+    let statuses = app.post_concurrently("/api/v1/users", bodies).await;
     assert_eq!(
         statuses
             .iter()
@@ -294,12 +283,7 @@ async fn changing_my_password_signs_out_my_other_sessions(app: TestApp) {
     app.refresh(&here.refresh)
         .await
         .assert_status(StatusCode::OK);
-    app.get("/api/v1/users/me", Some(&elsewhere.access))
-        .await
-        .assert_status(StatusCode::UNAUTHORIZED);
-    app.refresh(&elsewhere.refresh)
-        .await
-        .assert_status(StatusCode::UNAUTHORIZED);
+    app.assert_session_over(&elsewhere).await;
     app.login_response("pw@example.com", PASSWORD)
         .await
         .assert_status(StatusCode::UNAUTHORIZED);
@@ -418,13 +402,7 @@ async fn admins_list_users_with_filters_paging_and_a_total(app: TestApp) {
         .get("/api/v1/users?q=member00", Some(&admin.access))
         .await;
     let member_id = member.body[0]["id"].as_i64().expect("id");
-    app.patch(
-        &format!("/api/v1/users/{member_id}"),
-        json!({ "is_active": false }),
-        Some(&admin.access),
-    )
-    .await
-    .assert_status(StatusCode::OK);
+    app.deactivate(&admin, member_id).await;
     let inactive = app
         .get("/api/v1/users?is_active=false", Some(&admin.access))
         .await;
@@ -556,13 +534,7 @@ async fn admins_update_users(app: TestApp) {
 async fn deactivation_ends_the_users_tokens_at_once(app: TestApp) {
     let (_, admin) = app.admin("root@example.com").await;
     let (id, user) = app.user("soon-inactive@example.com").await;
-    app.patch(
-        &format!("/api/v1/users/{id}"),
-        json!({ "is_active": false }),
-        Some(&admin.access),
-    )
-    .await
-    .assert_status(StatusCode::OK);
+    app.deactivate(&admin, id).await;
     app.get("/api/v1/users/me", Some(&user.access))
         .await
         .assert_error(StatusCode::UNAUTHORIZED, "Could not validate credentials");
@@ -593,12 +565,7 @@ async fn an_admin_password_reset_ends_all_of_the_users_sessions(app: TestApp) {
     )
     .await
     .assert_status(StatusCode::OK);
-    app.get("/api/v1/users/me", Some(&user.access))
-        .await
-        .assert_status(StatusCode::UNAUTHORIZED);
-    app.refresh(&user.refresh)
-        .await
-        .assert_status(StatusCode::UNAUTHORIZED);
+    app.assert_session_over(&user).await;
     app.login("reset@example.com", OTHER_PASSWORD).await;
     // The admin's own session is not affected.
     app.get("/api/v1/users/me", Some(&admin.access))
@@ -642,13 +609,7 @@ async fn the_last_active_admin_cannot_be_removed(app: TestApp) {
         .assert_error(StatusCode::CONFLICT, "Cannot remove the last active admin");
     // An inactive admin does not count.
     let (second_id, _) = app.admin("second@example.com").await;
-    app.patch(
-        &format!("/api/v1/users/{second_id}"),
-        json!({ "is_active": false }),
-        Some(&root.access),
-    )
-    .await
-    .assert_status(StatusCode::OK);
+    app.deactivate(&root, second_id).await;
     app.delete(&uri, Some(&root.access))
         .await
         .assert_error(StatusCode::CONFLICT, "Cannot remove the last active admin");

@@ -72,22 +72,8 @@ fn Filters() -> impl IntoView {
                 <label for="q">"Search by email"</label>
                 <input id="q" name="q" type="search" value=q placeholder="name@example.com"/>
             </div>
-            <div class="field">
-                <label for="role">"Role"</label>
-                <select id="role" name="role">
-                    <option value="" selected=role.is_empty()>"Any"</option>
-                    <option value="admin" selected=role == "admin">"Admin"</option>
-                    <option value="regular" selected=role == "regular">"Regular"</option>
-                </select>
-            </div>
-            <div class="field">
-                <label for="status">"Status"</label>
-                <select id="status" name="status">
-                    <option value="" selected=status.is_empty()>"Any"</option>
-                    <option value="active" selected=status == "active">"Active"</option>
-                    <option value="inactive" selected=status == "inactive">"Inactive"</option>
-                </select>
-            </div>
+            <FilterSelect name="role" label="Role" selected=role options=&[("admin", "Admin"), ("regular", "Regular")]/>
+            <FilterSelect name="status" label="Status" selected=status options=&[("active", "Active"), ("inactive", "Inactive")]/>
             <div class="field">
                 <label for="per_page">"Per page"</label>
                 <select id="per_page" name="per_page">
@@ -96,6 +82,28 @@ fn Filters() -> impl IntoView {
             </div>
             <button type="submit" class="button">"Search"</button>
         </Form>
+    }
+}
+
+/// A filter with an "Any" choice (empty value) and the given options.
+#[component]
+fn FilterSelect(
+    name: &'static str,
+    label: &'static str,
+    selected: String,
+    options: &'static [(&'static str, &'static str)],
+) -> impl IntoView {
+    view! {
+        <div class="field">
+            <label for=name>{label}</label>
+            <select id=name name=name>
+                <option value="" selected=selected.is_empty()>"Any"</option>
+                {options
+                    .iter()
+                    .map(|(value, text)| view! { <option value=*value selected=selected == *value>{*text}</option> })
+                    .collect_view()}
+            </select>
+        </div>
     }
 }
 

@@ -298,6 +298,50 @@ impl TestApp {
         (user.id, self.login(email, PASSWORD).await)
     }
 
+    /// Posts every JSON body to `uri` at the same time (each on its own task)
+    /// and returns the statuses in order.
+    pub async fn post_concurrently(&self, uri: &str, bodies: Vec<Value>) -> Vec<StatusCode> {
+        let tasks: Vec<_> = bodies
+            .into_iter()
+            .map(|body| {
+                let router = self.router.clone();
+                let request = Request::post(uri)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(body.to_string()))
+                    .expect("request");
+                tokio::spawn(
+                    async move { router.oneshot(request).await.expect("response").status() },
+                )
+            })
+            .collect();
+        let mut statuses = Vec::new();
+        for task in tasks {
+            statuses.push(task.await.expect("task"));
+        }
+        statuses
+    }
+
+    /// An admin deactivates a user through the API (must succeed).
+    pub async fn deactivate(&self, admin: &Tokens, id: i64) {
+        self.patch(
+            &format!("/api/v1/users/{id}"),
+            json!({ "is_active": false }),
+            Some(&admin.access),
+        )
+        .await
+        .assert_status(StatusCode::OK);
+    }
+
+    /// Asserts that neither token of a session works any more.
+    pub async fn assert_session_over(&self, tokens: &Tokens) {
+        self.get("/api/v1/users/me", Some(&tokens.access))
+            .await
+            .assert_status(StatusCode::UNAUTHORIZED);
+        self.refresh(&tokens.refresh)
+            .await
+            .assert_status(StatusCode::UNAUTHORIZED);
+    }
+
     /// `POST /api/v1/auth/refresh`.
     pub async fn refresh(&self, refresh_token: &str) -> TestResponse {
         self.post(
