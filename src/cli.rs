@@ -104,6 +104,7 @@ async fn create_admin(email: &str, password_stdin: bool) -> anyhow::Result<()> {
         Ok(())
     }
     .await;
+    services.audit_log.flush().await;
     pool.close().await;
     result
 }

@@ -115,6 +115,36 @@ fn default_parallelism() -> usize {
         .unwrap_or(2)
 }
 
+/// Brute-force throttling limits. Every count limit treats 0 as "unlimited".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleSettings {
+    /// `LOGIN_MAX_FAILURES` (default 5): failed sign-ins for one account
+    /// within the window before further attempts are delayed.
+    pub login_max_failures: u32,
+    /// `LOGIN_WINDOW_MINUTES` (default 15): how long a failed sign-in counts.
+    pub login_window: Duration,
+    /// `LOGIN_IP_MAX_FAILURES_PER_HOUR` (default 100): failed sign-ins from
+    /// one client address, across accounts, before it is refused for a while.
+    pub login_ip_max_failures_per_hour: u32,
+    /// `REGISTRATION_MAX_PER_IP_PER_HOUR` (default 20): sign-ups per client address.
+    pub registration_max_per_ip_per_hour: u32,
+    /// `REFRESH_IP_MAX_FAILURES_PER_HOUR` (default 100): invalid refresh
+    /// tokens presented by one client address.
+    pub refresh_ip_max_failures_per_hour: u32,
+}
+
+impl Default for ThrottleSettings {
+    fn default() -> Self {
+        ThrottleSettings {
+            login_max_failures: 5,
+            login_window: Duration::from_secs(15 * 60),
+            login_ip_max_failures_per_hour: 100,
+            registration_max_per_ip_per_hour: 20,
+            refresh_ip_max_failures_per_hour: 100,
+        }
+    }
+}
+
 /// All settings of a running instance.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -136,8 +166,24 @@ pub struct Config {
     pub jwt_audience: String,
     /// `ACCESS_TOKEN_EXPIRE_MINUTES` (default 15).
     pub access_token_ttl: Duration,
-    /// `REFRESH_TOKEN_EXPIRE_DAYS` (default 7).
-    pub refresh_token_ttl: Duration,
+    /// `SESSION_IDLE_DAYS` (older name: `REFRESH_TOKEN_EXPIRE_DAYS`; default 7):
+    /// a session ends after this long without a refresh. Each rotation
+    /// issues a refresh token valid this long.
+    pub session_idle: Duration,
+    /// `SESSION_MAX_DAYS` (default 30): a session ends this long after its
+    /// sign-in, however often it is refreshed.
+    pub session_max: Duration,
+    /// Brute-force throttling limits (`LOGIN_*`, `REGISTRATION_*`, `REFRESH_*`).
+    pub throttle: ThrottleSettings,
+    /// `TRUSTED_PROXIES`: comma-separated CIDRs (or addresses) of reverse
+    /// proxies whose `X-Forwarded-For` is believed. Empty (default): the
+    /// client address is always the socket peer.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `AUDIT_RETENTION_DAYS` (default 90; 0 keeps audit events forever).
+    pub audit_retention: Option<Duration>,
+    /// `MAINTENANCE_INTERVAL_SECONDS` (default 3600): how often the server
+    /// purges expired sessions, old throttling counters and old audit events.
+    pub maintenance_interval: Duration,
     /// `ALLOW_REGISTRATION`: whether anyone may sign up (default true).
     pub allow_registration: bool,
     /// `ADMIN_EMAIL`: with `ADMIN_PASSWORD`, an admin ensured at startup.
@@ -273,11 +319,32 @@ impl Config {
                 "must be between 1 and 1440",
             ));
         }
-        let refresh_days: u64 = parse_or(&get, "REFRESH_TOKEN_EXPIRE_DAYS", 7)?;
-        if !(1..=365).contains(&refresh_days) {
+        let idle_days = session_idle_days(&get)?;
+        let max_days: u64 = parse_or(&get, "SESSION_MAX_DAYS", 30)?;
+        if !(1..=3650).contains(&max_days) {
             return Err(ConfigError::new(
-                "REFRESH_TOKEN_EXPIRE_DAYS",
-                "must be between 1 and 365",
+                "SESSION_MAX_DAYS",
+                "must be between 1 and 3650",
+            ));
+        }
+        let throttle = throttle_settings(&get)?;
+        let trusted_proxies = get("TRUSTED_PROXIES")
+            .map(|raw| parse_networks(&raw))
+            .transpose()
+            .map_err(|message| ConfigError::new("TRUSTED_PROXIES", message))?
+            .unwrap_or_default();
+        let audit_days: u64 = parse_or(&get, "AUDIT_RETENTION_DAYS", 90)?;
+        if audit_days > 36_500 {
+            return Err(ConfigError::new(
+                "AUDIT_RETENTION_DAYS",
+                "must be at most 36500 (0 keeps events forever)",
+            ));
+        }
+        let maintenance_seconds: u64 = parse_or(&get, "MAINTENANCE_INTERVAL_SECONDS", 3600)?;
+        if !(1..=7 * 86_400).contains(&maintenance_seconds) {
+            return Err(ConfigError::new(
+                "MAINTENANCE_INTERVAL_SECONDS",
+                "must be between 1 and 604800",
             ));
         }
         let database_max_connections: u32 = parse_or(&get, "DATABASE_MAX_CONNECTIONS", 10)?;
@@ -319,7 +386,12 @@ impl Config {
             jwt_issuer: get("JWT_ISSUER").unwrap_or_else(|| "leptos-auth".to_owned()),
             jwt_audience: get("JWT_AUDIENCE").unwrap_or_else(|| "leptos-auth".to_owned()),
             access_token_ttl: Duration::from_secs(access_minutes * 60),
-            refresh_token_ttl: Duration::from_secs(refresh_days * 24 * 3600),
+            session_idle: Duration::from_secs(idle_days * DAY),
+            session_max: Duration::from_secs(max_days * DAY),
+            throttle,
+            trusted_proxies,
+            audit_retention: (audit_days > 0).then(|| Duration::from_secs(audit_days * DAY)),
+            maintenance_interval: Duration::from_secs(maintenance_seconds),
             allow_registration: parse_bool_or(&get, "ALLOW_REGISTRATION", true)?,
             admin_email,
             admin_password,
@@ -339,6 +411,85 @@ impl Config {
     pub fn password_policy(&self) -> PasswordPolicy {
         PasswordPolicy::new(self.password_min_length)
     }
+}
+
+const DAY: u64 = 24 * 3600;
+
+/// `SESSION_IDLE_DAYS`, or its older name `REFRESH_TOKEN_EXPIRE_DAYS`.
+fn session_idle_days(get: &impl Fn(&str) -> Option<String>) -> Result<u64, ConfigError> {
+    let idle: Option<u64> = get("SESSION_IDLE_DAYS")
+        .map(|_| parse_or(get, "SESSION_IDLE_DAYS", 7))
+        .transpose()?;
+    let legacy: Option<u64> = get("REFRESH_TOKEN_EXPIRE_DAYS")
+        .map(|_| parse_or(get, "REFRESH_TOKEN_EXPIRE_DAYS", 7))
+        .transpose()?;
+    let (variable, days) = match (idle, legacy) {
+        (Some(idle), Some(legacy)) if idle != legacy => {
+            return Err(ConfigError::new(
+                "SESSION_IDLE_DAYS",
+                format!(
+                    "conflicts with REFRESH_TOKEN_EXPIRE_DAYS={legacy} (its older name); set only SESSION_IDLE_DAYS"
+                ),
+            ))
+        }
+        (Some(idle), _) => ("SESSION_IDLE_DAYS", idle),
+        (None, Some(legacy)) => ("REFRESH_TOKEN_EXPIRE_DAYS", legacy),
+        (None, None) => ("SESSION_IDLE_DAYS", 7),
+    };
+    if !(1..=365).contains(&days) {
+        return Err(ConfigError::new(variable, "must be between 1 and 365"));
+    }
+    Ok(days)
+}
+
+fn throttle_settings(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<ThrottleSettings, ConfigError> {
+    let defaults = ThrottleSettings::default();
+    let window_minutes: u64 = parse_or(
+        get,
+        "LOGIN_WINDOW_MINUTES",
+        defaults.login_window.as_secs() / 60,
+    )?;
+    if !(1..=24 * 60).contains(&window_minutes) {
+        return Err(ConfigError::new(
+            "LOGIN_WINDOW_MINUTES",
+            "must be between 1 and 1440",
+        ));
+    }
+    Ok(ThrottleSettings {
+        login_max_failures: parse_or(get, "LOGIN_MAX_FAILURES", defaults.login_max_failures)?,
+        login_window: Duration::from_secs(window_minutes * 60),
+        login_ip_max_failures_per_hour: parse_or(
+            get,
+            "LOGIN_IP_MAX_FAILURES_PER_HOUR",
+            defaults.login_ip_max_failures_per_hour,
+        )?,
+        registration_max_per_ip_per_hour: parse_or(
+            get,
+            "REGISTRATION_MAX_PER_IP_PER_HOUR",
+            defaults.registration_max_per_ip_per_hour,
+        )?,
+        refresh_ip_max_failures_per_hour: parse_or(
+            get,
+            "REFRESH_IP_MAX_FAILURES_PER_HOUR",
+            defaults.refresh_ip_max_failures_per_hour,
+        )?,
+    })
+}
+
+/// A comma-separated list of CIDRs; a bare address means that one host.
+fn parse_networks(raw: &str) -> Result<Vec<ipnet::IpNet>, String> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            item.parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map(|net| net.trunc())
+                .map_err(|_| format!("{item:?} is not an IP address or CIDR (e.g. 10.0.0.0/8)"))
+        })
+        .collect()
 }
 
 fn parse_or<T: FromStr>(
@@ -435,7 +586,20 @@ mod tests {
         let config = config_from(&[("JWT_SECRET", SECRET)]).expect("valid");
         assert_eq!(config.database_url.expose(), "sqlite://data/leptos-auth.db");
         assert_eq!(config.access_token_ttl, Duration::from_secs(15 * 60));
-        assert_eq!(config.refresh_token_ttl, Duration::from_secs(7 * 86_400));
+        assert_eq!(config.session_idle, Duration::from_secs(7 * 86_400));
+        assert_eq!(config.session_max, Duration::from_secs(30 * 86_400));
+        assert_eq!(config.throttle, ThrottleSettings::default());
+        assert_eq!(config.throttle.login_max_failures, 5);
+        assert_eq!(config.throttle.login_window, Duration::from_secs(15 * 60));
+        assert_eq!(config.throttle.login_ip_max_failures_per_hour, 100);
+        assert_eq!(config.throttle.registration_max_per_ip_per_hour, 20);
+        assert_eq!(config.throttle.refresh_ip_max_failures_per_hour, 100);
+        assert!(config.trusted_proxies.is_empty());
+        assert_eq!(
+            config.audit_retention,
+            Some(Duration::from_secs(90 * 86_400))
+        );
+        assert_eq!(config.maintenance_interval, Duration::from_secs(3600));
         assert_eq!(config.site_addr.to_string(), "127.0.0.1:3000");
         assert!(config.allow_registration);
         assert_eq!(config.argon2.memory_kib, 19_456);
@@ -480,10 +644,59 @@ mod tests {
             ("BACKEND_CORS_ORIGINS", "not an origin"),
             ("APP_ENV", "staging"),
             ("ADMIN_EMAIL", "not-an-email"),
+            ("SESSION_IDLE_DAYS", "0"),
+            ("SESSION_MAX_DAYS", "forever"),
+            ("LOGIN_MAX_FAILURES", "-1"),
+            ("LOGIN_WINDOW_MINUTES", "0"),
+            ("TRUSTED_PROXIES", "10.0.0.0/8, proxy.internal"),
+            ("AUDIT_RETENTION_DAYS", "ninety"),
+            ("MAINTENANCE_INTERVAL_SECONDS", "0"),
         ] {
             let err = config_from(&[("JWT_SECRET", SECRET), (var, value)]).unwrap_err();
             assert_eq!(err.variable, var, "{var}={value}");
         }
+    }
+
+    #[test]
+    fn the_session_idle_timeout_keeps_its_older_name() {
+        let legacy = config_from(&[("JWT_SECRET", SECRET), ("REFRESH_TOKEN_EXPIRE_DAYS", "3")])
+            .expect("valid");
+        assert_eq!(legacy.session_idle, Duration::from_secs(3 * 86_400));
+        let both = config_from(&[
+            ("JWT_SECRET", SECRET),
+            ("REFRESH_TOKEN_EXPIRE_DAYS", "3"),
+            ("SESSION_IDLE_DAYS", "3"),
+        ])
+        .expect("the same value twice is fine");
+        assert_eq!(both.session_idle, Duration::from_secs(3 * 86_400));
+        let err = config_from(&[
+            ("JWT_SECRET", SECRET),
+            ("REFRESH_TOKEN_EXPIRE_DAYS", "3"),
+            ("SESSION_IDLE_DAYS", "5"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.variable, "SESSION_IDLE_DAYS");
+    }
+
+    #[test]
+    fn limits_accept_zero_for_unlimited_and_proxies_accept_addresses() {
+        let config = config_from(&[
+            ("JWT_SECRET", SECRET),
+            ("LOGIN_MAX_FAILURES", "0"),
+            ("REGISTRATION_MAX_PER_IP_PER_HOUR", "0"),
+            ("AUDIT_RETENTION_DAYS", "0"),
+            ("TRUSTED_PROXIES", " 10.1.2.3/8 ,192.168.0.7, ::1 "),
+        ])
+        .expect("valid");
+        assert_eq!(config.throttle.login_max_failures, 0);
+        assert_eq!(config.throttle.registration_max_per_ip_per_hour, 0);
+        assert_eq!(config.audit_retention, None);
+        let proxies: Vec<String> = config
+            .trusted_proxies
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(proxies, ["10.0.0.0/8", "192.168.0.7/32", "::1/128"]);
     }
 
     #[test]

@@ -246,13 +246,19 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` completes, lets in-flight requests finish, then
-    /// closes the database pool.
+    /// Serves until `shutdown` completes, lets in-flight requests finish,
+    /// writes the queued audit events, then closes the database pool. The
+    /// periodic purge runs meanwhile.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let addr = self.local_addr()?;
+        let services = self.state.services.clone();
+        let purge = services
+            .maintenance
+            .clone()
+            .spawn(self.state.config.maintenance_interval);
         tracing::info!("listening on http://{addr}");
         axum::serve(
             self.listener,
@@ -262,6 +268,13 @@ impl Application {
         .with_graceful_shutdown(shutdown)
         .await
         .context("serving HTTP")?;
+        purge.abort();
+        if tokio::time::timeout(Duration::from_secs(5), services.audit_log.flush())
+            .await
+            .is_err()
+        {
+            tracing::error!("timed out writing the last audit events");
+        }
         self.pool.close().await;
         tracing::info!("stopped");
         Ok(())

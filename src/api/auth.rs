@@ -90,7 +90,10 @@ struct LoginBody {
         (status = 401, description = "Incorrect email or password, or inactive user", body = ErrorDetail),
         (status = 413, description = "Body over 16 KiB", body = ErrorDetail),
         (status = 415, description = "Unsupported content type", body = ErrorDetail),
-        (status = 422, description = "A field is missing", body = ValidationError)
+        (status = 422, description = "A field is missing", body = ValidationError),
+        (status = 429, description = "Too many failed sign-ins for this account or from this address: \
+            \"Too many attempts, try again in N seconds\"", body = ErrorDetail,
+            headers(("Retry-After" = u64, description = "Seconds to wait")))
     ))]
 pub async fn login(
     State(state): State<AppState>,
@@ -150,13 +153,20 @@ pub struct RefreshBody {
         (status = 401, description = "Invalid refresh token, or an access token", body = ErrorDetail),
         (status = 413, description = "Body over 16 KiB", body = ErrorDetail),
         (status = 415, description = "Unsupported content type", body = ErrorDetail),
-        (status = 422, description = "Malformed body", body = ValidationError)
+        (status = 422, description = "Malformed body", body = ValidationError),
+        (status = 429, description = "Too many invalid refresh tokens from this address", body = ErrorDetail,
+            headers(("Retry-After" = u64, description = "Seconds to wait")))
     ))]
 pub async fn refresh(
     State(state): State<AppState>,
+    Client(client): Client,
     ApiJson(body): ApiJson<RefreshBody>,
 ) -> Result<Response, ApiError> {
-    let pair = state.services.auth.refresh(&body.refresh_token).await?;
+    let pair = state
+        .services
+        .auth
+        .refresh(&body.refresh_token, &client)
+        .await?;
     Ok(token_response(&pair))
 }
 
@@ -169,8 +179,9 @@ pub async fn refresh(
     ))]
 pub async fn logout(
     State(state): State<AppState>,
+    Client(client): Client,
     BearerToken(token): BearerToken,
 ) -> Result<Response, ApiError> {
-    state.services.auth.logout(&token).await?;
+    state.services.auth.logout(&token, &client).await?;
     Ok(Json(json!({ "detail": "Successfully logged out" })).into_response())
 }

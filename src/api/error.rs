@@ -107,6 +107,13 @@ fn service_error_response(err: ServiceError) -> Response {
         E::EmailTaken => detail(StatusCode::BAD_REQUEST, &message),
         E::UserNotFound | E::SessionNotFound => detail(StatusCode::NOT_FOUND, &message),
         E::LastAdmin => detail(StatusCode::CONFLICT, &message),
+        E::Throttled { retry_after } => {
+            let mut response = detail(StatusCode::TOO_MANY_REQUESTS, &message);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            response
+        }
         E::Invalid(field) => ApiError::validation(ValidationItem::new(
             "body",
             &[field.field],

@@ -4,6 +4,7 @@
 //! map the result. Rules live in `services`; status codes and error bodies are
 //! decided in [`error`] only.
 
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod extract;
@@ -32,6 +33,8 @@ pub fn router() -> Router<AppState> {
         .route("/auth/logout", post(auth::logout))
         .route("/users", get(users::list).post(users::create))
         .route("/users/", get(users::list).post(users::create))
+        .route("/audit", get(audit::list))
+        .route("/users/me/audit", get(audit::list_mine))
         .route(
             "/users/me",
             get(users::me).put(users::update_me).patch(users::update_me),

@@ -2,8 +2,8 @@
 //! handlers' annotations (no hand-written YAML to drift), served at
 //! `/api/v1/openapi.json`, and the offline Swagger UI at `/docs`.
 
-use super::{auth, error::ValidationItem, health, sessions, users};
-use crate::domain::{Role, SessionView, UserView};
+use super::{audit, auth, error::ValidationItem, health, sessions, users};
+use crate::domain::{AuditEventType, AuditEventView, Role, SessionView, UserView};
 use axum::{
     http::{header, HeaderValue},
     response::{Html, IntoResponse, Response},
@@ -52,12 +52,16 @@ pub struct ValidationError {
         sessions::revoke_my_others,
         sessions::list_for_user,
         sessions::revoke_all_for_user,
+        audit::list,
+        audit::list_mine,
         health::live,
         health::ready,
     ),
     components(schemas(
         UserView,
         SessionView,
+        AuditEventView,
+        AuditEventType,
         Role,
         ErrorDetail,
         ValidationError,
@@ -76,6 +80,7 @@ pub struct ValidationError {
         (name = "auth", description = "Sign-in, token refresh and sign-out"),
         (name = "users", description = "Registration, the caller's account, and user administration"),
         (name = "sessions", description = "Device sessions: list them, end them"),
+        (name = "audit", description = "The security audit log"),
         (name = "health", description = "Liveness and readiness")
     )
 )]

@@ -1,8 +1,11 @@
 //! `/api/v1/users*`: registration, the caller's own account, and admin CRUD.
 
 use super::{
-    error::{ApiError, ValidationItem},
-    extract::{ApiJson, ApiQuery, CurrentUser, MaybeUser, UserIdPath},
+    error::ApiError,
+    extract::{
+        page_bounds, with_total_count, ApiJson, ApiQuery, Client, CurrentUser, MaybeUser,
+        UserIdPath,
+    },
     openapi::{ErrorDetail, ValidationError},
 };
 use crate::{
@@ -11,17 +14,9 @@ use crate::{
     services::{NewUserInput, UpdateMeInput, UpdateUserInput},
     startup::AppState,
 };
-use axum::{
-    extract::State,
-    http::{HeaderName, HeaderValue, StatusCode},
-    response::{IntoResponse, Response},
-    Json,
-};
+use axum::{extract::State, http::StatusCode, response::Response, Json};
 use secrecy::SecretString;
 use serde::Deserialize;
-
-/// Largest page of the user list.
-pub const MAX_PAGE_SIZE: i64 = 100;
 
 /// Body of `POST /api/v1/users`.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -48,11 +43,14 @@ pub struct CreateUserBody {
         (status = 403, description = "Registration closed, or role/is_active asked by a non-admin", body = ErrorDetail),
         (status = 413, description = "Body over 16 KiB", body = ErrorDetail),
         (status = 415, description = "Unsupported content type", body = ErrorDetail),
-        (status = 422, description = "Invalid email or password", body = ValidationError)
+        (status = 422, description = "Invalid email or password", body = ValidationError),
+        (status = 429, description = "Too many sign-ups from this address", body = ErrorDetail,
+            headers(("Retry-After" = u64, description = "Seconds to wait")))
     ))]
 pub async fn create(
     State(state): State<AppState>,
     MaybeUser(caller): MaybeUser,
+    Client(client): Client,
     ApiJson(body): ApiJson<CreateUserBody>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
     let input = NewUserInput {
@@ -64,7 +62,7 @@ pub async fn create(
     let user = state
         .services
         .users
-        .register(caller.as_ref(), input)
+        .register(caller.as_ref(), input, &client)
         .await?;
     Ok((StatusCode::CREATED, Json(user.view())))
 }
@@ -156,28 +154,7 @@ pub async fn list(
     CurrentUser(actor): CurrentUser,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let skip = query.skip.unwrap_or(0);
-    if skip < 0 {
-        return Err(ApiError::validation(ValidationItem::new(
-            "query",
-            &["skip"],
-            "Input should be greater than or equal to 0",
-            "greater_than_equal",
-        )));
-    }
-    let limit = query.limit.unwrap_or(MAX_PAGE_SIZE);
-    if !(1..=MAX_PAGE_SIZE).contains(&limit) {
-        return Err(ApiError::validation(ValidationItem::new(
-            "query",
-            &["limit"],
-            format!("Input should be between 1 and {MAX_PAGE_SIZE}"),
-            if limit < 1 {
-                "greater_than_equal"
-            } else {
-                "less_than_equal"
-            },
-        )));
-    }
+    let (skip, limit) = page_bounds(query.skip, query.limit)?;
     let filter = UserFilter {
         email_contains: query.q.filter(|q| !q.is_empty()),
         role: query.role,
@@ -189,12 +166,7 @@ pub async fn list(
         .list(&actor, filter, skip, limit)
         .await?;
     let views: Vec<UserView> = page.users.iter().map(|u| u.view()).collect();
-    let mut response = Json(views).into_response();
-    response.headers_mut().insert(
-        HeaderName::from_static("x-total-count"),
-        HeaderValue::from(page.total),
-    );
-    Ok(response)
+    Ok(with_total_count(views, page.total))
 }
 
 /// One user (admin).

@@ -73,7 +73,7 @@ pub async fn register(email: String, password: String, confirm: String) -> Resul
     };
     let user = services
         .users
-        .register(None, input)
+        .register(None, input, &ctx::client())
         .await
         .map_err(ctx::service_error)?;
     let pair = services
@@ -284,7 +284,7 @@ pub async fn create_user(email: String, password: String, role: String) -> Resul
     let user = ctx::state()
         .services
         .users
-        .register(Some(&actor), input)
+        .register(Some(&actor), input, &actor.client)
         .await
         .map_err(ctx::service_error)?;
     leptos_axum::redirect(&format!("/admin/users/{}?notice=created", user.id));

@@ -4,6 +4,7 @@
 //! "Parse, don't validate": an [`Email`] can only hold a canonical, valid
 //! address, so the rest of the code never re-checks one.
 
+mod audit;
 mod device;
 mod email;
 #[cfg(feature = "ssr")]
@@ -12,6 +13,7 @@ mod redirect;
 mod role;
 mod user;
 
+pub use audit::{AuditEventType, AuditEventView, AuditPage, UnknownEventType};
 pub use device::{device_name, time_ago};
 pub use email::{Email, EmailError};
 #[cfg(feature = "ssr")]

@@ -16,7 +16,7 @@ pub mod postgres;
 mod sql;
 pub mod sqlite;
 
-use crate::domain::{Email, Role};
+use crate::domain::{AuditEventType, Email, Role};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -127,7 +127,10 @@ pub struct NewSession<'a> {
     pub user_id: i64,
     pub refresh_token_hash: &'a str,
     pub now: DateTime<Utc>,
+    /// End of the idle period (the first refresh must come before).
     pub expires_at: DateTime<Utc>,
+    /// The absolute end: no refresh moves `expires_at` past it.
+    pub max_expires_at: DateTime<Utc>,
     pub user_agent: Option<&'a str>,
     pub ip: Option<&'a str>,
 }
@@ -262,6 +265,129 @@ pub trait SessionRepository: Send + Sync {
         except: Option<i64>,
         now: DateTime<Utc>,
     ) -> RepoResult<u64>;
+    /// Deletes sessions that expired before `expired_before` or were revoked
+    /// before `revoked_before`; returns how many.
+    async fn purge(
+        &self,
+        expired_before: DateTime<Utc>,
+        revoked_before: DateTime<Utc>,
+    ) -> RepoResult<u64>;
+}
+
+/// What a throttling counter counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThrottleKind {
+    /// A failed sign-in.
+    Login,
+    /// A sign-up attempt.
+    Registration,
+    /// An invalid refresh token.
+    Refresh,
+}
+
+impl ThrottleKind {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThrottleKind::Login => "login",
+            ThrottleKind::Registration => "registration",
+            ThrottleKind::Refresh => "refresh",
+        }
+    }
+}
+
+/// Counted events since some instant, with the oldest and newest of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, sqlx::FromRow)]
+pub struct ThrottleCount {
+    pub count: i64,
+    pub oldest: Option<DateTime<Utc>>,
+    pub newest: Option<DateTime<Utc>>,
+}
+
+/// Throttling counters, shared by every instance through the database.
+#[async_trait]
+pub trait ThrottleRepository: Send + Sync {
+    /// Counts one event for an account (a hash of its email) and/or a client address.
+    async fn record(
+        &self,
+        kind: ThrottleKind,
+        account: Option<&str>,
+        ip: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> RepoResult<()>;
+    /// Events of `kind` for this account after `since`.
+    async fn count_for_account(
+        &self,
+        kind: ThrottleKind,
+        account: &str,
+        since: DateTime<Utc>,
+    ) -> RepoResult<ThrottleCount>;
+    /// Events of `kind` from this client address after `since`.
+    async fn count_for_ip(
+        &self,
+        kind: ThrottleKind,
+        ip: &str,
+        since: DateTime<Utc>,
+    ) -> RepoResult<ThrottleCount>;
+    /// Forgets the account's events of `kind` (a successful sign-in).
+    async fn clear_account(&self, kind: ThrottleKind, account: &str) -> RepoResult<()>;
+    /// Deletes events older than `before`; returns how many.
+    async fn purge(&self, before: DateTime<Utc>) -> RepoResult<u64>;
+}
+
+/// An audit event to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAuditEvent {
+    pub at: DateTime<Utc>,
+    pub event_type: AuditEventType,
+    pub actor_user_id: Option<i64>,
+    pub subject_user_id: Option<i64>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub details: serde_json::Value,
+}
+
+/// A stored audit event.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor_user_id: Option<i64>,
+    pub subject_user_id: Option<i64>,
+    pub event_type: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub details: sqlx::types::Json<serde_json::Value>,
+}
+
+/// Filters of the audit list; all present ones must match.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Events this user did or that concern them.
+    pub user_id: Option<i64>,
+    /// Events that concern this user.
+    pub subject_user_id: Option<i64>,
+    pub event_type: Option<AuditEventType>,
+    /// At or after.
+    pub since: Option<DateTime<Utc>>,
+    /// At or before.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// The security audit log (append-only, purged by age).
+#[async_trait]
+pub trait AuditRepository: Send + Sync {
+    /// Stores events, in one statement.
+    async fn append(&self, events: &[NewAuditEvent]) -> RepoResult<()>;
+    /// One page, newest first, and the number of matches before paging.
+    async fn list(
+        &self,
+        filter: &AuditFilter,
+        offset: i64,
+        limit: i64,
+    ) -> RepoResult<(Vec<AuditRecord>, i64)>;
+    /// Deletes events older than `before`; returns how many.
+    async fn purge(&self, before: DateTime<Utc>) -> RepoResult<u64>;
 }
 
 /// The repositories of one database, shared by all services.
@@ -269,6 +395,8 @@ pub trait SessionRepository: Send + Sync {
 pub struct Repositories {
     pub users: Arc<dyn UserRepository>,
     pub sessions: Arc<dyn SessionRepository>,
+    pub throttle: Arc<dyn ThrottleRepository>,
+    pub audit: Arc<dyn AuditRepository>,
     pub health: Arc<dyn HealthCheck>,
 }
 

@@ -24,6 +24,8 @@ impl PostgresStore {
         Repositories {
             users: store.clone(),
             sessions: store.clone(),
+            throttle: store.clone(),
+            audit: store.clone(),
             health: store,
         }
     }
@@ -181,6 +183,7 @@ impl SessionRepository for PostgresStore {
             .bind(new.refresh_token_hash)
             .bind(new.now)
             .bind(new.expires_at)
+            .bind(new.max_expires_at)
             .bind(new.user_agent)
             .bind(new.ip)
             .fetch_one(&self.pool)
@@ -278,6 +281,19 @@ impl SessionRepository for PostgresStore {
     ) -> RepoResult<u64> {
         revoke_all(&self.pool, user_id, except, now).await
     }
+
+    async fn purge(
+        &self,
+        expired_before: DateTime<Utc>,
+        revoked_before: DateTime<Utc>,
+    ) -> RepoResult<u64> {
+        let result = sqlx::query(sql::PURGE_SESSIONS)
+            .bind(expired_before)
+            .bind(revoked_before)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected())
+    }
 }
 
 /// Revokes every live session of `user_id` except `except`.
@@ -301,5 +317,118 @@ impl HealthCheck for PostgresStore {
     async fn ping(&self) -> RepoResult<()> {
         sqlx::query(sql::PING).execute(&self.pool).await?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl ThrottleRepository for PostgresStore {
+    async fn record(
+        &self,
+        kind: ThrottleKind,
+        account: Option<&str>,
+        ip: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> RepoResult<()> {
+        sqlx::query(sql::INSERT_THROTTLE_EVENT)
+            .bind(kind.as_str())
+            .bind(account)
+            .bind(ip)
+            .bind(at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn count_for_account(
+        &self,
+        kind: ThrottleKind,
+        account: &str,
+        since: DateTime<Utc>,
+    ) -> RepoResult<ThrottleCount> {
+        Ok(sqlx::query_as(sql::COUNT_THROTTLE_BY_ACCOUNT)
+            .bind(kind.as_str())
+            .bind(account)
+            .bind(since)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn count_for_ip(
+        &self,
+        kind: ThrottleKind,
+        ip: &str,
+        since: DateTime<Utc>,
+    ) -> RepoResult<ThrottleCount> {
+        Ok(sqlx::query_as(sql::COUNT_THROTTLE_BY_IP)
+            .bind(kind.as_str())
+            .bind(ip)
+            .bind(since)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn clear_account(&self, kind: ThrottleKind, account: &str) -> RepoResult<()> {
+        sqlx::query(sql::CLEAR_THROTTLE_ACCOUNT)
+            .bind(kind.as_str())
+            .bind(account)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn purge(&self, before: DateTime<Utc>) -> RepoResult<u64> {
+        let result = sqlx::query(sql::PURGE_THROTTLE)
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected())
+    }
+}
+
+#[async_trait]
+impl AuditRepository for PostgresStore {
+    async fn append(&self, events: &[NewAuditEvent]) -> RepoResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut insert = QueryBuilder::new(sql::INSERT_AUDIT_EVENTS);
+        insert.push_values(events, |mut row, event| {
+            row.push_bind(event.at)
+                .push_bind(event.actor_user_id)
+                .push_bind(event.subject_user_id)
+                .push_bind(event.event_type.as_str())
+                .push_bind(event.ip.clone())
+                .push_bind(event.user_agent.clone())
+                .push_bind(sqlx::types::Json(event.details.clone()));
+        });
+        insert.build().execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn list(
+        &self,
+        filter: &AuditFilter,
+        offset: i64,
+        limit: i64,
+    ) -> RepoResult<(Vec<AuditRecord>, i64)> {
+        let mut count = QueryBuilder::new(sql::COUNT_AUDIT);
+        sql::push_audit_filter(&mut count, filter, |t| t);
+        let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
+        let mut page = QueryBuilder::new(sql::SELECT_AUDIT);
+        sql::push_audit_filter(&mut page, filter, |t| t);
+        sql::push_audit_page(&mut page, offset, limit);
+        let events = page
+            .build_query_as::<AuditRecord>()
+            .fetch_all(&self.pool)
+            .await?;
+        Ok((events, total))
+    }
+
+    async fn purge(&self, before: DateTime<Utc>) -> RepoResult<u64> {
+        let result = sqlx::query(sql::PURGE_AUDIT)
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected())
     }
 }

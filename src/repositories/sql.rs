@@ -57,13 +57,15 @@ pub(super) const DELETE_USER: &str = concat!(
 );
 
 pub(super) const INSERT_SESSION: &str = "INSERT INTO sessions \
-     (user_id, refresh_token_hash, created_at, last_used_at, expires_at, user_agent, ip) \
-     VALUES ($1, $2, $3, $3, $4, $5, $6) RETURNING id";
+     (user_id, refresh_token_hash, created_at, last_used_at, expires_at, max_expires_at, user_agent, ip) \
+     VALUES ($1, $2, $3, $3, $4, $5, $6, $7) RETURNING id";
 
 /// One conditional UPDATE: of concurrent rotations of one token, one matches.
+/// The new idle expiry `$4` never passes the session's absolute end.
 pub(super) const ROTATE_SESSION: &str = "UPDATE sessions SET \
      previous_refresh_token_hash = refresh_token_hash, refresh_token_hash = $2, \
-     last_used_at = $3, expires_at = $4 \
+     last_used_at = $3, \
+     expires_at = CASE WHEN max_expires_at IS NULL OR $4 < max_expires_at THEN $4 ELSE max_expires_at END \
      WHERE refresh_token_hash = $1 AND revoked_at IS NULL AND expires_at > $3 \
      AND user_id IN (SELECT id FROM users WHERE is_active) \
      RETURNING id, user_id";
@@ -94,6 +96,37 @@ pub(super) const LIVE_SESSIONS: &str =
 /// Every live session of `$1` except `$3` (when not null).
 pub(super) const REVOKE_USER_SESSIONS: &str = "UPDATE sessions SET revoked_at = $2 \
      WHERE user_id = $1 AND revoked_at IS NULL AND (CAST($3 AS BIGINT) IS NULL OR id <> $3)";
+
+/// Expired sessions, and sessions revoked long enough ago that their last
+/// access token has expired too.
+pub(super) const PURGE_SESSIONS: &str =
+    "DELETE FROM sessions WHERE expires_at < $1 OR revoked_at < $2";
+
+pub(super) const INSERT_THROTTLE_EVENT: &str =
+    "INSERT INTO throttle_events (kind, account, ip, at) VALUES ($1, $2, $3, $4)";
+
+pub(super) const COUNT_THROTTLE_BY_ACCOUNT: &str =
+    "SELECT count(*) AS count, MIN(at) AS oldest, MAX(at) AS newest FROM throttle_events \
+     WHERE kind = $1 AND account = $2 AND at > $3";
+
+pub(super) const COUNT_THROTTLE_BY_IP: &str =
+    "SELECT count(*) AS count, MIN(at) AS oldest, MAX(at) AS newest FROM throttle_events \
+     WHERE kind = $1 AND ip = $2 AND at > $3";
+
+pub(super) const CLEAR_THROTTLE_ACCOUNT: &str =
+    "DELETE FROM throttle_events WHERE kind = $1 AND account = $2";
+
+pub(super) const PURGE_THROTTLE: &str = "DELETE FROM throttle_events WHERE at < $1";
+
+pub(super) const INSERT_AUDIT_EVENTS: &str = "INSERT INTO audit_events \
+     (at, actor_user_id, subject_user_id, event_type, ip, user_agent, details) ";
+
+pub(super) const COUNT_AUDIT: &str = "SELECT count(*) FROM audit_events";
+
+pub(super) const SELECT_AUDIT: &str = "SELECT id, at, actor_user_id, subject_user_id, \
+     event_type, ip, user_agent, details FROM audit_events";
+
+pub(super) const PURGE_AUDIT: &str = "DELETE FROM audit_events WHERE at < $1";
 
 pub(super) const PING: &str = "SELECT 1";
 
@@ -128,6 +161,52 @@ where
     i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
 {
     qb.push(" ORDER BY id LIMIT ")
+        .push_bind(limit)
+        .push(" OFFSET ")
+        .push_bind(offset);
+}
+
+/// Appends the `WHERE` clause of the audit list; `T` is how the backend binds
+/// a timestamp.
+pub(super) fn push_audit_filter<'a, DB, T>(
+    qb: &mut sqlx::QueryBuilder<'a, DB>,
+    filter: &super::AuditFilter,
+    timestamp: impl Fn(chrono::DateTime<chrono::Utc>) -> T,
+) where
+    DB: sqlx::Database,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    T: sqlx::Encode<'a, DB> + sqlx::Type<DB> + 'a,
+{
+    qb.push(" WHERE TRUE");
+    if let Some(user_id) = filter.user_id {
+        qb.push(" AND (subject_user_id = ")
+            .push_bind(user_id)
+            .push(" OR actor_user_id = ")
+            .push_bind(user_id)
+            .push(")");
+    }
+    if let Some(user_id) = filter.subject_user_id {
+        qb.push(" AND subject_user_id = ").push_bind(user_id);
+    }
+    if let Some(kind) = filter.event_type {
+        qb.push(" AND event_type = ").push_bind(kind.as_str());
+    }
+    if let Some(since) = filter.since {
+        qb.push(" AND at >= ").push_bind(timestamp(since));
+    }
+    if let Some(until) = filter.until {
+        qb.push(" AND at <= ").push_bind(timestamp(until));
+    }
+}
+
+/// Appends ordering (newest first) and paging to the audit list.
+pub(super) fn push_audit_page<'a, DB>(qb: &mut sqlx::QueryBuilder<'a, DB>, offset: i64, limit: i64)
+where
+    DB: sqlx::Database,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    qb.push(" ORDER BY at DESC, id DESC LIMIT ")
         .push_bind(limit)
         .push(" OFFSET ")
         .push_bind(offset);

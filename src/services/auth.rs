@@ -2,15 +2,17 @@
 //! per-request authentication check.
 
 use super::{
+    audit::{AuditEntry, AuditLog},
     passwords::PasswordHasher,
+    throttle::{account_key, Throttle},
     tokens::{hash_refresh_token, plausible_refresh_token, TokenError, TokenService},
     Actor, ClientInfo, ServiceError, ServiceResult,
 };
 use crate::{
-    domain::{Email, MAX_PASSWORD_CHARS},
+    domain::{AuditEventType, Email, MAX_PASSWORD_CHARS},
     repositories::{NewSession, Repositories, Rotation},
 };
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 
@@ -26,13 +28,38 @@ pub struct TokenPair {
     pub session_id: i64,
 }
 
+/// How long sessions live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLifetime {
+    /// Without a refresh for this long, a session ends (`SESSION_IDLE_DAYS`).
+    pub idle: Duration,
+    /// However often refreshed, a session ends this long after sign-in
+    /// (`SESSION_MAX_DAYS`).
+    pub max: Duration,
+}
+
+fn after(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(7))
+}
+
 /// Authentication: sessions and tokens.
 #[derive(Clone)]
 pub struct AuthService {
     repos: Repositories,
     hasher: PasswordHasher,
     tokens: TokenService,
-    refresh_ttl: Duration,
+    lifetime: SessionLifetime,
+    throttle: Throttle,
+    audit: AuditLog,
+}
+
+/// Why a sign-in failed, as the audit log records it.
+fn failure_reason(user_known: bool) -> &'static str {
+    if user_known {
+        "wrong_password"
+    } else {
+        "unknown_account"
+    }
 }
 
 impl AuthService {
@@ -41,23 +68,30 @@ impl AuthService {
         repos: Repositories,
         hasher: PasswordHasher,
         tokens: TokenService,
-        refresh_ttl: Duration,
+        lifetime: SessionLifetime,
+        throttle: Throttle,
+        audit: AuditLog,
     ) -> Self {
         AuthService {
             repos,
             hasher,
             tokens,
-            refresh_ttl,
+            lifetime,
+            throttle,
+            audit,
         }
     }
 
-    fn refresh_expiry(&self, now: chrono::DateTime<Utc>) -> chrono::DateTime<Utc> {
-        now + chrono::Duration::from_std(self.refresh_ttl).unwrap_or(chrono::Duration::days(7))
+    /// The idle expiry of a session refreshed (or opened) at `now`.
+    fn idle_expiry(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        after(now, self.lifetime.idle)
     }
 
     /// Checks the credentials and opens a new session (one per sign-in, so
     /// several devices coexist). Unknown email and wrong password fail the same
     /// way and take the same time (a dummy hash is verified for unknown emails).
+    /// Throttled attempts are refused before any hashing, identically for
+    /// existing and unknown accounts.
     #[tracing::instrument(skip_all)]
     pub async fn login(
         &self,
@@ -65,53 +99,104 @@ impl AuthService {
         password: SecretString,
         client: &ClientInfo,
     ) -> ServiceResult<TokenPair> {
+        let now = Utc::now();
+        let account = account_key(email);
+        let ip = client.ip.as_deref();
+        let parsed = Email::parse(email).ok();
+        if let Err(throttled) = self.throttle.check_login(&account, ip, now).await? {
+            let subject = match &parsed {
+                Some(email) => self.repos.users.find_by_email(email).await?.map(|u| u.id),
+                None => None,
+            };
+            self.audit.record(
+                AuditEntry::new(AuditEventType::LoginThrottled)
+                    .maybe_subject(subject)
+                    .client(client)
+                    .detail("retry_after", throttled.retry_after)
+                    .detail("scope", throttled.scope.as_str()),
+            );
+            return Err(throttled.into());
+        }
         // No account can have an over-long password: refuse before hashing.
-        if password
+        let over_long = password
             .expose_secret()
             .chars()
             .take(MAX_PASSWORD_CHARS + 1)
             .count()
-            > MAX_PASSWORD_CHARS
-        {
-            return Err(ServiceError::InvalidCredentials);
-        }
-        let user = match Email::parse(email) {
-            Ok(email) => self.repos.users.find_by_email(&email).await?,
-            Err(_) => None,
+            > MAX_PASSWORD_CHARS;
+        let user = match &parsed {
+            Some(email) if !over_long => self.repos.users.find_by_email(email).await?,
+            _ => None,
         };
-        let verification = self
-            .hasher
-            .verify(
-                password.clone(),
-                user.as_ref().map(|u| u.password_hash.clone()),
-            )
-            .await?;
-        let user = match user {
-            Some(user) if verification.matches => user,
-            _ => return Err(ServiceError::InvalidCredentials),
-        };
-        if !user.is_active {
-            return Err(ServiceError::InactiveUser);
-        }
-        if verification.needs_rehash {
-            // Upgrading the stored hash must never fail the sign-in.
-            match self.hasher.hash(password).await {
-                Ok(hash) => {
-                    if let Err(err) = self
-                        .repos
-                        .users
-                        .set_password_hash(user.id, &hash, Utc::now())
-                        .await
-                    {
-                        tracing::warn!(user_id = user.id, error = %err, "could not store the upgraded password hash");
-                    }
-                }
-                Err(err) => {
-                    tracing::warn!(user_id = user.id, error = %err, "could not rehash the password")
+        let matches = if over_long {
+            false
+        } else {
+            let verification = self
+                .hasher
+                .verify(
+                    password.clone(),
+                    user.as_ref().map(|u| u.password_hash.clone()),
+                )
+                .await?;
+            if verification.matches && verification.needs_rehash {
+                if let Some(user) = &user {
+                    self.upgrade_hash(user.id, password).await;
                 }
             }
+            verification.matches
+        };
+        let user = match user {
+            Some(user) if matches => user,
+            user => {
+                self.throttle.login_failed(&account, ip, now).await?;
+                let mut entry = AuditEntry::new(AuditEventType::LoginFailed)
+                    .maybe_subject(user.as_ref().map(|u| u.id))
+                    .client(client)
+                    .detail("reason", failure_reason(user.is_some()));
+                if let (None, Some(email)) = (&user, &parsed) {
+                    // Which address was tried; never the password.
+                    entry = entry.detail("email", email.as_str());
+                }
+                self.audit.record(entry);
+                return Err(ServiceError::InvalidCredentials);
+            }
+        };
+        if !user.is_active {
+            self.audit.record(
+                AuditEntry::new(AuditEventType::LoginFailed)
+                    .subject(user.id)
+                    .client(client)
+                    .detail("reason", "inactive"),
+            );
+            return Err(ServiceError::InactiveUser);
         }
-        self.open_session(user.id, client).await
+        self.throttle.login_succeeded(&account).await?;
+        let pair = self.open_session(user.id, client).await?;
+        self.audit.record(
+            AuditEntry::new(AuditEventType::LoginSucceeded)
+                .actor(user.id)
+                .subject(user.id)
+                .client(client)
+                .detail("session_id", pair.session_id),
+        );
+        Ok(pair)
+    }
+
+    /// Stores a hash with the configured parameters; never fails the sign-in.
+    async fn upgrade_hash(&self, user_id: i64, password: SecretString) {
+        match self.hasher.hash(password).await {
+            Ok(hash) => {
+                if let Err(err) = self
+                    .repos
+                    .users
+                    .set_password_hash(user_id, &hash, Utc::now())
+                    .await
+                {
+                    tracing::warn!(user_id, error = %err, "could not store the upgraded password hash");
+                }
+            }
+            Err(err) => tracing::warn!(user_id, error = %err, "could not rehash the password"),
+        }
     }
 
     /// Opens a session for a user whose identity is already proven (sign-in, or
@@ -130,7 +215,8 @@ impl AuthService {
                 user_id,
                 refresh_token_hash: &refresh.hash,
                 now,
-                expires_at: self.refresh_expiry(now),
+                expires_at: self.idle_expiry(now).min(after(now, self.lifetime.max)),
+                max_expires_at: after(now, self.lifetime.max),
                 user_agent: client.user_agent.as_deref(),
                 ip: client.ip.as_deref(),
             })
@@ -146,9 +232,34 @@ impl AuthService {
 
     /// Exchanges a refresh token for a new pair. The presented token is
     /// rotated out atomically; presenting it again later is reuse, which
-    /// revokes the whole session (and with it the newest tokens).
+    /// revokes the whole session (and with it the newest tokens). The new
+    /// idle expiry never passes the session's absolute end. A client address
+    /// that keeps presenting invalid tokens is throttled.
     #[tracing::instrument(skip_all)]
-    pub async fn refresh(&self, refresh_token: &str) -> ServiceResult<TokenPair> {
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        client: &ClientInfo,
+    ) -> ServiceResult<TokenPair> {
+        let now = Utc::now();
+        let ip = client.ip.as_deref();
+        self.throttle.check_refresh(ip, now).await?;
+        let result = self.rotate(refresh_token, client, now).await;
+        if matches!(
+            result,
+            Err(ServiceError::InvalidRefreshToken | ServiceError::InvalidTokenType)
+        ) {
+            self.throttle.refresh_failed(ip, now).await?;
+        }
+        result
+    }
+
+    async fn rotate(
+        &self,
+        refresh_token: &str,
+        client: &ClientInfo,
+        now: DateTime<Utc>,
+    ) -> ServiceResult<TokenPair> {
         if refresh_token.contains('.') {
             // Refresh tokens never contain a dot; JWTs do.
             return Err(match self.tokens.verify_access(refresh_token) {
@@ -159,7 +270,6 @@ impl AuthService {
         if !plausible_refresh_token(refresh_token) {
             return Err(ServiceError::InvalidRefreshToken);
         }
-        let now = Utc::now();
         let next = self.tokens.new_refresh_token();
         let rotation = self
             .repos
@@ -168,7 +278,7 @@ impl AuthService {
                 &hash_refresh_token(refresh_token),
                 &next.hash,
                 now,
-                self.refresh_expiry(now),
+                self.idle_expiry(now),
             )
             .await?;
         match rotation {
@@ -189,6 +299,12 @@ impl AuthService {
                     session_id,
                     user_id,
                     "refresh token reuse detected: session revoked"
+                );
+                self.audit.record(
+                    AuditEntry::new(AuditEventType::RefreshReuseDetected)
+                        .subject(user_id)
+                        .client(client)
+                        .detail("session_id", session_id),
                 );
                 Err(ServiceError::InvalidRefreshToken)
             }
@@ -220,19 +336,16 @@ impl AuthService {
         Ok(Actor {
             user: found.user,
             session_id: claims.sid,
+            client: ClientInfo::default(),
         })
     }
 
     /// Ends the caller's session: its access and refresh tokens stop working.
     #[tracing::instrument(skip_all)]
-    pub async fn logout(&self, access_token: &str) -> ServiceResult<()> {
-        let actor = self.authenticate(access_token).await?;
-        if self
-            .repos
-            .sessions
-            .revoke(actor.session_id, Utc::now())
-            .await?
-        {
+    pub async fn logout(&self, access_token: &str, client: &ClientInfo) -> ServiceResult<()> {
+        let mut actor = self.authenticate(access_token).await?;
+        actor.client = client.clone();
+        if self.end_session(&actor).await? {
             Ok(())
         } else {
             Err(ServiceError::TokenAlreadyInvalidated)
@@ -242,10 +355,22 @@ impl AuthService {
     /// Ends a session the caller is authenticated by (sign-out from the pages).
     #[tracing::instrument(skip_all)]
     pub async fn logout_session(&self, actor: &Actor) -> ServiceResult<()> {
-        self.repos
+        self.end_session(actor).await?;
+        Ok(())
+    }
+
+    async fn end_session(&self, actor: &Actor) -> ServiceResult<bool> {
+        let ended = self
+            .repos
             .sessions
             .revoke(actor.session_id, Utc::now())
             .await?;
-        Ok(())
+        if ended {
+            self.audit.record(
+                AuditEntry::by(actor, AuditEventType::Logout, actor.user.id)
+                    .detail("session_id", actor.session_id),
+            );
+        }
+        Ok(ended)
     }
 }

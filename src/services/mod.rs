@@ -6,15 +6,21 @@
 //! Services take an [`Actor`] (the authenticated caller) where permissions
 //! matter, and return [`ServiceError`], whose variants mean something to a user.
 
+pub mod audit;
 pub mod auth;
+pub mod maintenance;
 pub mod passwords;
 pub mod sessions;
+pub mod throttle;
 pub mod tokens;
 pub mod users;
 
+pub use audit::{AuditEntry, AuditLog, AuditQuery, AuditService};
 pub use auth::{AuthService, TokenPair};
+pub use maintenance::{Maintenance, PurgeReport};
 pub use passwords::PasswordHasher;
 pub use sessions::SessionService;
+pub use throttle::Throttle;
 pub use tokens::TokenService;
 pub use users::{NewUserInput, UpdateMeInput, UpdateUserInput, UserService};
 
@@ -24,11 +30,13 @@ use crate::{
 };
 
 /// The authenticated caller: the user as currently stored (role and activity
-/// read from the database on every request) and the session of their token.
+/// read from the database on every request), the session of their token, and
+/// the device the request came from (for the audit log).
 #[derive(Debug, Clone)]
 pub struct Actor {
     pub user: User,
     pub session_id: i64,
+    pub client: ClientInfo,
 }
 
 impl Actor {
@@ -123,6 +131,9 @@ pub enum ServiceError {
     /// Input that does not meet the rules (email format, password policy...).
     #[error("{}", .0.message)]
     Invalid(FieldError),
+    /// Brute-force throttling: wait this many seconds.
+    #[error("Too many attempts, try again in {retry_after} seconds")]
+    Throttled { retry_after: u64 },
     /// The database cannot be reached right now.
     #[error("Service temporarily unavailable")]
     Unavailable(#[source] RepoError),
@@ -189,11 +200,18 @@ pub struct Services {
     pub auth: AuthService,
     pub users: UserService,
     pub sessions: SessionService,
+    pub audit: AuditService,
+    /// The audit writer (flushed at shutdown).
+    pub audit_log: AuditLog,
+    pub maintenance: Maintenance,
+    /// The password hasher (its counters show work done).
+    pub hasher: PasswordHasher,
     pub repositories: Repositories,
 }
 
 impl Services {
-    /// Wires the services over the given repositories.
+    /// Wires the services over the given repositories and starts the audit
+    /// writer (call inside a Tokio runtime).
     pub fn new(
         config: &Config,
         repositories: Repositories,
@@ -205,23 +223,43 @@ impl Services {
             &config.jwt_audience,
             config.access_token_ttl,
         );
+        let audit_log = AuditLog::start(repositories.audit.clone());
+        let throttle = Throttle::new(repositories.throttle.clone(), config.throttle);
         let auth = AuthService::new(
             repositories.clone(),
             hasher.clone(),
             tokens,
-            config.refresh_token_ttl,
+            auth::SessionLifetime {
+                idle: config.session_idle,
+                max: config.session_max,
+            },
+            throttle.clone(),
+            audit_log.clone(),
         );
         let users = UserService::new(
             repositories.clone(),
-            hasher,
+            hasher.clone(),
             config.password_policy(),
             config.allow_registration,
+            throttle.clone(),
+            audit_log.clone(),
         );
-        let sessions = SessionService::new(repositories.clone());
+        let sessions = SessionService::new(repositories.clone(), audit_log.clone());
+        let audit = AuditService::new(repositories.audit.clone(), audit_log.clone());
+        let maintenance = Maintenance::new(
+            repositories.clone(),
+            throttle,
+            config.access_token_ttl,
+            config.audit_retention,
+        );
         Ok(Services {
             auth,
             users,
             sessions,
+            audit,
+            audit_log,
+            maintenance,
+            hasher,
             repositories,
         })
     }

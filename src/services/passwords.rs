@@ -13,7 +13,10 @@ use argon2::{
     Algorithm, Argon2, Params, Version,
 };
 use secrecy::{ExposeSecret, SecretString};
-use std::sync::Arc;
+use std::sync::{
+    atomic::{AtomicU64, Ordering},
+    Arc,
+};
 use tokio::sync::Semaphore;
 
 /// Hashing failed for a reason that is not the user's fault.
@@ -45,6 +48,8 @@ pub struct PasswordHasher {
     /// A real hash of a random password with the configured parameters: verified
     /// against when the email is unknown, so both cases take the same time.
     dummy_hash: Arc<str>,
+    /// Argon2 computations started (hashes and verifications).
+    operations: Arc<AtomicU64>,
 }
 
 impl PasswordHasher {
@@ -69,6 +74,7 @@ impl PasswordHasher {
             params,
             permits: Arc::new(Semaphore::new(settings.max_concurrent.max(1))),
             dummy_hash: dummy_hash.into(),
+            operations: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -118,6 +124,12 @@ impl PasswordHasher {
         .await
     }
 
+    /// How many Argon2 computations (hashes and verifications) this hasher
+    /// has started: shows whether a request did any password work.
+    pub fn operations(&self) -> u64 {
+        self.operations.load(Ordering::Relaxed)
+    }
+
     async fn run_blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> Result<T, HashError> + Send + 'static,
@@ -128,6 +140,7 @@ impl PasswordHasher {
             .acquire_owned()
             .await
             .map_err(|_| HashError::Closed)?;
+        self.operations.fetch_add(1, Ordering::Relaxed);
         tokio::task::spawn_blocking(move || {
             let result = work();
             drop(permit);

@@ -2,9 +2,12 @@
 //! anyone's. Ending a session makes its access and refresh tokens stop
 //! working at once (every request checks the session).
 
-use super::{Actor, ServiceError, ServiceResult};
+use super::{
+    audit::{AuditEntry, AuditLog},
+    Actor, ServiceError, ServiceResult,
+};
 use crate::{
-    domain::SessionView,
+    domain::{AuditEventType, SessionView},
     repositories::{Repositories, SessionRecord},
 };
 use chrono::Utc;
@@ -13,6 +16,7 @@ use chrono::Utc;
 #[derive(Clone)]
 pub struct SessionService {
     repos: Repositories,
+    audit: AuditLog,
 }
 
 fn view(record: SessionRecord, current_session: i64) -> SessionView {
@@ -29,8 +33,8 @@ fn view(record: SessionRecord, current_session: i64) -> SessionView {
 
 impl SessionService {
     /// Builds the service.
-    pub fn new(repos: Repositories) -> Self {
-        SessionService { repos }
+    pub fn new(repos: Repositories, audit: AuditLog) -> Self {
+        SessionService { repos, audit }
     }
 
     /// The caller's live sessions, newest first; theirs is marked `current`.
@@ -56,6 +60,11 @@ impl SessionService {
             .revoke_for_user(session_id, actor.user.id, Utc::now())
             .await?
         {
+            self.audit.record(
+                AuditEntry::by(actor, AuditEventType::SessionRevoked, actor.user.id)
+                    .detail("session_id", session_id)
+                    .detail("count", 1),
+            );
             Ok(())
         } else {
             Err(ServiceError::SessionNotFound)
@@ -65,11 +74,19 @@ impl SessionService {
     /// Ends every session of the caller except the current one; returns how many.
     #[tracing::instrument(skip_all, fields(user_id = actor.user.id))]
     pub async fn revoke_my_others(&self, actor: &Actor) -> ServiceResult<u64> {
-        Ok(self
+        let count = self
             .repos
             .sessions
             .revoke_all_for_user(actor.user.id, Some(actor.session_id), Utc::now())
-            .await?)
+            .await?;
+        if count > 0 {
+            self.audit.record(
+                AuditEntry::by(actor, AuditEventType::SessionRevoked, actor.user.id)
+                    .detail("count", count)
+                    .detail("all_others", true),
+            );
+        }
+        Ok(count)
     }
 
     /// Admin: a user's live sessions.
@@ -92,11 +109,16 @@ impl SessionService {
     pub async fn revoke_all_for_user(&self, actor: &Actor, user_id: i64) -> ServiceResult<u64> {
         actor.require_admin()?;
         self.require_user(user_id).await?;
-        Ok(self
+        let count = self
             .repos
             .sessions
             .revoke_all_for_user(user_id, None, Utc::now())
-            .await?)
+            .await?;
+        self.audit.record(
+            AuditEntry::by(actor, AuditEventType::SignedOutEverywhere, user_id)
+                .detail("count", count),
+        );
+        Ok(count)
     }
 
     async fn require_user(&self, user_id: i64) -> ServiceResult<()> {

@@ -2,9 +2,14 @@
 //! operations, with the rules that guard them (registration switch, who may
 //! grant roles, current-password confirmation, the last-admin rule).
 
-use super::{passwords::PasswordHasher, Actor, ServiceError, ServiceResult};
+use super::{
+    audit::{AuditEntry, AuditLog},
+    passwords::PasswordHasher,
+    throttle::Throttle,
+    Actor, ClientInfo, ServiceError, ServiceResult,
+};
 use crate::{
-    domain::{Email, PasswordPolicy, Role},
+    domain::{AuditEventType, Email, PasswordPolicy, Role},
     repositories::{NewUser, Repositories, RevokeSessions, User, UserChanges, UserFilter},
 };
 use chrono::Utc;
@@ -55,6 +60,39 @@ pub struct UserService {
     hasher: PasswordHasher,
     policy: PasswordPolicy,
     allow_registration: bool,
+    throttle: Throttle,
+    audit: AuditLog,
+}
+
+/// Who made a change, as the audit log records it.
+#[derive(Clone, Copy)]
+enum ChangedBy<'a> {
+    /// The user on their own account.
+    SelfService(&'a Actor),
+    /// An admin.
+    Admin(&'a Actor),
+    /// The operator (CLI or `ADMIN_EMAIL`), outside any session.
+    Operator,
+}
+
+impl ChangedBy<'_> {
+    fn entry(self, event_type: AuditEventType, subject: i64) -> AuditEntry {
+        match self {
+            ChangedBy::SelfService(actor) | ChangedBy::Admin(actor) => {
+                AuditEntry::by(actor, event_type, subject)
+            }
+            ChangedBy::Operator => AuditEntry::new(event_type).subject(subject),
+        }
+        .detail("by", self.label())
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            ChangedBy::SelfService(_) => "self",
+            ChangedBy::Admin(_) => "admin",
+            ChangedBy::Operator => "operator",
+        }
+    }
 }
 
 impl UserService {
@@ -64,13 +102,71 @@ impl UserService {
         hasher: PasswordHasher,
         policy: PasswordPolicy,
         allow_registration: bool,
+        throttle: Throttle,
+        audit: AuditLog,
     ) -> Self {
         UserService {
             repos,
             hasher,
             policy,
             allow_registration,
+            throttle,
+            audit,
         }
+    }
+
+    /// Records what changed between `before` and `after` (one event per aspect).
+    fn record_changes(&self, by: ChangedBy<'_>, before: &User, after: &User, password: bool) {
+        let id = after.id;
+        if before.email != after.email {
+            self.audit.record(
+                by.entry(AuditEventType::EmailChanged, id)
+                    .detail("from", before.email.as_str())
+                    .detail("to", after.email.as_str()),
+            );
+        }
+        if password {
+            self.audit
+                .record(by.entry(AuditEventType::PasswordChanged, id));
+        }
+        if before.role != after.role {
+            self.audit.record(
+                by.entry(AuditEventType::RoleChanged, id)
+                    .detail("from", before.role.as_str())
+                    .detail("to", after.role.as_str()),
+            );
+        }
+        if before.is_active != after.is_active {
+            let kind = if after.is_active {
+                AuditEventType::UserActivated
+            } else {
+                AuditEventType::UserDeactivated
+            };
+            self.audit.record(by.entry(kind, id));
+        }
+    }
+
+    fn record_created(&self, by: ChangedBy<'_>, user: &User) {
+        let entry = match by {
+            // A sign-up: the new user is their own actor.
+            ChangedBy::SelfService(_) => AuditEntry::new(AuditEventType::UserCreated)
+                .actor(user.id)
+                .subject(user.id)
+                .detail("by", "registration"),
+            _ => by.entry(AuditEventType::UserCreated, user.id),
+        };
+        self.audit.record(
+            entry
+                .detail("email", user.email.as_str())
+                .detail("role", user.role.as_str()),
+        );
+    }
+
+    fn record_deleted(&self, by: ChangedBy<'_>, user: &User) {
+        self.audit.record(
+            by.entry(AuditEventType::UserDeleted, user.id)
+                .detail("email", user.email.as_str()),
+        );
     }
 
     /// The password policy in force (the pages show its minimum length).
@@ -113,16 +209,17 @@ impl UserService {
     }
 
     /// Creates an account. Anonymous callers may only sign up as an active
-    /// regular user, and only while registration is open; admins may choose
-    /// the role and the activity.
+    /// regular user, only while registration is open, and only so often per
+    /// client address; admins may choose the role and the activity.
     #[tracing::instrument(skip_all)]
     pub async fn register(
         &self,
         caller: Option<&Actor>,
         input: NewUserInput,
+        client: &ClientInfo,
     ) -> ServiceResult<User> {
-        let by_admin = caller.is_some_and(Actor::is_admin);
-        if !by_admin {
+        let admin = caller.filter(|actor| actor.is_admin());
+        if admin.is_none() {
             if input.role.is_some_and(|r| r != Role::Regular) || input.is_active == Some(false) {
                 return Err(ServiceError::Forbidden);
             }
@@ -131,10 +228,16 @@ impl UserService {
             }
         }
         let email = Self::parse_email(&input.email)?;
-        let password_hash = self
-            .checked_hash(&input.password, &email, "password")
-            .await?;
-        Ok(self
+        self.policy
+            .check(input.password.expose_secret(), Some(email.local_part()))
+            .map_err(|e| ServiceError::invalid("password", e.to_string()))?;
+        if admin.is_none() {
+            self.throttle
+                .registration_attempt(client.ip.as_deref(), Utc::now())
+                .await?;
+        }
+        let password_hash = self.hasher.hash(input.password).await?;
+        let user = self
             .repos
             .users
             .create(NewUser {
@@ -144,7 +247,19 @@ impl UserService {
                 is_active: input.is_active.unwrap_or(true),
                 now: Utc::now(),
             })
-            .await?)
+            .await?;
+        match admin {
+            Some(admin) => self.record_created(ChangedBy::Admin(admin), &user),
+            None => {
+                let new_user = Actor {
+                    user: user.clone(),
+                    session_id: 0,
+                    client: client.clone(),
+                };
+                self.record_created(ChangedBy::SelfService(&new_user), &user);
+            }
+        }
+        Ok(user)
     }
 
     /// Changes the caller's own account. Changing the email or the password
@@ -188,16 +303,24 @@ impl UserService {
         } else {
             RevokeSessions::None
         };
+        let password_changed = password_hash.is_some();
         let changes = UserChanges {
             email: new_email,
             password_hash,
             ..UserChanges::default()
         };
-        Ok(self
+        let updated = self
             .repos
             .users
             .update(me.id, &changes, revoke, false, Utc::now())
-            .await?)
+            .await?;
+        self.record_changes(
+            ChangedBy::SelfService(actor),
+            me,
+            &updated,
+            password_changed,
+        );
+        Ok(updated)
     }
 
     /// Deletes the caller's own account after checking their password (the last
@@ -215,7 +338,9 @@ impl UserService {
         if !verification.matches {
             return Err(ServiceError::IncorrectPassword);
         }
-        Ok(self.repos.users.delete(actor.user.id).await?)
+        let deleted = self.repos.users.delete(actor.user.id).await?;
+        self.record_deleted(ChangedBy::SelfService(actor), &deleted);
+        Ok(deleted)
     }
 
     /// Admin: one user.
@@ -275,6 +400,7 @@ impl UserService {
             (true, true) => RevokeSessions::AllExcept(actor.session_id),
             (true, false) => RevokeSessions::All,
         };
+        let password_changed = password_hash.is_some();
         let changes = UserChanges {
             email: new_email,
             password_hash,
@@ -282,11 +408,13 @@ impl UserService {
             is_active: input.is_active,
         };
         let guard = changes.removes_admin_power();
-        Ok(self
+        let updated = self
             .repos
             .users
             .update(id, &changes, revoke, guard, Utc::now())
-            .await?)
+            .await?;
+        self.record_changes(ChangedBy::Admin(actor), &target, &updated, password_changed);
+        Ok(updated)
     }
 
     /// Admin: deletes a user (their sessions go with them). The last active
@@ -294,7 +422,9 @@ impl UserService {
     #[tracing::instrument(skip_all, fields(user_id = id))]
     pub async fn delete(&self, actor: &Actor, id: i64) -> ServiceResult<User> {
         actor.require_admin()?;
-        Ok(self.repos.users.delete(id).await?)
+        let deleted = self.repos.users.delete(id).await?;
+        self.record_deleted(ChangedBy::Admin(actor), &deleted);
+        Ok(deleted)
     }
 
     /// Operator: makes an existing account an active admin. `Ok(None)` when no
@@ -312,12 +442,13 @@ impl UserService {
             is_active: Some(true),
             ..UserChanges::default()
         };
-        Ok(Some(
-            self.repos
-                .users
-                .update(user.id, &changes, RevokeSessions::None, false, Utc::now())
-                .await?,
-        ))
+        let promoted = self
+            .repos
+            .users
+            .update(user.id, &changes, RevokeSessions::None, false, Utc::now())
+            .await?;
+        self.record_changes(ChangedBy::Operator, &user, &promoted, false);
+        Ok(Some(promoted))
     }
 
     /// Operator: creates an active admin (CLI `create-admin`, `ADMIN_EMAIL`),
@@ -325,7 +456,7 @@ impl UserService {
     pub async fn create_admin(&self, email: &str, password: SecretString) -> ServiceResult<User> {
         let email = Self::parse_email(email)?;
         let password_hash = self.checked_hash(&password, &email, "password").await?;
-        Ok(self
+        let user = self
             .repos
             .users
             .create(NewUser {
@@ -335,7 +466,9 @@ impl UserService {
                 is_active: true,
                 now: Utc::now(),
             })
-            .await?)
+            .await?;
+        self.record_created(ChangedBy::Operator, &user);
+        Ok(user)
     }
 
     /// Operator: ensures an admin with this email exists. Promotes an existing

@@ -50,7 +50,7 @@ pub fn session_cookies() -> SessionCookies {
 /// The client's user agent and address.
 pub fn client() -> ClientInfo {
     parts()
-        .map(|p| crate::api::extract::client_info(&p.headers, &p.extensions))
+        .map(|p| crate::api::extract::client_info(&p.headers, &p.extensions, &state()))
         .unwrap_or_default()
 }
 
@@ -133,6 +133,7 @@ pub fn service_error(err: ServiceError) -> AppError {
             "This is the last active admin. Without an active admin nobody could manage users, so \
              make another user an admin first, then try again.",
         ),
+        E::Throttled { .. } => refused(StatusCode::TOO_MANY_REQUESTS, &err.to_string()),
         E::Invalid(field) => invalid(field.field, field.message),
         E::Unavailable(cause) => {
             tracing::error!(error = %cause, "database unavailable");

@@ -23,7 +23,7 @@ impl SessionCookies {
         SessionCookies {
             secure: config.cookie_secure,
             access_max_age: config.access_token_ttl.as_secs() as i64,
-            refresh_max_age: config.refresh_token_ttl.as_secs() as i64,
+            refresh_max_age: config.session_idle.as_secs() as i64,
         }
     }
 

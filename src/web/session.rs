@@ -3,7 +3,7 @@
 use super::cookies::SessionCookies;
 use crate::{
     api::extract::client_info,
-    services::{Actor, ServiceError},
+    services::{Actor, ClientInfo, ServiceError},
     startup::AppState,
 };
 use axum::{
@@ -40,7 +40,13 @@ pub async fn resolve(
         return next.run(request).await;
     }
     let jar = SessionCookies::new(&state.config);
-    let actor = session_from_cookies(&state, &jar, &cookies).await;
+    let client = client_info(request.headers(), request.extensions(), &state);
+    let actor = session_from_cookies(&state, &jar, &cookies, &client)
+        .await
+        .map(|mut actor| {
+            actor.client = client;
+            actor
+        });
     request.extensions_mut().insert(BrowserSession(actor));
     next.run(request).await
 }
@@ -49,6 +55,7 @@ async fn session_from_cookies(
     state: &AppState,
     jar: &SessionCookies,
     cookies: &Cookies,
+    client: &ClientInfo,
 ) -> Option<Actor> {
     let auth = &state.services.auth;
     if let Some(access) = jar.access_token(cookies) {
@@ -60,7 +67,7 @@ async fn session_from_cookies(
         }
     }
     let refresh = jar.refresh_token(cookies)?;
-    match auth.refresh(&refresh).await {
+    match auth.refresh(&refresh, client).await {
         Ok(pair) => {
             jar.set(cookies, &pair);
             auth.authenticate(&pair.access_token).await.ok()
@@ -71,9 +78,4 @@ async fn session_from_cookies(
             None
         }
     }
-}
-
-/// The client's user agent and address, for sessions opened by the pages.
-pub fn client_of(request: &Request) -> crate::services::ClientInfo {
-    client_info(request.headers(), request.extensions())
 }

@@ -279,6 +279,11 @@ async fn the_openapi_document_describes_every_route(app: TestApp) {
             "/api/v1/users/{user_id}",
             vec!["get", "put", "patch", "delete"],
         ),
+        ("/api/v1/users/me/sessions", vec!["get", "delete"]),
+        ("/api/v1/users/me/sessions/{session_id}", vec!["delete"]),
+        ("/api/v1/users/{user_id}/sessions", vec!["get", "delete"]),
+        ("/api/v1/audit", vec!["get"]),
+        ("/api/v1/users/me/audit", vec!["get"]),
         ("/health", vec!["get"]),
         ("/health/ready", vec!["get"]),
     ];
@@ -299,7 +304,7 @@ async fn the_openapi_document_describes_every_route(app: TestApp) {
                 .is_some_and(|r| !r.is_empty()));
         }
     }
-    assert_eq!(spec["paths"].as_object().map(|p| p.len()), Some(11));
+    assert_eq!(spec["paths"].as_object().map(|p| p.len()), Some(13));
     let schemes = &spec["components"]["securitySchemes"];
     assert_eq!(schemes["bearer"]["scheme"], "bearer");
     assert_eq!(
@@ -316,6 +321,30 @@ async fn the_openapi_document_describes_every_route(app: TestApp) {
         .expect("limit");
     assert_eq!(limit["schema"]["maximum"], 100);
     assert_eq!(limit["schema"]["minimum"], 1);
+    // Throttled endpoints document the 429 and its Retry-After.
+    for (path, method) in [
+        ("/api/v1/auth/login", "post"),
+        ("/api/v1/auth/refresh", "post"),
+        ("/api/v1/users", "post"),
+    ] {
+        let throttled = &spec["paths"][path][method]["responses"]["429"];
+        assert!(
+            throttled["headers"]["Retry-After"].is_object(),
+            "{method} {path}: {throttled}"
+        );
+    }
+    let audit = &spec["paths"]["/api/v1/audit"]["get"];
+    let names: Vec<&str> = audit["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["user_id", "type", "since", "until", "skip", "limit"]
+    );
+    assert!(audit["responses"]["200"]["headers"]["X-Total-Count"].is_object());
     let login = &spec["paths"]["/api/v1/auth/login"]["post"]["requestBody"]["content"];
     assert!(
         login["application/json"].is_object()

@@ -4,12 +4,13 @@
 use crate::common::TestApp;
 use chrono::{Duration, Utc};
 use leptos_auth::{
-    domain::{Email, Role},
+    domain::{AuditEventType, Email, Role},
     repositories::{
-        NewSession, NewUser, RepoError, Repositories, RevokeSessions, Rotation, UserChanges,
-        UserFilter,
+        AuditFilter, NewAuditEvent, NewSession, NewUser, RepoError, Repositories, RevokeSessions,
+        Rotation, ThrottleKind, UserChanges, UserFilter,
     },
 };
+use serde_json::json;
 
 fn repos(app: &TestApp) -> Repositories {
     app.state.services.repositories.clone()
@@ -44,6 +45,7 @@ async fn new_session(repos: &Repositories, user_id: i64, hash: &str) -> i64 {
             refresh_token_hash: hash,
             now,
             expires_at: now + Duration::days(7),
+            max_expires_at: now + Duration::days(30),
             user_agent: Some("test-agent"),
             ip: Some("192.0.2.1"),
         })
@@ -403,6 +405,7 @@ async fn expired_sessions_and_inactive_users_do_not_rotate(app: TestApp) {
             refresh_token_hash: "old",
             now: past,
             expires_at: past + Duration::days(7),
+            max_expires_at: past + Duration::days(30),
             user_agent: None,
             ip: None,
         })
@@ -565,6 +568,7 @@ async fn live_sessions_are_listed_newest_first_and_revoked_per_user(app: TestApp
             refresh_token_hash: "expired",
             now: past,
             expires_at: past + Duration::days(7),
+            max_expires_at: past + Duration::days(30),
             user_agent: None,
             ip: None,
         })
@@ -621,7 +625,326 @@ async fn the_database_answers_health_checks(app: TestApp) {
     repos(&app).health.ping().await.expect("ping");
 }
 
+async fn rotation_never_extends_a_session_past_its_absolute_end(app: TestApp) {
+    let repos = repos(&app);
+    let user = create_user(&repos, "cap@example.com", Role::Regular, true).await;
+    let now = Utc::now();
+    let end = now + Duration::hours(1);
+    let id = repos
+        .sessions
+        .create(NewSession {
+            user_id: user,
+            refresh_token_hash: "c1",
+            now,
+            expires_at: end,
+            max_expires_at: end,
+            user_agent: None,
+            ip: None,
+        })
+        .await
+        .expect("create");
+    let rotated = repos
+        .sessions
+        .rotate("c1", "c2", now, now + Duration::days(7))
+        .await
+        .expect("rotate");
+    assert_eq!(
+        rotated,
+        Rotation::Rotated {
+            session_id: id,
+            user_id: user
+        }
+    );
+    let live = repos.sessions.list_live(user, now).await.expect("list");
+    let expires = live[0].expires_at;
+    assert!(
+        (expires - end).num_milliseconds().abs() < 2,
+        "capped at the absolute end: {expires} vs {end}"
+    );
+    // Past the absolute end, the token no longer rotates.
+    let later = end + Duration::seconds(1);
+    assert_eq!(
+        repos
+            .sessions
+            .rotate("c2", "c3", later, later + Duration::days(7))
+            .await
+            .expect("rotate"),
+        Rotation::Invalid
+    );
+}
+
+async fn purging_removes_expired_and_long_revoked_sessions_only(app: TestApp) {
+    let repos = repos(&app);
+    let user = create_user(&repos, "purge@example.com", Role::Regular, true).await;
+    let live = new_session(&repos, user, "p-live").await;
+    let recently_revoked = new_session(&repos, user, "p-recent").await;
+    let long_revoked = new_session(&repos, user, "p-long").await;
+    let now = Utc::now();
+    repos
+        .sessions
+        .revoke(recently_revoked, now)
+        .await
+        .expect("revoke");
+    repos
+        .sessions
+        .revoke(long_revoked, now - Duration::hours(2))
+        .await
+        .expect("revoke");
+    let past = now - Duration::days(30);
+    repos
+        .sessions
+        .create(NewSession {
+            user_id: user,
+            refresh_token_hash: "p-expired",
+            now: past,
+            expires_at: past + Duration::days(7),
+            max_expires_at: past + Duration::days(30),
+            user_agent: None,
+            ip: None,
+        })
+        .await
+        .expect("create");
+    let purged = repos
+        .sessions
+        .purge(now, now - Duration::hours(1))
+        .await
+        .expect("purge");
+    assert_eq!(purged, 2, "the expired one and the one revoked 2 hours ago");
+    let remaining: Vec<i64> = [live, recently_revoked, long_revoked].into_iter().collect();
+    assert_eq!(app.count("sessions", "TRUE").await, 2);
+    assert_eq!(
+        app.count(
+            "sessions",
+            &format!("id IN ({}, {})", remaining[0], remaining[1])
+        )
+        .await,
+        2
+    );
+}
+
+async fn throttle_counters_count_per_account_and_address(app: TestApp) {
+    let repos = repos(&app);
+    let now = Utc::now();
+    let t = |secs: i64| now - Duration::seconds(secs);
+    let throttle = &repos.throttle;
+    throttle
+        .record(
+            ThrottleKind::Login,
+            Some("acct-a"),
+            Some("192.0.2.1"),
+            t(600),
+        )
+        .await
+        .expect("record");
+    throttle
+        .record(
+            ThrottleKind::Login,
+            Some("acct-a"),
+            Some("192.0.2.2"),
+            t(300),
+        )
+        .await
+        .expect("record");
+    throttle
+        .record(
+            ThrottleKind::Login,
+            Some("acct-b"),
+            Some("192.0.2.1"),
+            t(100),
+        )
+        .await
+        .expect("record");
+    throttle
+        .record(
+            ThrottleKind::Login,
+            Some("acct-a"),
+            Some("192.0.2.1"),
+            t(7200),
+        )
+        .await
+        .expect("record");
+    throttle
+        .record(ThrottleKind::Registration, None, Some("192.0.2.1"), t(50))
+        .await
+        .expect("record");
+
+    let a = throttle
+        .count_for_account(ThrottleKind::Login, "acct-a", t(3600))
+        .await
+        .expect("count");
+    assert_eq!(a.count, 2, "the 2-hour-old failure is outside the window");
+    let close = |x: Option<chrono::DateTime<Utc>>, y: chrono::DateTime<Utc>| {
+        (x.expect("some") - y).num_milliseconds().abs() < 2
+    };
+    assert!(close(a.oldest, t(600)) && close(a.newest, t(300)), "{a:?}");
+    let ip = throttle
+        .count_for_ip(ThrottleKind::Login, "192.0.2.1", t(3600))
+        .await
+        .expect("count");
+    assert_eq!(
+        ip.count, 2,
+        "acct-a and acct-b from the same address; not the sign-up"
+    );
+    let reg = throttle
+        .count_for_ip(ThrottleKind::Registration, "192.0.2.1", t(3600))
+        .await
+        .expect("count");
+    assert_eq!(reg.count, 1);
+    let none = throttle
+        .count_for_account(ThrottleKind::Login, "nobody", t(3600))
+        .await
+        .expect("count");
+    assert_eq!((none.count, none.oldest, none.newest), (0, None, None));
+
+    throttle
+        .clear_account(ThrottleKind::Login, "acct-a")
+        .await
+        .expect("clear");
+    let a = throttle
+        .count_for_account(ThrottleKind::Login, "acct-a", t(86_400))
+        .await
+        .expect("count");
+    assert_eq!(a.count, 0);
+    let ip = throttle
+        .count_for_ip(ThrottleKind::Login, "192.0.2.1", t(3600))
+        .await
+        .expect("count");
+    assert_eq!(
+        ip.count, 1,
+        "clearing an account leaves other accounts' failures"
+    );
+
+    assert_eq!(
+        throttle.purge(t(75)).await.expect("purge"),
+        1,
+        "the acct-b failure"
+    );
+    assert_eq!(app.count("throttle_events", "TRUE").await, 1);
+}
+
+fn audit_event(
+    at: chrono::DateTime<Utc>,
+    kind: AuditEventType,
+    actor: Option<i64>,
+    subject: Option<i64>,
+) -> NewAuditEvent {
+    NewAuditEvent {
+        at,
+        event_type: kind,
+        actor_user_id: actor,
+        subject_user_id: subject,
+        ip: Some("198.51.100.4".into()),
+        user_agent: Some("Mozilla/5.0 'quoted' \"agent\"".into()),
+        details: json!({ "reason": "wrong_password", "nested": { "n": 1 } }),
+    }
+}
+
+async fn audit_events_are_stored_filtered_paged_and_purged(app: TestApp) {
+    let repos = repos(&app);
+    let now = Utc::now();
+    let t = |mins: i64| now - Duration::minutes(mins);
+    repos
+        .audit
+        .append(&[
+            audit_event(t(50), AuditEventType::UserCreated, Some(1), Some(2)),
+            audit_event(t(40), AuditEventType::LoginFailed, None, Some(2)),
+            audit_event(t(30), AuditEventType::LoginSucceeded, Some(2), Some(2)),
+            audit_event(t(20), AuditEventType::RoleChanged, Some(2), Some(3)),
+            audit_event(t(10), AuditEventType::LoginFailed, None, None),
+        ])
+        .await
+        .expect("append");
+    repos
+        .audit
+        .append(&[])
+        .await
+        .expect("an empty batch is fine");
+
+    let (all, total) = repos
+        .audit
+        .list(&AuditFilter::default(), 0, 100)
+        .await
+        .expect("list");
+    assert_eq!(total, 5);
+    let kinds: Vec<&str> = all.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "login_failed",
+            "role_changed",
+            "login_succeeded",
+            "login_failed",
+            "user_created"
+        ],
+        "newest first"
+    );
+    let first = &all[4];
+    assert_eq!(first.ip.as_deref(), Some("198.51.100.4"));
+    assert_eq!(
+        first.user_agent.as_deref(),
+        Some("Mozilla/5.0 'quoted' \"agent\"")
+    );
+    assert_eq!(
+        first.details.0,
+        json!({ "reason": "wrong_password", "nested": { "n": 1 } })
+    );
+    assert!((first.at - t(50)).num_milliseconds().abs() < 2);
+
+    let by_user = AuditFilter {
+        user_id: Some(2),
+        ..AuditFilter::default()
+    };
+    let (events, total) = repos.audit.list(&by_user, 0, 100).await.expect("list");
+    assert_eq!(total, 4, "as actor or as subject");
+    assert_eq!(events.len(), 4);
+    let about = AuditFilter {
+        subject_user_id: Some(2),
+        ..AuditFilter::default()
+    };
+    assert_eq!(repos.audit.list(&about, 0, 100).await.expect("list").1, 3);
+    let failed = AuditFilter {
+        event_type: Some(AuditEventType::LoginFailed),
+        ..AuditFilter::default()
+    };
+    assert_eq!(repos.audit.list(&failed, 0, 100).await.expect("list").1, 2);
+    let window = AuditFilter {
+        since: Some(t(45)),
+        until: Some(t(15)),
+        ..AuditFilter::default()
+    };
+    let (events, total) = repos.audit.list(&window, 0, 100).await.expect("list");
+    assert_eq!(total, 3);
+    assert_eq!(events.len(), 3);
+    let (page, total) = repos
+        .audit
+        .list(&AuditFilter::default(), 1, 2)
+        .await
+        .expect("list");
+    assert_eq!(total, 5, "the total ignores paging");
+    assert_eq!(
+        page.iter()
+            .map(|e| e.event_type.as_str())
+            .collect::<Vec<_>>(),
+        ["role_changed", "login_succeeded"]
+    );
+
+    assert_eq!(repos.audit.purge(t(35)).await.expect("purge"), 2);
+    assert_eq!(
+        repos
+            .audit
+            .list(&AuditFilter::default(), 0, 100)
+            .await
+            .expect("list")
+            .1,
+        3
+    );
+}
+
 both_backends!(
+    rotation_never_extends_a_session_past_its_absolute_end,
+    purging_removes_expired_and_long_revoked_sessions_only,
+    throttle_counters_count_per_account_and_address,
+    audit_events_are_stored_filtered_paged_and_purged,
     users_round_trip_with_their_fields,
     a_second_user_with_the_same_email_is_email_taken,
     concurrent_creates_of_one_email_make_exactly_one_user,

@@ -12,6 +12,7 @@ use axum::{
 use http_body_util::BodyExt;
 use leptos_auth::{
     config::Config,
+    db::Pool,
     startup::{router, AppState},
 };
 use serde_json::{json, Value};
@@ -59,6 +60,9 @@ pub struct TestApp {
     pub router: Router,
     pub state: AppState,
     pub backend: Backend,
+    /// The app's own pool, for tests that move stored times (there is no
+    /// clock to fake: rows are aged instead).
+    pub pool: Pool,
     _dir: tempfile::TempDir,
 }
 
@@ -131,8 +135,21 @@ pub fn test_settings(database_url: &str, data_dir: &std::path::Path) -> HashMap<
     vars.insert("ARGON2_MEMORY_KIB".into(), "1024".into());
     vars.insert("ARGON2_ITERATIONS".into(), "1".into());
     vars.insert("DATABASE_MAX_CONNECTIONS".into(), "5".into());
+    // Throttling off unless a test turns it on (the suite signs in and
+    // registers far more often than a person would).
+    for limit in [
+        "LOGIN_MAX_FAILURES",
+        "LOGIN_IP_MAX_FAILURES_PER_HOUR",
+        "REGISTRATION_MAX_PER_IP_PER_HOUR",
+        "REFRESH_IP_MAX_FAILURES_PER_HOUR",
+    ] {
+        vars.insert(limit.into(), "0".into());
+    }
     vars
 }
+
+/// The address the in-process router sees as the socket peer.
+pub const PEER_IP: &str = "203.0.113.7";
 
 impl TestApp {
     /// A fresh SQLite file.
@@ -158,15 +175,72 @@ impl TestApp {
         }
         let config =
             Config::from_lookup(|k| vars.get(k).cloned()).expect("valid test configuration");
-        let (state, _pool) = AppState::initialize(config).await.expect("app starts");
+        let (state, pool) = AppState::initialize(config).await.expect("app starts");
         let router = router(state.clone())
             .layer(MockConnectInfo(SocketAddr::from(([203, 0, 113, 7], 41000))));
         TestApp {
             router,
             state,
             backend,
+            pool,
             _dir: dir,
         }
+    }
+
+    /// Runs one SQL statement on the app's database; returns the rows affected.
+    pub async fn exec(&self, statement: &str) -> u64 {
+        match &self.pool {
+            Pool::Sqlite(pool) => sqlx::query(statement)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected()),
+            Pool::Postgres(pool) => sqlx::query(statement)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected()),
+        }
+        .unwrap_or_else(|e| panic!("{statement}: {e}"))
+    }
+
+    /// Rows in a table matching a condition.
+    pub async fn count(&self, table: &str, condition: &str) -> i64 {
+        let statement = format!("SELECT count(*) FROM {table} WHERE {condition}");
+        match &self.pool {
+            Pool::Sqlite(pool) => sqlx::query_scalar(&statement).fetch_one(pool).await,
+            Pool::Postgres(pool) => sqlx::query_scalar(&statement).fetch_one(pool).await,
+        }
+        .unwrap_or_else(|e| panic!("{statement}: {e}"))
+    }
+
+    /// Moves a timestamp column by `seconds` (negative: into the past) on the
+    /// rows matching `condition`, as if that much time had passed.
+    pub async fn shift_time(
+        &self,
+        table: &str,
+        column: &str,
+        seconds: i64,
+        condition: &str,
+    ) -> u64 {
+        let moved = match self.backend {
+            Backend::Postgres => format!("{column} + make_interval(secs => {seconds})"),
+            // Stored as fixed-width text: keep the microseconds and the `Z`.
+            Backend::Sqlite => format!(
+                "strftime('%Y-%m-%dT%H:%M:%S', {column}, '{seconds:+} seconds') || substr({column}, 20)"
+            ),
+        };
+        self.exec(&format!(
+            "UPDATE {table} SET {column} = {moved} WHERE {column} IS NOT NULL AND ({condition})"
+        ))
+        .await
+    }
+
+    /// The audit events (as the admin API returns them) of one type, newest first.
+    pub async fn audit_events(&self, admin: &Tokens, query: &str) -> Vec<Value> {
+        let response = self
+            .get(&format!("/api/v1/audit?{query}"), Some(&admin.access))
+            .await;
+        response.assert_status(StatusCode::OK);
+        response.body.as_array().expect("array").clone()
     }
 
     /// Sends a request through the router.
