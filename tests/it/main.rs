@@ -10,4 +10,5 @@ mod http;
 mod pages;
 mod repositories;
 mod sessions;
+mod throttle;
 mod users;

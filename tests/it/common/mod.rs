@@ -41,6 +41,29 @@ macro_rules! both_backends {
     };
 }
 
+/// Runs each named `async fn(Backend)` once per backend: for tests that start
+/// their app with their own settings.
+macro_rules! each_backend {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Sqlite).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Postgres).await;
+                }
+            )+
+        }
+    };
+}
+
 /// A password the policy accepts.
 pub const PASSWORD: &str = "correct horse battery staple";
 /// Another password the policy accepts.
