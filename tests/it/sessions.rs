@@ -1,6 +1,6 @@
 //! `/api/v1/users/me/sessions` and `/api/v1/users/{id}/sessions`.
 
-use crate::common::{tokens_of, TestApp, PASSWORD};
+use crate::common::{tokens_of, Backend, TestApp, PASSWORD};
 use axum::http::{header, Method, Request, StatusCode};
 use serde_json::{json, Value};
 
@@ -234,6 +234,197 @@ async fn admins_see_and_end_a_users_sessions(app: TestApp) {
         .assert_error(StatusCode::UNAUTHORIZED, "Not authenticated");
 }
 
+fn expires_at(list: &Value) -> chrono::DateTime<chrono::Utc> {
+    list[0]["expires_at"]
+        .as_str()
+        .expect("expires_at")
+        .parse()
+        .expect("RFC 3339")
+}
+
+#[track_caller]
+fn assert_close(actual: chrono::DateTime<chrono::Utc>, expected: chrono::DateTime<chrono::Utc>) {
+    let off = (actual - expected).num_seconds().abs();
+    assert!(off <= 5, "{actual} is {off} s away from {expected}");
+}
+
+/// Moves every time of every session `seconds` into the past.
+async fn sessions_age(app: &TestApp, seconds: i64) {
+    for column in ["created_at", "last_used_at", "expires_at", "max_expires_at"] {
+        app.shift_time("sessions", column, -seconds, "TRUE").await;
+    }
+}
+
+const DAY: i64 = 86_400;
+
+async fn a_session_ends_after_the_idle_timeout(backend: Backend) {
+    let app = TestApp::start(
+        backend,
+        &[("SESSION_IDLE_DAYS", "2"), ("SESSION_MAX_DAYS", "30")],
+    )
+    .await;
+    let (_, tokens) = app.user("idle@example.com").await;
+    let list = app
+        .get("/api/v1/users/me/sessions", Some(&tokens.access))
+        .await;
+    assert_close(
+        expires_at(&list.body),
+        chrono::Utc::now() + chrono::Duration::days(2),
+    );
+    // Two days and a second without a refresh.
+    sessions_age(&app, 2 * DAY + 1).await;
+    app.assert_session_over(&tokens).await;
+}
+
+async fn refreshing_extends_a_session_up_to_its_absolute_end(backend: Backend) {
+    let app = TestApp::start(
+        backend,
+        &[("SESSION_IDLE_DAYS", "2"), ("SESSION_MAX_DAYS", "3")],
+    )
+    .await;
+    let (_, tokens) = app.user("capped@example.com").await;
+    // A day and a half later (half a day of idle time left), refresh.
+    sessions_age(&app, 3 * DAY / 2).await;
+    let tokens = tokens_of(
+        app.refresh(&tokens.refresh)
+            .await
+            .assert_status(StatusCode::OK),
+    );
+    let list = app
+        .get("/api/v1/users/me/sessions", Some(&tokens.access))
+        .await;
+    // Not now + 2 days: the absolute end, 3 days after sign-in.
+    let end = chrono::Utc::now() + chrono::Duration::seconds(3 * DAY / 2);
+    assert_close(expires_at(&list.body), end);
+    // A day later: refreshed a day ago, well within the idle timeout, and
+    // still refreshable, but the end does not move.
+    sessions_age(&app, DAY).await;
+    let tokens = tokens_of(
+        app.refresh(&tokens.refresh)
+            .await
+            .assert_status(StatusCode::OK),
+    );
+    let list = app
+        .get("/api/v1/users/me/sessions", Some(&tokens.access))
+        .await;
+    assert_close(expires_at(&list.body), end - chrono::Duration::days(1));
+    // Past the absolute end the session is over, although it was just refreshed.
+    sessions_age(&app, DAY / 2 + 1).await;
+    app.assert_session_over(&tokens).await;
+}
+
+async fn the_server_purges_what_has_expired_by_itself(backend: Backend) {
+    use leptos_auth::{config::Config, startup::Application};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = match backend {
+        Backend::Sqlite => format!("sqlite://{}", dir.path().join("purge.db").display()),
+        Backend::Postgres => crate::common::pg::fresh_database().await,
+    };
+    let mut vars = crate::common::test_settings(&url, dir.path());
+    vars.insert("MAINTENANCE_INTERVAL_SECONDS".into(), "1".into());
+    vars.insert("AUDIT_RETENTION_DAYS".into(), "1".into());
+    vars.insert("LEPTOS_SITE_ADDR".into(), "127.0.0.1:0".into());
+    let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("config");
+    let server = Application::build(config).await.expect("build");
+    let state = server.state().clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server.run_until(async {
+        let _ = stopped.await;
+    }));
+    // Rows that have outlived their use, next to rows that have not.
+    let repos = &state.services.repositories;
+    let now = chrono::Utc::now();
+    let user = state
+        .services
+        .users
+        .create_admin("keeper@example.com", PASSWORD.to_owned().into())
+        .await
+        .expect("user");
+    let old = now - chrono::Duration::days(40);
+    for (hash, opened) in [("expired", old), ("live", now)] {
+        repos
+            .sessions
+            .create(leptos_auth::repositories::NewSession {
+                user_id: user.id,
+                refresh_token_hash: hash,
+                now: opened,
+                expires_at: opened + chrono::Duration::days(7),
+                max_expires_at: opened + chrono::Duration::days(30),
+                user_agent: None,
+                ip: None,
+            })
+            .await
+            .expect("session");
+    }
+    use leptos_auth::repositories::ThrottleKind;
+    repos
+        .throttle
+        .record(
+            ThrottleKind::Login,
+            Some("k"),
+            None,
+            now - chrono::Duration::hours(3),
+        )
+        .await
+        .expect("record");
+    repos
+        .throttle
+        .record(ThrottleKind::Login, Some("k"), None, now)
+        .await
+        .expect("record");
+    let event = |at| leptos_auth::repositories::NewAuditEvent {
+        at,
+        event_type: leptos_auth::domain::AuditEventType::Logout,
+        actor_user_id: None,
+        subject_user_id: Some(user.id),
+        ip: None,
+        user_agent: None,
+        details: json!({}),
+    };
+    repos
+        .audit
+        .append(&[event(now - chrono::Duration::days(2)), event(now)])
+        .await
+        .expect("append");
+    let audit_total = || async {
+        state.services.audit_log.flush().await;
+        repos
+            .audit
+            .list(&Default::default(), 0, 100)
+            .await
+            .expect("list")
+            .1
+    };
+    // One operator event (the admin's creation) plus the fresh one remain.
+    let mut waited = 0;
+    loop {
+        let sessions = repos
+            .sessions
+            .list_live(user.id, now - chrono::Duration::days(100))
+            .await
+            .expect("list");
+        let throttle = repos
+            .throttle
+            .count_for_account(ThrottleKind::Login, "k", now - chrono::Duration::days(1))
+            .await
+            .expect("count")
+            .count;
+        let audit = audit_total().await;
+        if sessions.len() == 1 && throttle == 1 && audit == 2 {
+            break;
+        }
+        waited += 1;
+        assert!(
+            waited < 100,
+            "not purged after 10 s: sessions {}, throttle {throttle}, audit {audit}",
+            sessions.len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let _ = stop.send(());
+    running.await.expect("join").expect("clean shutdown");
+}
+
 both_backends!(
     users_list_their_live_sessions_newest_first,
     refreshing_updates_last_used_at,
@@ -241,4 +432,10 @@ both_backends!(
     another_users_session_is_not_found,
     ending_all_other_sessions_keeps_the_current_one,
     admins_see_and_end_a_users_sessions,
+);
+
+each_backend!(
+    a_session_ends_after_the_idle_timeout,
+    refreshing_extends_a_session_up_to_its_absolute_end,
+    the_server_purges_what_has_expired_by_itself,
 );

@@ -42,10 +42,11 @@ macro_rules! both_backends {
 }
 
 /// Runs each named `async fn(Backend)` once per backend: for tests that start
-/// their app with their own settings.
+/// their app with their own settings (modules `*_configured`, so a file can
+/// use both macros).
 macro_rules! each_backend {
     ($($name:ident),+ $(,)?) => {
-        mod sqlite {
+        mod sqlite_configured {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
@@ -53,7 +54,7 @@ macro_rules! each_backend {
                 }
             )+
         }
-        mod postgres {
+        mod postgres_configured {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
