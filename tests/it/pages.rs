@@ -620,7 +620,29 @@ async fn devices_are_listed_and_signed_out_from_the_profile(app: TestApp) {
     assert!(profile.text.contains("This device"), "{}", profile.text);
 }
 
+async fn the_login_page_is_told_how_long_to_wait(default_app: TestApp) {
+    let app = TestApp::start(default_app.backend, &[("LOGIN_MAX_FAILURES", "5")]).await;
+    app.user("slow@example.com").await;
+    let jar = Jar::default();
+    let form = |password| [("email", "slow@example.com"), ("password", password), ("next", "")];
+    for _ in 0..5 {
+        call_fn(&app, "login", &form(OTHER_PASSWORD), &jar, Some(ORIGIN))
+            .await
+            .assert_status(StatusCode::UNAUTHORIZED);
+    }
+    let throttled = call_fn(&app, "login", &form(PASSWORD), &jar, Some(ORIGIN)).await;
+    throttled.assert_status(StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        throttled.text.contains("Too many attempts, try again in 30 seconds")
+            || throttled.text.contains("Too many attempts, try again in 29 seconds"),
+        "{}",
+        throttled.text
+    );
+    assert!(set_cookies(&throttled).is_empty(), "no session");
+}
+
 both_backends!(
+    the_login_page_is_told_how_long_to_wait,
     devices_are_listed_and_signed_out_from_the_profile,
     signing_in_sets_http_only_host_cookies,
     without_secure_cookies_the_names_lose_the_host_prefix,
