@@ -60,6 +60,9 @@ pub enum DbError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+/// How long a request may wait for a PostgreSQL connection.
+pub const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
+
 impl Pool {
     /// Connects (creating the SQLite file and its folder when missing).
     pub async fn connect(config: &Config) -> Result<Pool, DbError> {
@@ -94,7 +97,11 @@ impl Pool {
                 let options = PgConnectOptions::from_str(url).map_err(DbError::Connect)?;
                 let pool = PgPoolOptions::new()
                     .max_connections(config.database_max_connections)
-                    .acquire_timeout(Duration::from_secs(5))
+                    // Queries take milliseconds, so a request waits for a
+                    // connection only briefly under load; when the server is
+                    // down (connecting is refused and retried until this
+                    // timeout), requests fail fast with 503 instead of hanging.
+                    .acquire_timeout(PG_ACQUIRE_TIMEOUT)
                     .connect_with(options)
                     .await
                     .map_err(DbError::Connect)?;

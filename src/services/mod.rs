@@ -172,11 +172,24 @@ impl From<RepoError> for ServiceError {
                 sqlx::Error::PoolTimedOut
                 | sqlx::Error::PoolClosed
                 | sqlx::Error::Io(_)
-                | sqlx::Error::Tls(_),
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::WorkerCrashed,
             ) => ServiceError::Unavailable(err),
+            RepoError::Database(sqlx::Error::Database(ref db)) if server_unavailable(db.code()) => {
+                ServiceError::Unavailable(err)
+            }
             RepoError::Database(e) => ServiceError::Internal(e.into()),
         }
     }
+}
+
+/// SQLSTATEs that mean "the database cannot serve right now" rather than "this
+/// query is wrong": connection exceptions (class 08), shutdown or restart in
+/// progress (57P01..57P03), too many connections (53300).
+fn server_unavailable(code: Option<std::borrow::Cow<'_, str>>) -> bool {
+    code.is_some_and(|code| {
+        code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+    })
 }
 
 impl From<passwords::HashError> for ServiceError {

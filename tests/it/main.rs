@@ -7,6 +7,7 @@ mod common;
 mod audit;
 mod auth;
 mod cli;
+mod cluster;
 mod http;
 mod pages;
 mod repositories;

@@ -6,6 +6,9 @@
 //! run as the `postgres` system user when the tests run as root. A detached
 //! watchdog stops it and removes the folder once the test process exits.
 //! Each test gets its own fresh database in that cluster.
+//!
+//! Tests that stop and restart the database get a private [`Cluster`] of
+//! their own, so the shared one never goes away under other tests.
 
 use std::{
     path::{Path, PathBuf},
@@ -60,55 +63,115 @@ fn start() -> Result<String, String> {
             return Ok(base);
         }
     }
-    let bin = find_bin_dir().ok_or_else(|| {
-        "PostgreSQL server binaries (initdb, pg_ctl) were not found on PATH or under /usr/lib/postgresql/*/bin. \
-         Install them (Debian/Ubuntu: `apt-get install postgresql`) or set TEST_DATABASE_URL to a superuser URL \
-         of a running server."
-            .to_owned()
-    })?;
-    let as_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    let dir = tempfile::Builder::new()
-        .prefix("leptos-auth-pg-")
-        .tempdir()
-        .map_err(|e| format!("creating a temp dir for PostgreSQL: {e}"))?
-        .keep();
-    if as_root {
-        run(Command::new("chown")
-            .args(["-R", "postgres:postgres"])
-            .arg(&dir))?;
+    let cluster = Cluster::start()?;
+    let url = cluster.url();
+    // The shared cluster lives as long as the process (the watchdog stops it).
+    std::mem::forget(cluster);
+    Ok(url)
+}
+
+/// A PostgreSQL cluster of the local server binaries, in its own temp dir.
+pub struct Cluster {
+    bin: PathBuf,
+    dir: PathBuf,
+    data: PathBuf,
+    port: u16,
+    as_root: bool,
+}
+
+impl Cluster {
+    /// Initialises and starts a cluster on a free port.
+    pub fn start() -> Result<Cluster, String> {
+        let bin = find_bin_dir().ok_or_else(|| {
+            "PostgreSQL server binaries (initdb, pg_ctl) were not found on PATH or under /usr/lib/postgresql/*/bin. \
+             Install them (Debian/Ubuntu: `apt-get install postgresql`) or set TEST_DATABASE_URL to a superuser URL \
+             of a running server."
+                .to_owned()
+        })?;
+        let as_root = Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false);
+        let dir = tempfile::Builder::new()
+            .prefix("leptos-auth-pg-")
+            .tempdir()
+            .map_err(|e| format!("creating a temp dir for PostgreSQL: {e}"))?
+            .keep();
+        if as_root {
+            run(Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&dir))?;
+        }
+        let data = dir.join("data");
+        run(pg_command(&bin, "initdb", as_root)
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ]))?;
+        let cluster = Cluster {
+            bin,
+            dir,
+            data,
+            port: free_port()?,
+            as_root,
+        };
+        cluster.resume()?;
+        spawn_watchdog(&cluster.bin, &cluster.dir, &cluster.data, as_root);
+        Ok(cluster)
     }
-    let data = dir.join("data");
-    run(pg_command(&bin, "initdb", as_root)
-        .arg("-D")
-        .arg(&data)
-        .args([
-            "-A",
-            "trust",
-            "-U",
-            "postgres",
-            "-E",
-            "UTF8",
-            "--locale=C",
-            "--no-sync",
-        ]))?;
-    let port = free_port()?;
-    let options = format!(
-        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off \
-         -c synchronous_commit=off -c full_page_writes=off",
-        dir.display()
-    );
-    run(pg_command(&bin, "pg_ctl", as_root)
-        .arg("-D")
-        .arg(&data)
-        .arg("-l")
-        .arg(dir.join("server.log"))
-        .args(["-o", &options, "-w", "-t", "60", "start"]))?;
-    spawn_watchdog(&bin, &dir, &data, as_root);
-    Ok(format!("postgres://postgres@127.0.0.1:{port}"))
+
+    /// A superuser URL (without a database name).
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the (stopped) server again on the same port and data.
+    pub fn resume(&self) -> Result<(), String> {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off \
+             -c synchronous_commit=off -c full_page_writes=off",
+            self.port,
+            self.dir.display()
+        );
+        run(pg_command(&self.bin, "pg_ctl", self.as_root)
+            .arg("-D")
+            .arg(&self.data)
+            .arg("-l")
+            .arg(self.dir.join("server.log"))
+            .args(["-o", &options, "-w", "-t", "60", "start"]))
+    }
+
+    /// Stops the server the way an operator restarting it would ("fast":
+    /// open connections are terminated, committed data is kept).
+    pub fn stop(&self) -> Result<(), String> {
+        run(pg_command(&self.bin, "pg_ctl", self.as_root)
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "fast", "-w", "stop"]))
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = pg_command(&self.bin, "pg_ctl", self.as_root)
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate", "stop"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 fn find_bin_dir() -> Option<PathBuf> {

@@ -1,0 +1,417 @@
+//! Several instances of the real binary on one PostgreSQL database, as in
+//! production behind a load balancer, and the database going away and
+//! coming back under load.
+
+use crate::common::{pg, JWT_SECRET, PASSWORD};
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_leptos-auth");
+const ADMIN: &str = "ops@example.com";
+
+/// One running `leptos-auth serve` process.
+struct Instance {
+    child: Child,
+    base: String,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Instance {
+    /// Starts the binary on a free port; returns once it says where it listens.
+    fn spawn(database_url: &str, extra: &[(&str, &str)]) -> Instance {
+        let dir = tempfile::tempdir().expect("temp dir").keep();
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(&dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info")
+            .env("DATABASE_URL", database_url)
+            .env("DATA_DIR", dir.join("data"))
+            .env("JWT_SECRET", JWT_SECRET)
+            .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
+            .env("ARGON2_MEMORY_KIB", "1024")
+            .env("ARGON2_ITERATIONS", "1")
+            .env("ADMIN_EMAIL", ADMIN)
+            .env("ADMIN_PASSWORD", PASSWORD)
+            .env("REGISTRATION_MAX_PER_IP_PER_HOUR", "0")
+            .env("REFRESH_IP_MAX_FAILURES_PER_HOUR", "0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start leptos-auth");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (addr_tx, addr_rx) = mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().expect("stderr")),
+        ] {
+            let log = log.clone();
+            let addr_tx = addr_tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if let Some(rest) = line.split("listening on http://").nth(1) {
+                        let addr: String = rest
+                            .chars()
+                            .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+                            .collect();
+                        let _ = addr_tx.send(addr);
+                    }
+                    log.lock().expect("log").push(line);
+                }
+            });
+        }
+        let addr = match addr_rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("the instance did not start: {:#?}", log.lock().expect("log"));
+            }
+        };
+        Instance {
+            child,
+            base: format!("http://{addr}"),
+            log,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn still_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    fn log_text(&self) -> String {
+        self.log.lock().expect("log").join("\n")
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client() -> Client {
+    Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("http client")
+}
+
+async fn login(http: &Client, at: &Instance, email: &str, password: &str) -> reqwest::Response {
+    http.post(at.url("/api/v1/auth/login"))
+        .json(&json!({ "email": email, "password": password }))
+        .send()
+        .await
+        .expect("login request")
+}
+
+async fn tokens(http: &Client, at: &Instance, email: &str) -> (String, String) {
+    let response = login(http, at, email, PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.expect("json");
+    (
+        body["access_token"].as_str().expect("access").to_owned(),
+        body["refresh_token"].as_str().expect("refresh").to_owned(),
+    )
+}
+
+async fn me(http: &Client, at: &Instance, access: &str) -> StatusCode {
+    http.get(at.url("/api/v1/users/me"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .expect("request")
+        .status()
+}
+
+async fn register(http: &Client, at: &Instance, email: &str) -> reqwest::Response {
+    http.post(at.url("/api/v1/users"))
+        .json(&json!({ "email": email, "password": PASSWORD }))
+        .send()
+        .await
+        .expect("register request")
+}
+
+/// Starts instances at the same moment (so they race to migrate) and waits
+/// until all are ready.
+async fn start_together(url: &str, count: usize, extra: &[(&str, &str)]) -> Vec<Instance> {
+    let handles: Vec<_> = (0..count)
+        .map(|_| {
+            let url = url.to_owned();
+            let extra: Vec<(String, String)> = extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            std::thread::spawn(move || {
+                let extra: Vec<(&str, &str)> =
+                    extra.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                Instance::spawn(&url, &extra)
+            })
+        })
+        .collect();
+    let instances: Vec<Instance> = handles
+        .into_iter()
+        .map(|h| h.join().expect("instance thread"))
+        .collect();
+    let http = client();
+    for instance in &instances {
+        let ready = http
+            .get(instance.url("/health/ready"))
+            .send()
+            .await
+            .expect("ready request");
+        assert_eq!(ready.status(), StatusCode::OK, "{}", instance.log_text());
+    }
+    instances
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_started_together_on_an_empty_database_all_come_up() {
+    let url = pg::fresh_database().await;
+    let instances = start_together(&url, 3, &[]).await;
+    // One set of migrations and one admin, however the race went.
+    let http = client();
+    let (admin, _) = tokens(&http, &instances[2], ADMIN).await;
+    let users = http
+        .get(instances[0].url("/api/v1/users"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(users.headers()["x-total-count"], "1");
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
+    let (applied,): (i64,) = sqlx::query_as("SELECT count(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&mut conn)
+        .await
+        .expect("migrations table");
+    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
+        .expect("migrations folder")
+        .count() as i64;
+    assert_eq!(applied, files);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_sessions_revocations_and_throttling() {
+    let url = pg::fresh_database().await;
+    let instances = start_together(&url, 2, &[("LOGIN_MAX_FAILURES", "3")]).await;
+    let (a, b) = (&instances[0], &instances[1]);
+    let http = client();
+
+    // A sign-in on A works on B.
+    assert_eq!(register(&http, a, "roamer@example.com").await.status(), StatusCode::CREATED);
+    let (access, refresh) = tokens(&http, a, "roamer@example.com").await;
+    assert_eq!(me(&http, b, &access).await, StatusCode::OK);
+
+    // Sign-out on A is refused on B at once.
+    let logout = http
+        .post(a.url("/api/v1/auth/logout"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(logout.status(), StatusCode::OK);
+    assert_eq!(me(&http, b, &access).await, StatusCode::UNAUTHORIZED);
+    let refreshed = http
+        .post(b.url("/api/v1/auth/refresh"))
+        .json(&json!({ "refresh_token": refresh }))
+        .send()
+        .await
+        .expect("refresh");
+    assert_eq!(refreshed.status(), StatusCode::UNAUTHORIZED);
+
+    // A deactivation on B ends the session used on A.
+    let (admin, _) = tokens(&http, b, ADMIN).await;
+    let (access, refresh) = tokens(&http, a, "roamer@example.com").await;
+    assert_eq!(me(&http, a, &access).await, StatusCode::OK);
+    let users: Value = http
+        .get(b.url("/api/v1/users?q=roamer"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let id = users[0]["id"].as_i64().expect("id");
+    let deactivated = http
+        .patch(b.url(&format!("/api/v1/users/{id}")))
+        .bearer_auth(&admin)
+        .json(&json!({ "is_active": false }))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(deactivated.status(), StatusCode::OK);
+    assert_eq!(me(&http, a, &access).await, StatusCode::UNAUTHORIZED);
+    let refreshed = http
+        .post(a.url("/api/v1/auth/refresh"))
+        .json(&json!({ "refresh_token": refresh }))
+        .send()
+        .await
+        .expect("refresh");
+    assert_eq!(refreshed.status(), StatusCode::UNAUTHORIZED);
+
+    // One refresh token presented to A and B at once: exactly one winner.
+    assert_eq!(register(&http, b, "racer@example.com").await.status(), StatusCode::CREATED);
+    let (_, refresh) = tokens(&http, b, "racer@example.com").await;
+    let attempts: Vec<_> = (0..10)
+        .map(|i| {
+            let http = http.clone();
+            let url = [a, b][i % 2].url("/api/v1/auth/refresh");
+            let body = json!({ "refresh_token": refresh });
+            tokio::spawn(async move {
+                http.post(url)
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("refresh")
+                    .status()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for attempt in attempts {
+        statuses.push(attempt.await.expect("task"));
+    }
+    let winners = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    assert_eq!(winners, 1, "{statuses:?}");
+    assert!(statuses
+        .iter()
+        .all(|s| *s == StatusCode::OK || *s == StatusCode::UNAUTHORIZED));
+
+    // Failed sign-ins on both instances count together.
+    assert_eq!(register(&http, a, "guarded@example.com").await.status(), StatusCode::CREATED);
+    for at in [a, b, a] {
+        let failed = login(&http, at, "guarded@example.com", "wrong password entirely").await;
+        assert_eq!(failed.status(), StatusCode::UNAUTHORIZED);
+    }
+    for at in [b, a] {
+        let throttled = login(&http, at, "guarded@example.com", PASSWORD).await;
+        assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(throttled.headers().contains_key("retry-after"));
+    }
+
+    // And the audit log written by both is one log.
+    let events: Value = http
+        .get(a.url(&format!("/api/v1/audit?type=user_deactivated&user_id={id}")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("audit")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(events.as_array().map(Vec::len), Some(1), "{events}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_restart_is_survived_without_losing_acknowledged_writes() {
+    let cluster = pg::Cluster::start().expect("a private PostgreSQL cluster");
+    let url = format!("{}/postgres", cluster.url());
+    let mut instance = Instance::spawn(&url, &[]);
+    let http = client();
+    let base = instance.base.clone();
+
+    // Load: sign-ups one after another, remembering which were acknowledged.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let http = http.clone();
+        let base = base.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let email = format!("load{i}@example.com");
+                i += 1;
+                let response = http
+                    .post(format!("{base}/api/v1/users"))
+                    .json(&json!({ "email": email, "password": PASSWORD }))
+                    .send()
+                    .await;
+                if let Ok(response) = response {
+                    *statuses.entry(response.status().as_u16()).or_default() += 1;
+                    if response.status() == StatusCode::CREATED {
+                        acknowledged.push(email);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            (acknowledged, statuses)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    cluster.stop().expect("stop PostgreSQL");
+    // While it is down: fast 503s with the documented body, and not ready.
+    for _ in 0..3 {
+        let started = Instant::now();
+        let register = http
+            .post(format!("{base}/api/v1/users"))
+            .json(&json!({ "email": "during@example.com", "password": PASSWORD }))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(register.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            register.json::<Value>().await.expect("json"),
+            json!({ "detail": "Service temporarily unavailable" })
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "answers while the database is down must be prompt, took {:?}",
+            started.elapsed()
+        );
+        let ready = http.get(format!("{base}/health/ready")).send().await.expect("ready");
+        assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+    assert!(instance.still_running(), "{}", instance.log_text());
+
+    cluster.resume().expect("start PostgreSQL again");
+    let back = Instant::now();
+    loop {
+        let ready = http.get(format!("{base}/health/ready")).send().await.expect("ready");
+        if ready.status() == StatusCode::OK {
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(5),
+            "not recovered within 5 s: {}",
+            instance.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Writes flow again.
+    let after = register(&http, &instance, "after@example.com").await;
+    assert_eq!(after.status(), StatusCode::CREATED);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (acknowledged, statuses) = writer.await.expect("writer");
+    assert!(
+        statuses.keys().all(|s| [201, 503].contains(s)),
+        "only successes and 503s under the outage: {statuses:?}\n{}",
+        instance.log_text()
+    );
+    assert!(acknowledged.len() > 5, "{statuses:?}");
+
+    // Every acknowledged sign-up is there.
+    for email in acknowledged.iter().chain(std::iter::once(&"after@example.com".to_owned())) {
+        let response = login(&http, &instance, email, PASSWORD).await;
+        assert_eq!(response.status(), StatusCode::OK, "{email} was acknowledged but is lost");
+    }
+    assert!(instance.still_running());
+}
