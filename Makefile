@@ -6,7 +6,7 @@ export PATH := $(TOOLS_DIR)/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 CARGO_TARGET_DIR ?= target
 export CARGO_TARGET_DIR
 
-.PHONY: run build release test test-rust test-e2e fuzz-api fuzz-api-postgres lint fmt clippy migrate create-admin tools clean-data
+.PHONY: run build release dist test test-rust test-e2e test-dist fuzz-api fuzz-api-postgres lint fmt clippy migrate create-admin tools clean-data
 
 ## run: build (debug) and serve on SQLite at http://127.0.0.1:3000, installing missing tools first
 run: tools
@@ -23,12 +23,24 @@ release:
 	./scripts/ensure-tools.sh --release
 	cargo leptos build --release
 
+## dist: the runtime artefact the container image copies: dist/leptos-auth and dist/site
+dist: release
+	rm -rf dist
+	mkdir -p dist
+	cp $(CARGO_TARGET_DIR)/release/leptos-auth dist/leptos-auth
+	cp -r target/site dist/site
+
 ## test: everything: formatting, lints, unit and integration tests on SQLite and PostgreSQL
 test: tools lint
 	cargo leptos build
 	cargo test --features ssr
 	$(MAKE) test-e2e
 	$(MAKE) fuzz-api
+	$(MAKE) test-dist
+
+## test-dist: build dist/ and run it from another directory against a throwaway PostgreSQL
+test-dist: dist
+	./scripts/test-dist.sh
 
 ## test-rust: only the Rust tests (both databases)
 test-rust:

@@ -33,12 +33,11 @@ fi
 
 work=$(mktemp -d)
 server_pid=""
-pg_data=""
+# shellcheck source=lib/throwaway-pg.sh
+. "$root/scripts/lib/throwaway-pg.sh"
 cleanup() {
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
-  if [ -n "$pg_data" ]; then
-    runuser -u postgres -- pg_ctl -D "$pg_data" stop -m immediate >/dev/null 2>&1 || pg_ctl -D "$pg_data" stop -m immediate >/dev/null 2>&1 || true
-  fi
+  stop_throwaway_pg
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -47,15 +46,8 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 case "$BACKEND" in
   sqlite) DATABASE_URL="sqlite://$work/fuzz.db" ;;
   postgres)
-    bin=$(dirname "$(command -v initdb 2>/dev/null || ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")
-    pg_port=$(free_port)
-    pg_data="$work/pg"
-    as_pg=()
-    if [ "$(id -u)" = 0 ]; then chown -R postgres "$work"; as_pg=(runuser -u postgres --); fi
-    "${as_pg[@]}" "$bin/initdb" -D "$pg_data" -A trust -U postgres --no-sync >/dev/null
-    "${as_pg[@]}" "$bin/pg_ctl" -D "$pg_data" -l "$work/pg.log" -w \
-      -o "-p $pg_port -k $work -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
-    DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
+    start_throwaway_pg
+    DATABASE_URL=$PG_URL
     ;;
   *) echo "FUZZ_BACKEND must be sqlite or postgres" >&2; exit 2 ;;
 esac
