@@ -6,7 +6,7 @@ export PATH := $(TOOLS_DIR)/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 CARGO_TARGET_DIR ?= target
 export CARGO_TARGET_DIR
 
-.PHONY: run build release dist test test-rust test-e2e test-dist fuzz-api fuzz-api-postgres lint fmt clippy migrate create-admin tools clean-data
+.PHONY: run build release dist test test-rust test-e2e test-dist bench fuzz-api fuzz-api-postgres lint fmt clippy migrate create-admin tools clean-data
 
 ## run: build (debug) and serve on SQLite at http://127.0.0.1:3000, installing missing tools first
 run: tools
@@ -49,6 +49,13 @@ test-rust:
 ## test-e2e: browser tests in Chromium (after a build); ARGS are passed to playwright
 test-e2e:
 	./end2end/run.sh $(ARGS)
+
+## bench: benchmark suite on the release build (SQLite, then PostgreSQL); writes bench/results/latest.json and BENCHMARKS.md
+bench: dist
+	@command -v wrk >/dev/null 2>&1 || { echo "==> installing wrk with apt"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get install -y -qq wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }; \
+	  else sudo apt-get install -y -qq wrk; fi; }
+	python3 bench/run.py
 
 ## fuzz-api: validate the OpenAPI document and fuzz the API with schemathesis (SQLite; FUZZ_EXAMPLES, FUZZ_SEED)
 fuzz-api:

@@ -1,0 +1,455 @@
+#!/usr/bin/env python3
+"""make bench: the reproducible benchmark suite.
+
+Starts the release artefact (dist/leptos-auth, built by `make dist`) on a
+fresh SQLite file and then on a throwaway PostgreSQL cluster, seeds data,
+drives load with wrk (beside the server, on the same machine), samples the
+server's memory, and writes bench/results/latest.json and the tables in
+BENCHMARKS.md.
+
+Environment:
+  BENCH_SECONDS       duration of each throughput run (default 10)
+  BENCH_CONNECTIONS   connections of the throughput runs (default 64)
+  BENCH_BACKENDS      comma-separated: sqlite,postgres (default both)
+  BENCH_USERS         users seeded for the listing scenarios (default 100000)
+  BENCH_SESSIONS_MAX  session rows for the scaling check (default 1000000)
+"""
+
+import base64
+import datetime
+import gzip
+import hashlib
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DIST = ROOT / "dist"
+BIN = DIST / "leptos-auth"
+LUA = ROOT / "bench" / "wrk"
+RESULTS = ROOT / "bench" / "results"
+SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "64"))
+BACKENDS = os.environ.get("BENCH_BACKENDS", "sqlite,postgres").split(",")
+USERS = int(os.environ.get("BENCH_USERS", "100000"))
+SESSIONS_MAX = int(os.environ.get("BENCH_SESSIONS_MAX", "1000000"))
+THREADS = 2
+ADMIN = "bench-admin@example.com"
+PASSWORD = "benchmark passphrase orchid harbor"
+USER = "bench-user@example.com"
+JWT_SECRET = "benchmark-secret-benchmark-secret-0123456789"
+# Any valid Argon2id PHC string: seeded users never sign in.
+SEED_HASH = "$argon2id$v=19$m=19456,t=2,p=1$c2VlZHNlZWRzZWVk$0jv2CkKAazNz3NSCtkj2qZ1qVT6gXtHo1O0qW8wXyqg"
+
+
+def say(message):
+    print(f"==> {message}", file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ts(dt):
+    """The fixed-width text form SQLite rows use."""
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def http(method, url, body=None, token=None, form=False):
+    data = None
+    headers = {}
+    if body is not None:
+        if form:
+            data = "&".join(f"{k}={urllib.request.quote(v)}" for k, v in body.items()).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        else:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as err:
+        return err.code, None
+
+
+class Postgres:
+    """A throwaway cluster (the same way the tests start one)."""
+
+    def __init__(self):
+        initdb = shutil.which("initdb") or sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))[-1]
+        self.bin = Path(initdb).parent
+        self.dir = Path(tempfile.mkdtemp(prefix="leptos-auth-bench-pg-"))
+        self.as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self.as_pg:
+            subprocess.run(["chown", "-R", "postgres", str(self.dir)], check=True)
+        self.data = self.dir / "data"
+        self.port = free_port()
+        subprocess.run(self.as_pg + [str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust",
+                                     "-U", "postgres", "--no-sync"], check=True, stdout=subprocess.DEVNULL)
+        # A benchmark of the server, not of the disk: durability off like the tests.
+        options = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c max_connections=200 "
+                   "-c fsync=off -c synchronous_commit=off -c shared_buffers=256MB")
+        subprocess.run(self.as_pg + [str(self.bin / "pg_ctl"), "-D", str(self.data), "-l",
+                                     str(self.dir / "server.log"), "-o", options, "-w", "start"],
+                       check=True, stdout=subprocess.DEVNULL)
+        self.url = f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+        self.version = self.sql("SHOW server_version").strip()
+
+    def sql(self, statement):
+        return subprocess.run([str(self.bin / "psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1",
+                               self.url, "-c", statement],
+                              check=True, capture_output=True, text=True).stdout
+
+    def stop(self):
+        subprocess.run(self.as_pg + [str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
+                                     "stop"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Sqlite:
+    def __init__(self, folder):
+        self.path = folder / "bench.db"
+        self.url = f"sqlite://{self.path}"
+        self.version = sqlite3.sqlite_version
+
+    def sql(self, statement):
+        with sqlite3.connect(self.path) as db:
+            db.executescript(statement)
+
+
+class Server:
+    """dist/leptos-auth serve, with its memory readable from /proc."""
+
+    def __init__(self, database_url, workdir, extra=None):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        env = {
+            "PATH": os.environ["PATH"],
+            "APP_ENV": "production",
+            "DATABASE_URL": database_url,
+            "DATABASE_MAX_CONNECTIONS": "16",
+            "JWT_SECRET": JWT_SECRET,
+            "LEPTOS_SITE_ADDR": f"127.0.0.1:{self.port}",
+            "DATA_DIR": str(workdir),
+            "ADMIN_EMAIL": ADMIN,
+            "ADMIN_PASSWORD": PASSWORD,
+            "RUST_LOG": "warn",
+            # Limits off: the load generator is one client address.
+            "LOGIN_MAX_FAILURES": "0",
+            "LOGIN_IP_MAX_FAILURES_PER_HOUR": "0",
+            "REGISTRATION_MAX_PER_IP_PER_HOUR": "0",
+            "REFRESH_IP_MAX_FAILURES_PER_HOUR": "0",
+        }
+        env.update(extra or {})
+        self.log = open(workdir / f"server-{self.port}.log", "w")
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen([str(BIN), "serve"], cwd=workdir, env=env,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.ready_after = self.wait_ready()
+
+    def wait_ready(self):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.base}/health/ready", timeout=1) as r:
+                    if r.status == 200:
+                        return time.monotonic() - self.started
+            except (urllib.error.URLError, ConnectionError, OSError):
+                pass
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the server exited: see {self.log.name}")
+            time.sleep(0.002)
+        raise RuntimeError("the server did not become ready")
+
+    def status(self, field):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def rss(self):
+        return self.status("VmRSS")
+
+    def reset_peak(self):
+        try:
+            with open(f"/proc/{self.proc.pid}/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            pass
+
+    def peak(self):
+        return self.status("VmHWM")
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+def wrk(url, script, seconds=SECONDS, connections=CONNECTIONS, threads=THREADS, env=None, timeout="10s"):
+    full_env = dict(os.environ, BENCH_LUA_DIR=str(LUA), BENCH_THREADS=str(threads))
+    full_env.update(env or {})
+    out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
+                          "--timeout", timeout, "-s", str(LUA / script), url],
+                         capture_output=True, text=True, env=full_env, check=True).stdout
+    line = next(l for l in out.splitlines() if l.startswith("JSON"))
+    result = json.loads(line[4:])
+    result["rps"] = round(result["requests"] / (result["duration_us"] / 1e6), 1)
+    result["connections"] = connections
+    result["threads"] = threads
+    result["seconds"] = seconds
+    for p in ("p50", "p95", "p99"):
+        result[f"{p}_ms"] = round(result.pop(f"{p}_us") / 1000, 2)
+    result["max_ms"] = round(result.pop("max_us") / 1000, 2)
+    result["mean_ms"] = round(result.pop("mean_us") / 1000, 2)
+    return result
+
+
+def measured(server, run):
+    """Runs a load and records the server's peak memory during it."""
+    server.reset_peak()
+    result = run()
+    result["peak_rss_mib"] = round(server.peak() / 2**20, 1)
+    return result
+
+
+def login(server, email=ADMIN, password=PASSWORD):
+    status, body = http("POST", f"{server.base}/api/v1/auth/login", {"email": email, "password": password})
+    assert status == 200, (status, body)
+    return body
+
+
+def seed_users(db, backend, count):
+    say(f"seeding {count} users")
+    if backend == "postgres":
+        db.sql("INSERT INTO users (email, password_hash, role, is_active, created_at, updated_at) "
+               f"SELECT 'member' || g || '@example.org', '{SEED_HASH}', 'regular', g % 10 <> 0, now(), now() "
+               f"FROM generate_series(1, {count}) g")
+        db.sql("ANALYZE users")
+    else:
+        now = ts(datetime.datetime.now(datetime.timezone.utc))
+        db.sql("WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < "
+               f"{count}) INSERT INTO users (email, password_hash, role, is_active, created_at, updated_at) "
+               f"SELECT 'member' || n || '@example.org', '{SEED_HASH}', 'regular', n % 10 <> 0, '{now}', '{now}' "
+               "FROM g; ANALYZE;")
+
+
+def seed_sessions(db, backend, user_id, count, with_tokens=0, workdir=None):
+    """`count` filler sessions of `user_id`, plus `with_tokens` whose refresh
+    tokens are written to a file (one per line) for the refresh scenario."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    if count:
+        say(f"seeding {count} session rows")
+        if backend == "postgres":
+            db.sql("INSERT INTO sessions (user_id, refresh_token_hash, created_at, last_used_at, expires_at, "
+                   f"max_expires_at) SELECT {user_id}, 'filler-{count}-' || g, now(), now(), now() + interval '7 days', "
+                   f"now() + interval '30 days' FROM generate_series(1, {count}) g")
+            db.sql("ANALYZE sessions")
+        else:
+            exp, cap = ts(now + datetime.timedelta(days=7)), ts(now + datetime.timedelta(days=30))
+            db.sql("WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < "
+                   f"{count}) INSERT INTO sessions (user_id, refresh_token_hash, created_at, last_used_at, "
+                   f"expires_at, max_expires_at) SELECT {user_id}, 'filler-{count}-' || n, '{ts(now)}', '{ts(now)}', "
+                   f"'{exp}', '{cap}' FROM g; ANALYZE;")
+    if not with_tokens:
+        return None
+    tokens = [base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode() for _ in range(with_tokens)]
+    rows = []
+    exp, cap = now + datetime.timedelta(days=7), now + datetime.timedelta(days=30)
+    for t in tokens:
+        h = hashlib.sha256(t.encode()).hexdigest()
+        if backend == "postgres":
+            rows.append(f"({user_id}, '{h}', now(), now(), now() + interval '7 days', now() + interval '30 days')")
+        else:
+            rows.append(f"({user_id}, '{h}', '{ts(now)}', '{ts(now)}', '{ts(exp)}', '{ts(cap)}')")
+    for i in range(0, len(rows), 5000):
+        db.sql("INSERT INTO sessions (user_id, refresh_token_hash, created_at, last_used_at, expires_at, "
+               "max_expires_at) VALUES " + ",".join(rows[i:i + 5000]) + ";")
+    path = workdir / "refresh-tokens.txt"
+    path.write_text("\n".join(tokens) + "\n")
+    return path
+
+
+def asset_sizes():
+    pkg = DIST / "site" / "pkg"
+    sizes = {}
+    for f in sorted(pkg.iterdir()):
+        if f.suffix in (".wasm", ".js", ".css"):
+            raw = f.read_bytes()
+            sizes[f.name] = {"raw": len(raw), "gzip": len(gzip.compress(raw, 9))}
+    return sizes
+
+
+def bench_backend(backend):
+    workdir = Path(tempfile.mkdtemp(prefix=f"leptos-auth-bench-{backend}-"))
+    pg = None
+    results = {}
+    try:
+        if backend == "postgres":
+            pg = Postgres()
+            db = pg
+        else:
+            db = Sqlite(workdir)
+        results["database_version"] = db.version
+        # First start migrates and creates the admin; the measured start is the second.
+        server = Server(db.url, workdir)
+        server.stop()
+        seed_users(db, backend, USERS)
+        server = Server(db.url, workdir)
+        results["startup_to_ready_ms"] = round(server.ready_after * 1000, 1)
+        time.sleep(1)
+        results["idle_rss_mib"] = round(server.rss() / 2**20, 1)
+        try:
+            admin = login(server)["access_token"]
+            status, user = http("POST", f"{server.base}/api/v1/users", {"email": USER, "password": PASSWORD})
+            assert status == 201, status
+            user_token = login(server, USER)["access_token"]
+
+            say(f"{backend}: GET /health")
+            results["health"] = measured(server, lambda: wrk(f"{server.base}/health", "get.lua"))
+            say(f"{backend}: GET /api/v1/users/me (1k session rows)")
+            seed_sessions(db, backend, user["id"], 1000)
+            results["users_me"] = measured(server, lambda: wrk(
+                f"{server.base}/api/v1/users/me", "get.lua", env={"BENCH_TOKEN": user_token}))
+            say(f"{backend}: GET /api/v1/users?limit=100")
+            results["users_list"] = measured(server, lambda: wrk(
+                f"{server.base}/api/v1/users?limit=100", "get.lua", env={"BENCH_TOKEN": admin}))
+            say(f"{backend}: GET /api/v1/users?q=member4242")
+            results["users_search"] = measured(server, lambda: wrk(
+                f"{server.base}/api/v1/users?q=member4242", "get.lua", env={"BENCH_TOKEN": admin}))
+            say(f"{backend}: POST /api/v1/auth/refresh")
+            pool = seed_sessions(db, backend, user["id"], 0, with_tokens=int(os.environ.get("BENCH_REFRESH_POOL", "100000")),
+                                 workdir=workdir)
+            results["refresh"] = measured(server, lambda: wrk(
+                f"{server.base}/api/v1/auth/refresh", "refresh.lua", env={"BENCH_TOKENS": str(pool)}))
+            say(f"{backend}: GET /login (server-side rendered)")
+            results["login_page"] = measured(server, lambda: wrk(f"{server.base}/login", "get.lua"))
+            say(f"{backend}: POST /api/v1/auth/login (Argon2)")
+            results["login"] = measured(server, lambda: wrk(
+                f"{server.base}/api/v1/auth/login", "post.lua", connections=8,
+                env={"BENCH_BODY": json.dumps({"email": USER, "password": PASSWORD})}))
+            say(f"{backend}: POST /api/v1/users (Argon2)")
+            results["register"] = measured(server, lambda: wrk(
+                f"{server.base}/api/v1/users", "post.lua", connections=8,
+                env={"BENCH_BODY": json.dumps({"email": "signup-{n}@example.net", "password": PASSWORD})}))
+            say(f"{backend}: login flood, 256 connections for 20 s, /health probed beside it")
+            probe = {}
+
+            def health_probe():
+                probe.update(wrk(f"{server.base}/health", "get.lua", seconds=20, connections=1, threads=1))
+
+            prober = threading.Thread(target=health_probe)
+            server.reset_peak()
+            prober.start()
+            flood = wrk(f"{server.base}/api/v1/auth/login", "post.lua", seconds=20, connections=256,
+                        timeout="30s",
+                        env={"BENCH_BODY": json.dumps({"email": USER, "password": "wrong " + PASSWORD})})
+            prober.join()
+            flood["peak_rss_mib"] = round(server.peak() / 2**20, 1)
+            flood["health_probe"] = probe
+            results["login_flood"] = flood
+            say(f"{backend}: GET /api/v1/users/me with {SESSIONS_MAX} session rows")
+            seed_sessions(db, backend, user["id"], SESSIONS_MAX)
+            results["users_me_many_sessions"] = measured(server, lambda: wrk(
+                f"{server.base}/api/v1/users/me", "get.lua", env={"BENCH_TOKEN": user_token}))
+        finally:
+            server.stop()
+    finally:
+        if pg:
+            pg.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return results
+
+
+def argon2_single_hash_ms():
+    """One Argon2id hash with the default parameters, measured by the
+    criterion bench when it has run, else by the binary's own code path via
+    a sign-up-free microbenchmark: the Rust criterion output is preferred."""
+    estimates = ROOT / "target" / "criterion" / "argon2id_hash_default" / "new" / "estimates.json"
+    if estimates.exists():
+        data = json.loads(estimates.read_text())
+        return round(data["median"]["point_estimate"] / 1e6, 2)
+    return None
+
+
+def versions():
+    def out(cmd):
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True).stdout.strip().splitlines()[0]
+        except (OSError, IndexError):
+            return None
+    return {
+        "leptos_auth_commit": out(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]),
+        "rustc": out(["rustc", "--version"]),
+        "wrk": (out(["wrk", "--version"]) or "").split(" [")[0] or None,
+        "sqlite": sqlite3.sqlite_version,
+    }
+
+
+def machine():
+    with open("/proc/meminfo") as f:
+        mem = int(next(l for l in f if l.startswith("MemTotal")).split()[1]) * 1024
+    cpu = None
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    os_name = platform.platform()
+    try:
+        with open("/etc/os-release") as f:
+            os_name = re.search(r'PRETTY_NAME="([^"]+)"', f.read()).group(1)
+    except (OSError, AttributeError):
+        pass
+    return {"cores": os.cpu_count(), "memory_gib": round(mem / 2**30, 1), "cpu": cpu, "os": os_name,
+            "kernel": platform.release()}
+
+
+def main():
+    if not BIN.exists():
+        sys.exit("dist/leptos-auth is missing: run `make dist` (make bench does)")
+    report = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": machine(),
+        "versions": versions(),
+        "parameters": {"seconds": SECONDS, "connections": CONNECTIONS, "wrk_threads": THREADS,
+                       "users_seeded": USERS, "sessions_for_scaling": SESSIONS_MAX,
+                       "argon2": "m=19456 KiB, t=2, p=1 (defaults), ARGON2_MAX_CONCURRENT = cores",
+                       "database_max_connections": 16},
+        "assets": asset_sizes(),
+        "argon2id_single_hash_ms": argon2_single_hash_ms(),
+        "backends": {},
+    }
+    for backend in BACKENDS:
+        say(f"benchmarking on {backend}")
+        report["backends"][backend] = bench_backend(backend)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
+    subprocess.run([sys.executable, str(ROOT / "bench" / "report.py")], check=True)
+    say("wrote bench/results/latest.json and BENCHMARKS.md")
+
+
+if __name__ == "__main__":
+    main()
