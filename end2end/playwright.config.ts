@@ -46,6 +46,15 @@ export default defineConfig({
       ACCESS_TOKEN_EXPIRE_MINUTES: "1",
       ADMIN_EMAIL: "operator@example.com",
       ADMIN_PASSWORD: "sturdy orchid pinnacle harbor",
+      // The suite signs many accounts up from 127.0.0.1.
+      REGISTRATION_MAX_PER_IP_PER_HOUR: "0",
+      // Sign-in throttling stays real (these are the defaults, set here so a
+      // stray .env or shell variable cannot change them): throttle.spec.ts
+      // needs 5 failures per account; no other spec fails 5 times for one
+      // account, and the whole suite stays far below 100 failures per hour.
+      LOGIN_MAX_FAILURES: "5",
+      LOGIN_WINDOW_MINUTES: "15",
+      LOGIN_IP_MAX_FAILURES_PER_HOUR: "100",
       RUST_LOG: "warn",
     },
   },

@@ -2,6 +2,9 @@
 # Runs the browser tests: Playwright drives the system Chromium against the
 # built server (`cargo leptos build` first), started on a fresh SQLite file.
 # Extra arguments go to `playwright test` (e.g. a file name or --headed).
+# The server's environment is in playwright.config.ts (webServer.env): sign-up
+# throttling off (REGISTRATION_MAX_PER_IP_PER_HOUR=0, the suite signs many
+# accounts up from 127.0.0.1), sign-in throttling at its defaults.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root/end2end"

@@ -1,5 +1,4 @@
-import { expect, test } from "@playwright/test";
-import { OTHER_PASSWORD, PASSWORD, register, signIn, signOut, uniqueEmail } from "./helpers";
+import { expect, OTHER_PASSWORD, PASSWORD, register, signIn, signOut, test, uniqueEmail } from "./helpers";
 
 test("register, land on the profile, sign out, sign in again", async ({ page, context }) => {
   const email = uniqueEmail("flow");

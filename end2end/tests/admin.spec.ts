@@ -1,5 +1,4 @@
-import { expect, test } from "@playwright/test";
-import { ADMIN_EMAIL, ADMIN_PASSWORD, register, signIn, uniqueEmail } from "./helpers";
+import { ADMIN_EMAIL, ADMIN_PASSWORD, expect, register, signIn, test, uniqueEmail } from "./helpers";
 
 test("a regular user gets 403 on the admin pages", async ({ page }) => {
   await register(page, uniqueEmail("regular"));

@@ -1,5 +1,4 @@
-import { expect, test } from "@playwright/test";
-import { register, signIn, uniqueEmail } from "./helpers";
+import { expect, register, signIn, signInAsAdmin, test, uniqueEmail, userIdOf } from "./helpers";
 
 test("a user sees both devices and signs the other one out", async ({ page, browser }) => {
   const email = uniqueEmail("devices");
@@ -26,4 +25,37 @@ test("a user sees both devices and signs the other one out", async ({ page, brow
   await otherPage.goto("/profile");
   await expect(otherPage).toHaveURL(/\/login\?next=%2Fprofile/);
   await other.close();
+
+  // The user's own security activity shows it, newest first, with the
+  // device that did it. The Firefox sign-in is there too.
+  const activity = page.getByTestId("activity-item");
+  await expect(activity.first()).toContainText("Device signed out");
+  await expect(activity.first()).toContainText("just now");
+  await expect(activity.first()).toContainText("127.0.0.1");
+  await expect(activity.filter({ hasText: "Signed in" }).filter({ hasText: "Firefox on Linux" })).toHaveCount(1);
+  await expect(activity.filter({ hasText: "Account created" })).toHaveCount(1);
+
+  // The admin finds it in the audit log, filtered by that user.
+  const admin = await browser.newContext();
+  const adminPage = await admin.newPage();
+  await signInAsAdmin(adminPage);
+  const id = await userIdOf(adminPage, email);
+  await adminPage.getByRole("link", { name: "Security activity" }).click();
+  await expect(adminPage).toHaveURL(new RegExp(`/admin/audit\\?user_id=${id}$`));
+  await expect(adminPage.getByLabel("User id")).toHaveValue(id);
+  const revoked = adminPage.getByTestId("audit-event").filter({ hasText: "Device signed out" });
+  await expect(revoked).toHaveCount(1);
+  await expect(revoked).toHaveAttribute("data-event-type", "session_revoked");
+  // The user did it (actor) to their own account (subject).
+  await expect(revoked.getByRole("link", { name: `User ${id}`, exact: true })).toHaveCount(2);
+  await expect(revoked).toContainText("127.0.0.1");
+
+  // Narrowing to that type keeps the user filter.
+  await adminPage.getByLabel("Event type").selectOption({ label: "Device signed out" });
+  await adminPage.getByRole("button", { name: "Filter" }).click();
+  await expect(adminPage).toHaveURL(new RegExp(`user_id=${id}&event_type=session_revoked`));
+  await expect(adminPage.getByTestId("audit-count")).toHaveText("1 event found");
+  await expect(adminPage.getByTestId("audit-event")).toHaveCount(1);
+  await admin.close();
+
 });

@@ -1,5 +1,4 @@
-import { expect, test } from "@playwright/test";
-import { ADMIN_EMAIL, ADMIN_PASSWORD } from "./helpers";
+import { ADMIN_EMAIL, ADMIN_PASSWORD, expect, test } from "./helpers";
 
 // The API docs work offline: every asset comes from this server, and an
 // authorized call made from the page reaches the API.

@@ -1,4 +1,54 @@
-import { expect, Page } from "@playwright/test";
+import { Browser, BrowserContext, expect, Page, test as base } from "@playwright/test";
+
+/**
+ * The browser's note about a request the server refused (401 wrong
+ * password, 403, 422, 429 throttled...): the specs check those outcomes on
+ * the page themselves.
+ */
+const REFUSED_REQUEST = /^Failed to load resource: the server responded with a status of 4\d\d /;
+
+/**
+ * Collects the uncaught exceptions and console errors of every page of
+ * `context` (a Content-Security-Policy violation or a wasm panic shows up
+ * as one) into `errors`, except `allow`ed messages.
+ */
+export function watchErrors(context: BrowserContext, errors: string[] = [], allow: RegExp = REFUSED_REQUEST): string[] {
+  context.on("weberror", (error) => errors.push(`${error.page()?.url() ?? ""}: ${error.error().message}`));
+  context.on("console", (msg) => {
+    if (msg.type() === "error" && !allow.test(msg.text())) errors.push(`${msg.page()?.url() ?? ""}: ${msg.text()}`);
+  });
+  return errors;
+}
+
+/**
+ * `test` of every spec: fails a test whose pages logged a console error or
+ * threw, in its own context and in any context it opens with
+ * `browser.newContext()` / `browser.newPage()`.
+ */
+export const test = base.extend<{ browserErrors: string[] }>({
+  browserErrors: [
+    async ({ context, browser }, use) => {
+      const errors = watchErrors(context);
+      const newContext = browser.newContext;
+      browser.newContext = async (...args: Parameters<Browser["newContext"]>) =>
+        watchNew(await newContext.apply(browser, args), errors);
+      try {
+        await use(errors);
+      } finally {
+        browser.newContext = newContext;
+      }
+      expect(errors, "console errors or uncaught exceptions in the browser").toEqual([]);
+    },
+    { auto: true },
+  ],
+});
+
+function watchNew(context: BrowserContext, errors: string[]): BrowserContext {
+  watchErrors(context, errors);
+  return context;
+}
+
+export { expect };
 
 export const PASSWORD = "correct horse battery staple";
 export const OTHER_PASSWORD = "violet tundra lantern orbit";
@@ -30,4 +80,18 @@ export async function signIn(page: Page, email: string, password = PASSWORD, pat
 export async function signOut(page: Page) {
   await page.getByRole("button", { name: "Sign out", exact: true }).click();
   await expect(page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Sign in" })).toBeVisible();
+}
+
+/** Signs the admin in on `page` and waits for the profile. */
+export async function signInAsAdmin(page: Page) {
+  await signIn(page, ADMIN_EMAIL, ADMIN_PASSWORD);
+  await expect(page).toHaveURL(/\/profile/);
+}
+
+/** The id of the user with this email, as the admin's user search finds it (admin signed in on `page`). */
+export async function userIdOf(page: Page, email: string): Promise<string> {
+  await page.goto(`/admin/users?q=${encodeURIComponent(email)}`);
+  await page.getByRole("link", { name: email, exact: true }).click();
+  await expect(page).toHaveURL(/\/admin\/users\/\d+/);
+  return page.url().match(/\/admin\/users\/(\d+)/)![1];
 }

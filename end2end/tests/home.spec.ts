@@ -1,4 +1,4 @@
-import { expect, test } from "@playwright/test";
+import { expect, test } from "./helpers";
 
 // The foundation's smoke test: the page is rendered on the server, the wasm
 // bundle hydrates it, the stylesheet applies, and the API answers beside it.

@@ -1,5 +1,4 @@
-import { expect, test } from "@playwright/test";
-import { register, uniqueEmail } from "./helpers";
+import { expect, register, test, uniqueEmail } from "./helpers";
 
 // The e2e server runs with ACCESS_TOKEN_EXPIRE_MINUTES=1: after a minute the
 // access cookie is gone and the next request must rotate the session.

@@ -50,6 +50,25 @@ impl AppError {
         }
     }
 
+    /// The seconds to wait, when this is the brute-force throttle's refusal
+    /// (429, "Too many attempts, try again in N seconds").
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            AppError::Refused {
+                status: 429,
+                message,
+            } => message
+                .split("try again in ")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+                .filter(|seconds| *seconds > 0),
+            _ => None,
+        }
+    }
+
     /// A form field error.
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
         AppError::Invalid {
@@ -74,5 +93,29 @@ impl FromServerFnError for AppError {
             ServerFnErrorErr::Request(_) | ServerFnErrorErr::Response(_) => AppError::Unavailable,
             _ => AppError::Internal,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_throttle_refusal_tells_how_long_to_wait() {
+        let refused = |status, message: &str| AppError::Refused {
+            status,
+            message: message.to_owned(),
+        };
+        assert_eq!(
+            refused(429, "Too many attempts, try again in 27 seconds").retry_after(),
+            Some(27)
+        );
+        assert_eq!(refused(429, "Too many attempts").retry_after(), None);
+        assert_eq!(
+            refused(429, "Too many attempts, try again in 0 seconds").retry_after(),
+            None
+        );
+        assert_eq!(refused(401, "try again in 5 seconds").retry_after(), None);
+        assert_eq!(AppError::Unauthenticated.retry_after(), None);
     }
 }

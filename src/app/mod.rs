@@ -63,6 +63,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/profile") view=pages::profile::ProfilePage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/users") view=pages::admin::UsersPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/users/:id") view=pages::admin::UserPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/audit") view=pages::audit::AuditPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
             <footer class="site-footer">

@@ -4,7 +4,7 @@
 //! (the default encoding), guarded by the CSRF middleware.
 
 use super::error::AppError;
-use crate::domain::{PasswordStrength, SessionView, UserPage, UserView};
+use crate::domain::{AuditPage, PasswordStrength, SessionView, UserPage, UserView};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +22,11 @@ pub struct SiteInfo {
 pub const DEFAULT_PAGE_SIZE: i64 = 20;
 /// Page sizes offered in the admin user list.
 pub const PAGE_SIZES: [i64; 4] = [10, 20, 50, 100];
+/// Events shown in the profile's "Recent security activity".
+pub const RECENT_ACTIVITY: i64 = 20;
+/// The furthest an audit page may start (beyond it, pages are empty anyway).
+#[cfg(feature = "ssr")]
+const MAX_AUDIT_SKIP: i64 = 1_000_000_000;
 
 /// The signed-in user, if any (the navigation bar).
 #[server(prefix = "/fn", endpoint = "current_user")]
@@ -405,4 +410,179 @@ pub async fn delete_user(id: i64, confirm: Option<String>) -> Result<(), AppErro
         .map_err(ctx::service_error)?;
     leptos_axum::redirect("/admin/users?notice=deleted");
     Ok(())
+}
+
+/// The signed-in user's most recent security events (at most
+/// [`RECENT_ACTIVITY`]), newest first, and how many there are in all.
+#[server(prefix = "/fn", endpoint = "my_audit_events")]
+pub async fn my_audit_events() -> Result<AuditPage, AppError> {
+    let actor = ctx::require_actor()?;
+    ctx::state()
+        .services
+        .audit
+        .list_mine(&actor, 0, RECENT_ACTIVITY)
+        .await
+        .map_err(ctx::service_error)
+}
+
+/// Admin: a page of the audit log, newest first. The filters come as the
+/// page's GET form sends them: `user_id` (events this user did or that
+/// concern them), `event_type` (e.g. `login_failed`), `since` and `until`
+/// (`YYYY-MM-DD`, whole UTC days, both included). `skip` events are skipped;
+/// `limit` is one of [`PAGE_SIZES`] (else [`DEFAULT_PAGE_SIZE`]).
+#[server(prefix = "/fn", endpoint = "list_audit_events")]
+pub async fn list_audit_events(
+    user_id: Option<String>,
+    event_type: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    skip: Option<i64>,
+    limit: Option<i64>,
+) -> Result<AuditPage, AppError> {
+    let actor = ctx::require_actor()?;
+    // Not allowed at all comes before a malformed filter.
+    actor.require_admin().map_err(ctx::service_error)?;
+    let query = audit::query(
+        user_id.as_deref(),
+        event_type.as_deref(),
+        since.as_deref(),
+        until.as_deref(),
+    )
+    .map_err(ctx::fail)?;
+    let limit = limit
+        .filter(|n| PAGE_SIZES.contains(n))
+        .unwrap_or(DEFAULT_PAGE_SIZE);
+    let skip = skip.unwrap_or(0).clamp(0, MAX_AUDIT_SKIP);
+    ctx::state()
+        .services
+        .audit
+        .list(&actor, query, skip, limit)
+        .await
+        .map_err(ctx::service_error)
+}
+
+/// Reading the audit filters of the admin page.
+#[cfg(feature = "ssr")]
+mod audit {
+    use super::AppError;
+    use crate::{domain::AuditEventType, services::AuditQuery};
+    use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+
+    fn filled(value: Option<&str>) -> Option<&str> {
+        value.map(str::trim).filter(|v| !v.is_empty())
+    }
+
+    /// A `YYYY-MM-DD` date input.
+    fn day(field: &str, value: Option<&str>) -> Result<Option<NaiveDate>, AppError> {
+        filled(value)
+            .map(|v| {
+                NaiveDate::parse_from_str(v, "%Y-%m-%d")
+                    .map_err(|_| AppError::invalid(field, "Enter a date as YYYY-MM-DD"))
+            })
+            .transpose()
+    }
+
+    /// The first instant of a UTC day.
+    pub fn start_of_day(day: NaiveDate) -> DateTime<Utc> {
+        day.and_time(NaiveTime::MIN).and_utc()
+    }
+
+    /// The last instant of a UTC day that both databases store (microseconds).
+    pub fn end_of_day(day: NaiveDate) -> DateTime<Utc> {
+        let last = NaiveTime::from_hms_micro_opt(23, 59, 59, 999_999).unwrap_or(NaiveTime::MIN);
+        day.and_time(last).and_utc()
+    }
+
+    /// The service query of the form's values (empty values are no filter).
+    pub fn query(
+        user_id: Option<&str>,
+        event_type: Option<&str>,
+        since: Option<&str>,
+        until: Option<&str>,
+    ) -> Result<AuditQuery, AppError> {
+        let user_id = filled(user_id)
+            .map(|v| {
+                v.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
+                    AppError::invalid("user_id", "Enter a user id (a positive whole number)")
+                })
+            })
+            .transpose()?;
+        let event_type = filled(event_type)
+            .map(|v| {
+                v.parse::<AuditEventType>().map_err(|_| {
+                    AppError::invalid("event_type", "Choose an event type from the list")
+                })
+            })
+            .transpose()?;
+        let since = day("since", since)?;
+        let until = day("until", until)?;
+        if let (Some(since), Some(until)) = (since, until) {
+            if until < since {
+                return Err(AppError::invalid(
+                    "until",
+                    "The end date is before the start date",
+                ));
+            }
+        }
+        Ok(AuditQuery {
+            user_id,
+            event_type,
+            since: since.map(start_of_day),
+            until: until.map(end_of_day),
+        })
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn dates_become_whole_utc_days() {
+            let q = query(None, None, Some("2026-01-31"), Some(" 2026-01-31 ")).expect("valid");
+            assert_eq!(
+                q.since.map(|t| t.to_rfc3339()).as_deref(),
+                Some("2026-01-31T00:00:00+00:00")
+            );
+            assert_eq!(
+                q.until.map(|t| t.to_rfc3339()).as_deref(),
+                Some("2026-01-31T23:59:59.999999+00:00")
+            );
+            assert_eq!((q.user_id, q.event_type), (None, None));
+        }
+
+        #[test]
+        fn empty_values_are_no_filter() {
+            let q = query(Some(""), Some(" "), Some(""), None).expect("valid");
+            assert!(
+                q.user_id.is_none()
+                    && q.event_type.is_none()
+                    && q.since.is_none()
+                    && q.until.is_none()
+            );
+            let q = query(Some("12"), Some("session_revoked"), None, None).expect("valid");
+            assert_eq!(q.user_id, Some(12));
+            assert_eq!(q.event_type, Some(AuditEventType::SessionRevoked));
+        }
+
+        #[test]
+        fn malformed_values_name_their_field() {
+            let field = |r: Result<AuditQuery, AppError>| match r {
+                Err(AppError::Invalid { field, .. }) => field,
+                other => panic!("expected a field error, got {other:?}"),
+            };
+            assert_eq!(field(query(Some("abc"), None, None, None)), "user_id");
+            assert_eq!(field(query(Some("0"), None, None, None)), "user_id");
+            assert_eq!(field(query(Some("-3"), None, None, None)), "user_id");
+            assert_eq!(
+                field(query(None, Some("LoginFailed"), None, None)),
+                "event_type"
+            );
+            assert_eq!(field(query(None, None, Some("2026-02-30"), None)), "since");
+            assert_eq!(field(query(None, None, None, Some("31/01/2026"))), "until");
+            assert_eq!(
+                field(query(None, None, Some("2026-02-01"), Some("2026-01-31"))),
+                "until"
+            );
+        }
+    }
 }

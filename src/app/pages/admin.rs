@@ -43,6 +43,7 @@ pub fn UsersPage() -> impl IntoView {
                 match page.await {
                     Ok(result) => view! {
                         <section class="card">
+                            <AdminNav current="users"/>
                             <h1>"Users"</h1>
                             <Filters/>
                             <UserTable page=result.clone()/>
@@ -87,23 +88,41 @@ fn Filters() -> impl IntoView {
 
 /// A filter with an "Any" choice (empty value) and the given options.
 #[component]
-fn FilterSelect(
+pub fn FilterSelect(
     name: &'static str,
     label: &'static str,
     selected: String,
-    options: &'static [(&'static str, &'static str)],
+    #[prop(into)] options: Vec<(&'static str, &'static str)>,
+    /// What is wrong with the value given, if anything.
+    #[prop(default = None)]
+    error: Option<String>,
 ) -> impl IntoView {
+    let error_id = format!("{name}-error");
+    let invalid = if error.is_some() { "true" } else { "false" };
     view! {
         <div class="field">
             <label for=name>{label}</label>
-            <select id=name name=name>
+            <select id=name name=name aria-invalid=invalid aria-describedby=error_id.clone()>
                 <option value="" selected=selected.is_empty()>"Any"</option>
                 {options
-                    .iter()
-                    .map(|(value, text)| view! { <option value=*value selected=selected == *value>{*text}</option> })
+                    .into_iter()
+                    .map(|(value, text)| view! { <option value=value selected=selected == value>{text}</option> })
                     .collect_view()}
             </select>
+            <p class="field-error" id=error_id role="alert">{error}</p>
         </div>
+    }
+}
+
+/// Links between the admin pages; `current` is "users" or "audit".
+#[component]
+pub fn AdminNav(current: &'static str) -> impl IntoView {
+    let here = move |page: &str| (current == page).then_some("page");
+    view! {
+        <nav class="subnav" aria-label="Administration">
+            <a href="/admin/users" aria-current=here("users")>"Users"</a>
+            <a href="/admin/audit" aria-current=here("audit")>"Audit log"</a>
+        </nav>
     }
 }
 
@@ -276,6 +295,10 @@ fn UserDetails(user: UserView) -> impl IntoView {
                 <dt>"Created"</dt><dd>{user.created_at.format("%Y-%m-%d %H:%M UTC").to_string()}</dd>
                 <dt>"Updated"</dt><dd>{user.updated_at.format("%Y-%m-%d %H:%M UTC").to_string()}</dd>
             </dl>
+            <p>
+                <a href=format!("/admin/audit?user_id={id}") data-testid="user-activity-link">"Security activity"</a>
+                " · sign-ins, sign-outs and changes done by or to this user"
+            </p>
             <p class="muted">
                 "The app always keeps at least one active admin: the last one cannot be demoted, deactivated or deleted. "
                 "Make another user an admin first."
@@ -333,7 +356,9 @@ fn UserDetails(user: UserView) -> impl IntoView {
 #[component]
 fn UserSessions(id: i64) -> impl IntoView {
     let version = expect_context::<DataVersion>().0;
-    let sessions = Resource::new(move || version.get(), move |_| user_sessions(id));
+    // Reference-counted: a load still pending when the page re-renders this
+    // section must not touch a disposed resource.
+    let sessions = ArcResource::new(move || version.get(), move |_| user_sessions(id));
     let sign_out = ServerAction::<SignOutUser>::new();
     refresh_after(sign_out);
     let error = action_error(sign_out);
@@ -342,7 +367,9 @@ fn UserSessions(id: i64) -> impl IntoView {
             <h2>"Sessions"</h2>
             <FormError error/>
             <Suspense fallback=|| view! { <p>"Loading…"</p> }>
-                {move || Suspend::new(async move {
+                {move || {
+                    let sessions = sessions.clone();
+                    Suspend::new(async move {
                     match sessions.await {
                         Ok(list) if list.is_empty() => view! { <p class="muted" data-testid="user-sessions">"Not signed in anywhere."</p> }.into_any(),
                         Ok(list) => {
@@ -370,7 +397,7 @@ fn UserSessions(id: i64) -> impl IntoView {
                         }
                         Err(err) => view! { <p class="form-error" role="alert">{err.to_string()}</p> }.into_any(),
                     }
-                })}
+                })}}
             </Suspense>
         </section>
     }

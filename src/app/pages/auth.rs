@@ -1,6 +1,7 @@
 use crate::{
     app::{
         components::{action_error, refresh_after, Field, FormError, Submit},
+        error::AppError,
         server::{check_password_strength, get_site_info, Login, Register},
     },
     domain::PasswordStrength,
@@ -11,7 +12,9 @@ use leptos_router::hooks::use_query_map;
 use std::time::Duration;
 
 /// `/login`: email and password; honours `?next=` (same-site paths only,
-/// checked on the server).
+/// checked on the server). When sign-in is throttled the error says how long
+/// to wait; with JavaScript the submit button also counts the seconds down
+/// and stays disabled until then.
 #[component]
 pub fn LoginPage() -> impl IntoView {
     let query = use_query_map();
@@ -19,20 +22,96 @@ pub fn LoginPage() -> impl IntoView {
     let action = ServerAction::<Login>::new();
     refresh_after(action);
     let error = action_error(action);
+    let wait = throttle_countdown(error);
+    // Once the wait is over, its stale "try again in N seconds" gives way
+    // to a status saying so.
+    let shown_error = Signal::derive(move || {
+        error
+            .get()
+            .filter(|e| !(wait.over.get() && e.retry_after().is_some()))
+    });
+    let pending = action.pending();
+    let disabled = move || pending.get() || wait.seconds.get() > 0;
     view! {
         <Title text="Sign in"/>
         <section class="card narrow">
             <h1>"Sign in"</h1>
             <ActionForm action=action>
                 <input type="hidden" name="next" value=next/>
-                <FormError error/>
+                <FormError error=shown_error/>
+                <Show when=move || wait.over.get()>
+                    <p class="notice" role="status" data-testid="throttle-over">"The wait is over: you can try signing in again."</p>
+                </Show>
                 <Field name="email" label="Email" kind="email" autocomplete="email" error/>
                 <Field name="password" label="Password" kind="password" autocomplete="current-password" error/>
-                <Submit pending=action.pending().into() label="Sign in" busy="Signing in…"/>
+                <button type="submit" class="button" disabled=disabled aria-busy=move || pending.get().to_string()>
+                    {move || match (pending.get(), wait.seconds.get()) {
+                        (true, _) => "Signing in…".to_owned(),
+                        (false, 0) => "Sign in".to_owned(),
+                        (false, seconds) => format!("Sign in ({seconds} s)"),
+                    }}
+                </button>
             </ActionForm>
             <p class="muted">"No account yet? "<a href="/register">"Create one"</a></p>
         </section>
     }
+}
+
+/// The browser-side countdown of a throttled sign-in.
+#[derive(Clone, Copy)]
+struct Countdown {
+    /// Whole seconds left (0: no wait).
+    seconds: RwSignal<u64>,
+    /// Whether a wait has just run out (and no newer answer came since).
+    over: RwSignal<bool>,
+}
+
+/// Counts down the wait named by a throttled sign-in's error. Effects run
+/// only in the browser, so the server-rendered page (and a plain no-JS
+/// post) simply shows the message.
+fn throttle_countdown(error: Signal<Option<AppError>>) -> Countdown {
+    let countdown = Countdown {
+        seconds: RwSignal::new(0),
+        over: RwSignal::new(false),
+    };
+    let ticker = StoredValue::new(None::<IntervalHandle>);
+    let stop = move || {
+        if let Some(handle) = ticker.try_update_value(Option::take).flatten() {
+            handle.clear();
+        }
+    };
+    Effect::new(move |_| {
+        let retry_after = error.get().and_then(|e| e.retry_after());
+        stop();
+        countdown.over.set(false);
+        let Some(total) = retry_after else {
+            countdown.seconds.set(0);
+            return;
+        };
+        // Measured against the clock, so a throttled background tab still
+        // ends the wait on time.
+        let deadline = chrono::Utc::now() + chrono::Duration::seconds(total.min(86_400) as i64);
+        let left = move || {
+            let millis = (deadline - chrono::Utc::now()).num_milliseconds().max(0);
+            (millis as u64).div_ceil(1000)
+        };
+        countdown.seconds.set(left());
+        let handle = set_interval_with_handle(
+            move || {
+                let seconds = left();
+                countdown.seconds.set(seconds);
+                if seconds == 0 {
+                    countdown.over.set(true);
+                    stop();
+                }
+            },
+            Duration::from_millis(250),
+        )
+        .ok();
+        ticker.set_value(handle);
+    });
+    on_cleanup(stop);
+    countdown
 }
 
 /// `/register`: email, password (with a live strength meter driven by the
@@ -86,12 +165,15 @@ fn RegisterForm(min_length: usize) -> impl IntoView {
         }
         let handle = set_timeout_with_handle(
             move || {
-                let mail = email.get_untracked();
+                // The form may be gone by now (e.g. submitted at once).
+                let Some(mail) = email.try_get_untracked() else {
+                    return;
+                };
                 spawn_local(async move {
                     if let Ok(verdict) = check_password_strength(pw.clone(), mail).await {
                         // Ignore answers about a password that has changed since.
-                        if password.get_untracked() == pw {
-                            strength.set(Some(verdict));
+                        if password.try_get_untracked().as_ref() == Some(&pw) {
+                            strength.try_set(Some(verdict));
                         }
                     }
                 });
@@ -101,6 +183,35 @@ fn RegisterForm(min_length: usize) -> impl IntoView {
         .ok();
         timer.set_value(handle);
     };
+    on_cleanup(move || {
+        if let Some(handle) = timer.try_update_value(Option::take).flatten() {
+            handle.clear();
+        }
+    });
+    // Whatever was typed before the page became interactive (while the
+    // wasm loaded) counts too.
+    let (email_input, password_input, confirm_input) = (
+        NodeRef::<leptos::html::Input>::new(),
+        NodeRef::<leptos::html::Input>::new(),
+        NodeRef::<leptos::html::Input>::new(),
+    );
+    Effect::new(move |done: Option<bool>| {
+        if done == Some(true) {
+            return true;
+        }
+        let (Some(mail), Some(pw), Some(again)) =
+            (email_input.get(), password_input.get(), confirm_input.get())
+        else {
+            return false;
+        };
+        set_email.set(mail.value());
+        set_confirm.set(again.value());
+        if !pw.value().is_empty() {
+            set_password.set(pw.value());
+            check();
+        }
+        true
+    });
     let mismatch = move || !confirm.get().is_empty() && confirm.get() != password.get();
     let password_error = move || error.get().and_then(|e| e.for_field("password"));
     let confirm_error = move || {
@@ -115,7 +226,7 @@ fn RegisterForm(min_length: usize) -> impl IntoView {
             <FormError error/>
             <div class="field">
                 <label for="email">"Email"</label>
-                <input id="email" name="email" type="email" autocomplete="email" required
+                <input id="email" name="email" type="email" autocomplete="email" required node_ref=email_input
                     aria-describedby="email-error"
                     aria-invalid=move || error.get().and_then(|e| e.for_field("email")).is_some().to_string()
                     on:input=move |ev| { set_email.set(event_target_value(&ev)); check(); }/>
@@ -123,7 +234,7 @@ fn RegisterForm(min_length: usize) -> impl IntoView {
             </div>
             <div class="field">
                 <label for="password">"Password"</label>
-                <input id="password" name="password" type="password" autocomplete="new-password" required
+                <input id="password" name="password" type="password" autocomplete="new-password" required node_ref=password_input
                     minlength=min_length maxlength="128" aria-describedby="password-help password-error strength"
                     aria-invalid=move || password_error().is_some().to_string()
                     on:input=move |ev| { set_password.set(event_target_value(&ev)); check(); }/>
@@ -135,7 +246,7 @@ fn RegisterForm(min_length: usize) -> impl IntoView {
             </div>
             <div class="field">
                 <label for="confirm">"Confirm password"</label>
-                <input id="confirm" name="confirm" type="password" autocomplete="new-password" required
+                <input id="confirm" name="confirm" type="password" autocomplete="new-password" required node_ref=confirm_input
                     aria-describedby="confirm-error" aria-invalid=move || confirm_error().is_some().to_string()
                     on:input=move |ev| set_confirm.set(event_target_value(&ev))/>
                 <p class="field-error" id="confirm-error" role="alert">{confirm_error}</p>

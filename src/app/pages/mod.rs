@@ -1,6 +1,7 @@
 //! One module per area of the site.
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod errors;
 pub mod home;

@@ -2,12 +2,12 @@ use crate::{
     app::{
         components::{action_error, page_error, refresh_after, Field, FormError, Submit},
         server::{
-            my_account, my_sessions, ChangeEmail, ChangePassword, DeleteAccount, EndOtherSessions,
-            EndSession,
+            my_account, my_audit_events, my_sessions, ChangeEmail, ChangePassword, DeleteAccount,
+            EndOtherSessions, EndSession,
         },
         DataVersion,
     },
-    domain::{device_name, time_ago, SessionView},
+    domain::{device_name, time_ago, AuditEventView, SessionView},
 };
 use leptos::{form::ActionForm, prelude::*};
 use leptos_meta::Title;
@@ -37,6 +37,7 @@ pub fn ProfilePage() -> impl IntoView {
                             </dl>
                         </section>
                         <Devices/>
+                        <RecentActivity/>
                         <ChangeEmailForm/>
                         <ChangePasswordForm/>
                         <DeleteAccountForm/>
@@ -116,7 +117,9 @@ fn DeleteAccountForm() -> impl IntoView {
 fn Devices() -> impl IntoView {
     let location = use_location();
     let version = expect_context::<DataVersion>().0;
-    let sessions = Resource::new(
+    // Reference-counted: a load still pending when the page re-renders this
+    // section must not touch a disposed resource.
+    let sessions = ArcResource::new(
         move || (location.search.get(), version.get()),
         |_| my_sessions(),
     );
@@ -135,7 +138,9 @@ fn Devices() -> impl IntoView {
             <p class="muted">"Where you are signed in. Sign out any device you do not recognise."</p>
             <FormError error/>
             <Suspense fallback=|| view! { <p>"Loading…"</p> }>
-                {move || Suspend::new(async move {
+                {move || {
+                    let sessions = sessions.clone();
+                    Suspend::new(async move {
                     match sessions.await {
                         Ok(list) => {
                             let others = list.iter().filter(|s| !s.current).count();
@@ -154,7 +159,7 @@ fn Devices() -> impl IntoView {
                         }
                         Err(err) => page_error(err),
                     }
-                })}
+                })}}
             </Suspense>
         </section>
     }
@@ -191,6 +196,74 @@ fn DeviceRow(
                     <button type="submit" class="button secondary small" aria-label=button_label>"Sign out"</button>
                 </ActionForm>
             })}
+        </li>
+    }
+}
+
+/// The latest security events of the user's account (sign-ins, failed
+/// attempts, changes), so they can spot what they did not do.
+#[component]
+fn RecentActivity() -> impl IntoView {
+    let location = use_location();
+    let version = expect_context::<DataVersion>().0;
+    // Reference-counted, like the devices' list.
+    let events = ArcResource::new(
+        move || (location.search.get(), version.get()),
+        |_| my_audit_events(),
+    );
+    view! {
+        <section class="card" aria-labelledby="activity-heading">
+            <h2 id="activity-heading">"Recent security activity"</h2>
+            <p class="muted">
+                "Sign-ins, failed attempts and changes to your account. "
+                "If you see something you did not do, change your password and sign out your other devices."
+            </p>
+            <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+                {move || {
+                    let events = events.clone();
+                    Suspend::new(async move {
+                    match events.await {
+                        Ok(page) if page.events.is_empty() => view! {
+                            <p class="muted" data-testid="activity">"Nothing yet."</p>
+                        }
+                        .into_any(),
+                        Ok(page) => {
+                            let now = chrono::Utc::now();
+                            let more = page.total - page.events.len() as i64;
+                            view! {
+                                <ul class="activity" data-testid="activity">
+                                    {page.events.into_iter().map(|event| view! { <ActivityRow event now/> }).collect_view()}
+                                </ul>
+                                {(more > 0).then(|| view! {
+                                    <p class="muted">{format!("Showing the latest {} of {} events.", page.limit, page.total)}</p>
+                                })}
+                            }
+                            .into_any()
+                        }
+                        Err(err) => page_error(err),
+                    }
+                })}}
+            </Suspense>
+        </section>
+    }
+}
+
+#[component]
+fn ActivityRow(event: AuditEventView, now: chrono::DateTime<chrono::Utc>) -> impl IntoView {
+    let device = device_name(event.user_agent.as_deref());
+    let address = event
+        .ip
+        .clone()
+        .unwrap_or_else(|| "unknown address".to_owned());
+    view! {
+        <li class="activity-item" data-testid="activity-item" data-event-type=event.event_type.as_str()>
+            <strong>{event.summary()}</strong>
+            <p class="muted">
+                <time datetime=event.at.to_rfc3339() title=event.at.format("%Y-%m-%d %H:%M:%S UTC").to_string()>
+                    {time_ago(event.at, now)}
+                </time>
+                {format!(" · {device} · {address}")}
+            </p>
         </li>
     }
 }
