@@ -1,15 +1,21 @@
-//! Command-line interface.
+//! Command-line interface: `serve` (the default), `migrate`, `create-admin`
+//! and `config check`.
 
 use crate::{
-    config::Config,
+    config::{Config, LogFormat},
     db::Pool,
     services::{ServiceError, Services},
     startup::{shutdown_signal, Application},
+    telemetry::{Output, DEFAULT_FILTER},
 };
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use secrecy::SecretString;
-use std::{io::BufRead, process::ExitCode};
+use std::{
+    io::{BufRead, Write},
+    process::ExitCode,
+};
+use tracing_subscriber::EnvFilter;
 
 /// leptos-auth: user management and authentication (pages and JSON API).
 #[derive(Parser)]
@@ -34,19 +40,41 @@ enum Command {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print every setting as NAME=value (secrets as ***); exit non-zero,
+    /// naming the variable, when a setting is invalid.
+    Check,
 }
 
 /// Parses the command line and runs the command.
 pub async fn run() -> ExitCode {
-    crate::telemetry::init();
     let cli = Cli::parse();
-    let result = match cli.command.unwrap_or(Command::Serve) {
+    let command = cli.command.unwrap_or(Command::Serve);
+    // The server's logs are its output; other commands print their result
+    // on stdout and log to stderr.
+    let output = match command {
+        Command::Serve => Output::Stdout,
+        _ => Output::Stderr,
+    };
+    crate::telemetry::init(LogFormat::from_env(), output);
+    let result = match command {
         Command::Serve => serve().await,
         Command::Migrate => migrate().await,
         Command::CreateAdmin {
             email,
             password_stdin,
         } => create_admin(&email, password_stdin).await,
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => config_check(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -64,6 +92,25 @@ async fn serve() -> anyhow::Result<()> {
         .await?
         .run_until(shutdown_signal())
         .await
+}
+
+/// Validates the configuration the way startup does (without touching the
+/// database) and prints it, secrets masked.
+fn config_check() -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    let rust_log = std::env::var("RUST_LOG").unwrap_or_else(|_| DEFAULT_FILTER.to_owned());
+    EnvFilter::try_new(&rust_log)
+        .map_err(|e| anyhow::anyhow!("invalid configuration: RUST_LOG: {e}"))?;
+    let site_root = crate::startup::leptos_options(&config)
+        .context("invalid configuration: LEPTOS_* settings")?
+        .site_root;
+    let mut out = std::io::stdout().lock();
+    for (name, value) in config.settings() {
+        writeln!(out, "{name}={value}")?;
+    }
+    writeln!(out, "LEPTOS_SITE_ROOT={site_root}")?;
+    writeln!(out, "RUST_LOG={rust_log}")?;
+    Ok(())
 }
 
 async fn migrate() -> anyhow::Result<()> {

@@ -43,6 +43,39 @@ pub enum AppEnv {
     Production,
 }
 
+/// How log lines are written (`LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable `key=value` lines: the development default.
+    Pretty,
+    /// One JSON object per line, for log collectors: the production default.
+    Json,
+}
+
+impl LogFormat {
+    /// The name used in `LOG_FORMAT`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Pretty => "pretty",
+            LogFormat::Json => "json",
+        }
+    }
+
+    /// `LOG_FORMAT` as the process environment (and `.env`) sets it, for the
+    /// logger, which starts before the rest of the configuration is read. An
+    /// invalid value falls back to the default here; reading the
+    /// configuration then reports it.
+    pub fn from_env() -> LogFormat {
+        let _ = dotenvy::dotenv();
+        let get = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let app_env = app_env(&get).unwrap_or(AppEnv::Development);
+        log_format(&get, app_env).unwrap_or(match app_env {
+            AppEnv::Development => LogFormat::Pretty,
+            AppEnv::Production => LogFormat::Json,
+        })
+    }
+}
+
 /// The database connection string. `Debug` and `Display` hide the password.
 #[derive(Clone)]
 pub struct DatabaseUrl(SecretString);
@@ -56,19 +89,38 @@ impl DatabaseUrl {
     pub fn expose(&self) -> &str {
         self.0.expose_secret()
     }
-    /// The URL with any password replaced by `***`.
+    /// The URL with any password replaced by `***`: the one after the user
+    /// name and any `password=` query parameter.
     pub fn masked(&self) -> String {
         let url = self.expose();
         let Some((scheme, rest)) = url.split_once("://") else {
             return url.to_owned();
         };
-        match rest.split_once('@') {
+        // The last `@`: a password may contain an unescaped `@`. When a
+        // path or query has one too, more is hidden than needed, never less.
+        let rest = match rest.rsplit_once('@') {
             Some((userinfo, host)) if userinfo.contains(':') => {
                 let user = userinfo.split(':').next().unwrap_or_default();
-                format!("{scheme}://{user}:***@{host}")
+                format!("{user}:***@{host}")
             }
-            _ => url.to_owned(),
-        }
+            _ => rest.to_owned(),
+        };
+        let rest = match rest.split_once('?') {
+            Some((base, query)) => {
+                let query: Vec<String> = query
+                    .split('&')
+                    .map(|pair| match pair.split_once('=') {
+                        Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                            format!("{key}=***")
+                        }
+                        _ => pair.to_owned(),
+                    })
+                    .collect();
+                format!("{base}?{}", query.join("&"))
+            }
+            None => rest,
+        };
+        format!("{scheme}://{rest}")
     }
 }
 
@@ -202,6 +254,16 @@ pub struct Config {
     /// `__Host-` prefix (default true; browsers accept them on http://localhost).
     /// Set false only for plain-http hosts other than localhost.
     pub cookie_secure: bool,
+    /// `LOG_FORMAT`: `pretty` or `json` (default `pretty` in development,
+    /// `json` in production).
+    pub log_format: LogFormat,
+    /// `METRICS_ADDR`: where Prometheus metrics are served at `/metrics`, on
+    /// a listener of their own so they need not be exposed with the site.
+    /// Unset (default): no metrics.
+    pub metrics_addr: Option<SocketAddr>,
+    /// `SHUTDOWN_TIMEOUT_SECONDS` (default 20): on SIGTERM or Ctrl-C, how long
+    /// requests in flight may take to finish before the server stops anyway.
+    pub shutdown_timeout: Duration,
 }
 
 impl Config {
@@ -221,16 +283,8 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
 
-        let app_env = match get("APP_ENV").as_deref().map(str::trim) {
-            None | Some("development") | Some("dev") => AppEnv::Development,
-            Some("production") | Some("prod") => AppEnv::Production,
-            Some(other) => {
-                return Err(ConfigError::new(
-                    "APP_ENV",
-                    format!("expected 'development' or 'production', got {other:?}"),
-                ))
-            }
-        };
+        let app_env = app_env(&get)?;
+        let log_format = log_format(&get, app_env)?;
         let data_dir = PathBuf::from(get("DATA_DIR").unwrap_or_else(|| "data".to_owned()));
         let database_url = DatabaseUrl::new(
             get("DATABASE_URL")
@@ -355,6 +409,35 @@ impl Config {
             ));
         }
 
+        let site_addr = parse_or(
+            &get,
+            "LEPTOS_SITE_ADDR",
+            SocketAddr::from(([127, 0, 0, 1], 3000)),
+        )?;
+        let metrics_addr: Option<SocketAddr> = get("METRICS_ADDR")
+            .map(|raw| {
+                raw.trim().parse().map_err(|e| {
+                    ConfigError::new(
+                        "METRICS_ADDR",
+                        format!("{raw:?} is not valid: {e} (expected e.g. 127.0.0.1:9100)"),
+                    )
+                })
+            })
+            .transpose()?;
+        if metrics_addr.is_some_and(|addr| addr == site_addr && addr.port() != 0) {
+            return Err(ConfigError::new(
+                "METRICS_ADDR",
+                "must differ from LEPTOS_SITE_ADDR (metrics get a listener of their own)",
+            ));
+        }
+        let shutdown_seconds: u64 = parse_or(&get, "SHUTDOWN_TIMEOUT_SECONDS", 20)?;
+        if !(1..=3600).contains(&shutdown_seconds) {
+            return Err(ConfigError::new(
+                "SHUTDOWN_TIMEOUT_SECONDS",
+                "must be between 1 and 3600",
+            ));
+        }
+
         let cors_origins = get("BACKEND_CORS_ORIGINS")
             .map(|raw| {
                 raw.split(',')
@@ -398,13 +481,121 @@ impl Config {
             password_min_length,
             argon2,
             cors_origins,
-            site_addr: parse_or(
-                &get,
-                "LEPTOS_SITE_ADDR",
-                SocketAddr::from(([127, 0, 0, 1], 3000)),
-            )?,
+            site_addr,
             cookie_secure: parse_bool_or(&get, "COOKIE_SECURE", true)?,
+            log_format,
+            metrics_addr,
+            shutdown_timeout: Duration::from_secs(shutdown_seconds),
         })
+    }
+
+    /// Every setting as `(variable, value)`, in the order of the README,
+    /// with secrets (`JWT_SECRET`, `ADMIN_PASSWORD`, the password in
+    /// `DATABASE_URL`) shown as `***`: what `leptos-auth config check` prints.
+    pub fn settings(&self) -> Vec<(&'static str, String)> {
+        const MASK: &str = "***";
+        let join = |items: Vec<String>| items.join(",");
+        let throttle = &self.throttle;
+        vec![
+            (
+                "APP_ENV",
+                match self.app_env {
+                    AppEnv::Development => "development",
+                    AppEnv::Production => "production",
+                }
+                .to_owned(),
+            ),
+            ("DATA_DIR", self.data_dir.display().to_string()),
+            ("DATABASE_URL", self.database_url.masked()),
+            (
+                "DATABASE_MAX_CONNECTIONS",
+                self.database_max_connections.to_string(),
+            ),
+            ("JWT_SECRET", MASK.to_owned()),
+            ("JWT_ISSUER", self.jwt_issuer.clone()),
+            ("JWT_AUDIENCE", self.jwt_audience.clone()),
+            (
+                "ACCESS_TOKEN_EXPIRE_MINUTES",
+                (self.access_token_ttl.as_secs() / 60).to_string(),
+            ),
+            (
+                "SESSION_IDLE_DAYS",
+                (self.session_idle.as_secs() / DAY).to_string(),
+            ),
+            (
+                "SESSION_MAX_DAYS",
+                (self.session_max.as_secs() / DAY).to_string(),
+            ),
+            (
+                "LOGIN_MAX_FAILURES",
+                throttle.login_max_failures.to_string(),
+            ),
+            (
+                "LOGIN_WINDOW_MINUTES",
+                (throttle.login_window.as_secs() / 60).to_string(),
+            ),
+            (
+                "LOGIN_IP_MAX_FAILURES_PER_HOUR",
+                throttle.login_ip_max_failures_per_hour.to_string(),
+            ),
+            (
+                "REGISTRATION_MAX_PER_IP_PER_HOUR",
+                throttle.registration_max_per_ip_per_hour.to_string(),
+            ),
+            (
+                "REFRESH_IP_MAX_FAILURES_PER_HOUR",
+                throttle.refresh_ip_max_failures_per_hour.to_string(),
+            ),
+            (
+                "TRUSTED_PROXIES",
+                join(self.trusted_proxies.iter().map(|n| n.to_string()).collect()),
+            ),
+            (
+                "AUDIT_RETENTION_DAYS",
+                self.audit_retention
+                    .map_or(0, |d| d.as_secs() / DAY)
+                    .to_string(),
+            ),
+            (
+                "MAINTENANCE_INTERVAL_SECONDS",
+                self.maintenance_interval.as_secs().to_string(),
+            ),
+            ("ALLOW_REGISTRATION", self.allow_registration.to_string()),
+            (
+                "ADMIN_EMAIL",
+                self.admin_email
+                    .as_ref()
+                    .map(|e| e.as_str().to_owned())
+                    .unwrap_or_default(),
+            ),
+            (
+                "ADMIN_PASSWORD",
+                self.admin_password
+                    .as_ref()
+                    .map(|_| MASK.to_owned())
+                    .unwrap_or_default(),
+            ),
+            ("PASSWORD_MIN_LENGTH", self.password_min_length.to_string()),
+            ("ARGON2_MEMORY_KIB", self.argon2.memory_kib.to_string()),
+            ("ARGON2_ITERATIONS", self.argon2.iterations.to_string()),
+            ("ARGON2_PARALLELISM", self.argon2.parallelism.to_string()),
+            (
+                "ARGON2_MAX_CONCURRENT",
+                self.argon2.max_concurrent.to_string(),
+            ),
+            ("COOKIE_SECURE", self.cookie_secure.to_string()),
+            ("BACKEND_CORS_ORIGINS", join(self.cors_origins.clone())),
+            ("LEPTOS_SITE_ADDR", self.site_addr.to_string()),
+            ("LOG_FORMAT", self.log_format.as_str().to_owned()),
+            (
+                "METRICS_ADDR",
+                self.metrics_addr.map(|a| a.to_string()).unwrap_or_default(),
+            ),
+            (
+                "SHUTDOWN_TIMEOUT_SECONDS",
+                self.shutdown_timeout.as_secs().to_string(),
+            ),
+        ]
     }
 
     /// The password policy these settings describe.
@@ -414,6 +605,37 @@ impl Config {
 }
 
 const DAY: u64 = 24 * 3600;
+
+fn app_env(get: &impl Fn(&str) -> Option<String>) -> Result<AppEnv, ConfigError> {
+    match get("APP_ENV").as_deref().map(str::trim) {
+        None | Some("development") | Some("dev") => Ok(AppEnv::Development),
+        Some("production") | Some("prod") => Ok(AppEnv::Production),
+        Some(other) => Err(ConfigError::new(
+            "APP_ENV",
+            format!("expected 'development' or 'production', got {other:?}"),
+        )),
+    }
+}
+
+/// `LOG_FORMAT`; unset: pretty in development, JSON in production.
+fn log_format(
+    get: &impl Fn(&str) -> Option<String>,
+    app_env: AppEnv,
+) -> Result<LogFormat, ConfigError> {
+    match get("LOG_FORMAT")
+        .map(|v| v.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None if app_env == AppEnv::Production => Ok(LogFormat::Json),
+        None => Ok(LogFormat::Pretty),
+        Some("pretty") => Ok(LogFormat::Pretty),
+        Some("json") => Ok(LogFormat::Json),
+        Some(other) => Err(ConfigError::new(
+            "LOG_FORMAT",
+            format!("expected 'pretty' or 'json', got {other:?}"),
+        )),
+    }
+}
 
 /// `SESSION_IDLE_DAYS`, or its older name `REFRESH_TOKEN_EXPIRE_DAYS`.
 fn session_idle_days(get: &impl Fn(&str) -> Option<String>) -> Result<u64, ConfigError> {
@@ -604,6 +826,87 @@ mod tests {
         assert!(config.allow_registration);
         assert_eq!(config.argon2.memory_kib, 19_456);
         assert!(config.cors_origins.is_empty());
+        assert_eq!(config.log_format, LogFormat::Pretty);
+        assert_eq!(config.metrics_addr, None);
+        assert_eq!(config.shutdown_timeout, Duration::from_secs(20));
+    }
+
+    #[test]
+    fn logs_are_json_in_production_unless_told_otherwise() {
+        let production = [("JWT_SECRET", SECRET), ("APP_ENV", "production")];
+        let config = config_from(&production).expect("valid");
+        assert_eq!(config.log_format, LogFormat::Json);
+        let config =
+            config_from(&[production[0], production[1], ("LOG_FORMAT", "Pretty")]).expect("valid");
+        assert_eq!(config.log_format, LogFormat::Pretty);
+        let config =
+            config_from(&[("JWT_SECRET", SECRET), ("LOG_FORMAT", " json ")]).expect("valid");
+        assert_eq!(config.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn metrics_and_shutdown_settings_are_read() {
+        let config = config_from(&[
+            ("JWT_SECRET", SECRET),
+            ("METRICS_ADDR", "0.0.0.0:9100"),
+            ("SHUTDOWN_TIMEOUT_SECONDS", "45"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            config.metrics_addr,
+            Some("0.0.0.0:9100".parse().expect("addr"))
+        );
+        assert_eq!(config.shutdown_timeout, Duration::from_secs(45));
+        // Port 0 twice (tests) means two different free ports.
+        config_from(&[
+            ("JWT_SECRET", SECRET),
+            ("LEPTOS_SITE_ADDR", "127.0.0.1:0"),
+            ("METRICS_ADDR", "127.0.0.1:0"),
+        ])
+        .expect("valid");
+    }
+
+    #[test]
+    fn settings_list_every_variable_once_with_secrets_masked() {
+        let config = config_from(&[
+            ("JWT_SECRET", SECRET),
+            ("DATABASE_URL", "postgres://app:hunter2secret@db/auth"),
+            ("ADMIN_EMAIL", "ops@example.com"),
+            ("ADMIN_PASSWORD", "admin-password-secret"),
+        ])
+        .expect("valid");
+        let settings = config.settings();
+        let names: Vec<&str> = settings.iter().map(|(name, _)| *name).collect();
+        let unique: std::collections::HashSet<&str> = names.iter().copied().collect();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
+        for name in [
+            "APP_ENV",
+            "DATABASE_URL",
+            "JWT_SECRET",
+            "ADMIN_PASSWORD",
+            "LOG_FORMAT",
+            "METRICS_ADDR",
+            "SHUTDOWN_TIMEOUT_SECONDS",
+            "LEPTOS_SITE_ADDR",
+        ] {
+            assert!(names.contains(&name), "{name} missing from {names:?}");
+        }
+        let shown = format!("{settings:?}");
+        for secret in [SECRET, "hunter2secret", "admin-password-secret"] {
+            assert!(!shown.contains(secret), "{secret} shown: {shown}");
+        }
+        let value = |name: &str| {
+            settings
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.as_str())
+                .expect("listed")
+        };
+        assert_eq!(value("JWT_SECRET"), "***");
+        assert_eq!(value("ADMIN_PASSWORD"), "***");
+        assert_eq!(value("DATABASE_URL"), "postgres://app:***@db/auth");
+        assert_eq!(value("SESSION_IDLE_DAYS"), "7");
+        assert_eq!(value("METRICS_ADDR"), "");
     }
 
     #[test]
@@ -651,6 +954,11 @@ mod tests {
             ("TRUSTED_PROXIES", "10.0.0.0/8, proxy.internal"),
             ("AUDIT_RETENTION_DAYS", "ninety"),
             ("MAINTENANCE_INTERVAL_SECONDS", "0"),
+            ("LOG_FORMAT", "xml"),
+            ("METRICS_ADDR", "localhost"),
+            ("METRICS_ADDR", "127.0.0.1:3000"),
+            ("SHUTDOWN_TIMEOUT_SECONDS", "0"),
+            ("SHUTDOWN_TIMEOUT_SECONDS", "soon"),
         ] {
             let err = config_from(&[("JWT_SECRET", SECRET), (var, value)]).unwrap_err();
             assert_eq!(err.variable, var, "{var}={value}");
@@ -705,6 +1013,20 @@ mod tests {
         let shown = format!("{url:?} {url}");
         assert!(!shown.contains("hunter2secret"), "{shown}");
         assert!(shown.contains("postgres://app:***@db.internal:5432/auth"));
+        for (url, masked) in [
+            ("postgres://app:p@ss@db/auth", "postgres://app:***@db/auth"),
+            (
+                "postgres://db/auth?user=app&password=hunter2&sslmode=require",
+                "postgres://db/auth?user=app&password=***&sslmode=require",
+            ),
+            (
+                "sqlite://data/leptos-auth.db",
+                "sqlite://data/leptos-auth.db",
+            ),
+            ("sqlite::memory:", "sqlite::memory:"),
+        ] {
+            assert_eq!(DatabaseUrl::new(url).masked(), masked);
+        }
         let config = config_from(&[
             ("JWT_SECRET", SECRET),
             ("DATABASE_URL", "postgres://app:hunter2secret@db/auth"),

@@ -13,7 +13,7 @@ pub mod domain;
 /// The JSON REST API under `/api/v1` and the health endpoints.
 #[cfg(feature = "ssr")]
 pub mod api;
-/// Command-line interface: `serve`, `migrate`, `create-admin`.
+/// Command-line interface: `serve`, `migrate`, `create-admin`, `config check`.
 #[cfg(feature = "ssr")]
 pub mod cli;
 /// Settings read from the environment (and `.env`).
@@ -22,6 +22,9 @@ pub mod config;
 /// Opening the database chosen by `DATABASE_URL` and running the embedded migrations.
 #[cfg(feature = "ssr")]
 pub mod db;
+/// Prometheus metrics: what is recorded, and the `/metrics` listener.
+#[cfg(feature = "ssr")]
+pub mod metrics;
 /// Data access: one trait per aggregate, one implementation per database backend.
 #[cfg(feature = "ssr")]
 pub mod repositories;
@@ -31,7 +34,7 @@ pub mod services;
 /// Application state, router assembly and serving.
 #[cfg(feature = "ssr")]
 pub mod startup;
-/// Logging setup.
+/// Logging: formats, the request span, request ids.
 #[cfg(feature = "ssr")]
 pub mod telemetry;
 /// Cookie sessions, CSRF defence and security headers for the pages.

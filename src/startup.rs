@@ -7,8 +7,9 @@ use crate::{
     app::{shell, App},
     config::Config,
     db::Pool,
+    metrics,
     services::{ServiceError, Services},
-    web,
+    telemetry, web,
 };
 use anyhow::Context;
 use axum::{
@@ -24,7 +25,7 @@ use leptos::{
 };
 use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
 use std::{
-    future::Future,
+    future::{Future, IntoFuture},
     net::SocketAddr,
     sync::{Arc, OnceLock},
     time::Duration,
@@ -34,6 +35,7 @@ use tower_cookies::CookieManagerLayer;
 use tower_http::{
     catch_panic::CatchPanicLayer,
     cors::{AllowOrigin, CorsLayer},
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::TraceLayer,
 };
 
@@ -68,12 +70,26 @@ impl AppState {
     }
 }
 
-fn leptos_options(config: &Config) -> anyhow::Result<LeptosOptions> {
+/// The Leptos options this instance serves with (also shown by `config check`).
+pub(crate) fn leptos_options(config: &Config) -> anyhow::Result<LeptosOptions> {
     let mut options = leptos::config::get_configuration(None)
         .context("reading the Leptos site configuration")?
         .leptos_options;
     options.site_addr = config.site_addr;
+    if std::env::var_os("LEPTOS_SITE_ROOT").is_none() {
+        if let Some(site) = site_next_to_binary() {
+            options.site_root = site.display().to_string().into();
+        }
+    }
     Ok(options)
+}
+
+/// The `site` folder beside the executable (the `make dist` and container
+/// layout), so the binary serves its assets from any working directory.
+fn site_next_to_binary() -> Option<std::path::PathBuf> {
+    let exe = std::env::current_exe().ok()?.canonicalize().ok()?;
+    let site = exe.parent()?.join("site");
+    site.join("pkg").is_dir().then_some(site)
 }
 
 async fn ensure_configured_admin(config: &Config, services: &Services) -> anyhow::Result<()> {
@@ -113,24 +129,21 @@ pub fn router(state: AppState) -> Router {
         Some(cors) => api.layer(cors),
         None => api,
     };
+    // Layers run bottom-up on the way in. Applied per route, they see the
+    // matched route (`MatchedPath`) for the logs and the metrics.
     api.merge(pages_router(state))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn(metrics::track_http))
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(|req: &axum::extract::Request| {
-                    // The path only: query strings are never logged.
-                    tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
-                })
+                .make_span_with(telemetry::request_span)
                 .on_request(())
-                .on_response(|res: &Response, latency: Duration, _span: &tracing::Span| {
-                    tracing::info!(
-                        status = res.status().as_u16(),
-                        latency_ms = latency.as_secs_f64() * 1000.0,
-                        "request"
-                    );
-                })
+                .on_response(telemetry::log_response)
                 .on_failure(()),
         )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(middleware::map_request(telemetry::drop_unusable_request_id))
 }
 
 /// The page routes, generated once per process. Generating them runs the app
@@ -206,33 +219,56 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
                 Method::PATCH,
                 Method::DELETE,
             ])
-            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
-            .expose_headers([header::HeaderName::from_static("x-total-count")])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::HeaderName::from_static(telemetry::REQUEST_ID),
+            ])
+            .expose_headers([
+                header::HeaderName::from_static("x-total-count"),
+                header::HeaderName::from_static(telemetry::REQUEST_ID),
+            ])
             .max_age(Duration::from_secs(3600)),
     )
 }
 
-/// A ready-to-serve instance: state, router and a bound listener.
+/// A ready-to-serve instance: state, router and bound listeners.
 pub struct Application {
     listener: TcpListener,
     router: Router,
     pool: Pool,
     state: AppState,
+    /// The `/metrics` listener and the recorder it renders (`METRICS_ADDR`).
+    metrics: Option<(TcpListener, metrics_exporter_prometheus::PrometheusHandle)>,
 }
 
 impl Application {
-    /// Builds the app and binds `LEPTOS_SITE_ADDR` (use port 0 for a free port).
+    /// Builds the app and binds `LEPTOS_SITE_ADDR` and, when set,
+    /// `METRICS_ADDR` (use port 0 for a free port).
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         let addr = config.site_addr;
+        let metrics_addr = config.metrics_addr;
+        // Installed first, so that startup's own work is counted.
+        let recorder = metrics_addr.map(|_| metrics::recorder()).transpose()?;
         let (state, pool) = AppState::initialize(config).await?;
         let listener = TcpListener::bind(addr).await.with_context(|| {
             format!("invalid configuration: LEPTOS_SITE_ADDR: cannot listen on {addr}")
         })?;
+        let metrics = match (metrics_addr, recorder) {
+            (Some(addr), Some(recorder)) => {
+                let listener = TcpListener::bind(addr).await.with_context(|| {
+                    format!("invalid configuration: METRICS_ADDR: cannot listen on {addr}")
+                })?;
+                Some((listener, recorder))
+            }
+            _ => None,
+        };
         Ok(Application {
             listener,
             router: router(state.clone()),
             pool,
             state,
+            metrics,
         })
     }
 
@@ -241,45 +277,111 @@ impl Application {
         self.listener.local_addr()
     }
 
+    /// The address of the `/metrics` listener, when metrics are on.
+    pub fn metrics_addr(&self) -> Option<std::io::Result<SocketAddr>> {
+        self.metrics
+            .as_ref()
+            .map(|(listener, _)| listener.local_addr())
+    }
+
     /// The shared state (tests use it to reach the services).
     pub fn state(&self) -> &AppState {
         &self.state
     }
 
-    /// Serves until `shutdown` completes, lets in-flight requests finish,
-    /// writes the queued audit events, then closes the database pool. The
-    /// periodic purge runs meanwhile.
+    /// Serves until `shutdown` completes, then stops accepting connections
+    /// and lets the requests in flight finish, for at most
+    /// `SHUTDOWN_TIMEOUT_SECONDS` (then it stops anyway, and says so); then
+    /// writes the queued audit events and closes the database pool. The
+    /// periodic purge and the metrics listener run meanwhile.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let addr = self.local_addr()?;
         let services = self.state.services.clone();
+        let grace = self.state.config.shutdown_timeout;
         let purge = services
             .maintenance
             .clone()
             .spawn(self.state.config.maintenance_interval);
+        let metrics = match self.metrics {
+            Some((listener, handle)) => {
+                tracing::info!(
+                    "serving metrics on http://{}/metrics",
+                    listener.local_addr()?
+                );
+                Some(tokio::spawn(metrics::serve(
+                    listener,
+                    handle,
+                    self.pool.clone(),
+                )))
+            }
+            None => None,
+        };
+
+        // The grace period starts when the signal arrives.
+        let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            tracing::info!(
+                timeout_seconds = grace.as_secs(),
+                "no longer accepting connections; letting requests in flight finish"
+            );
+            let _ = stopping.send(());
+        };
+        let deadline = async move {
+            match stopped.await {
+                Ok(()) => tokio::time::sleep(grace).await,
+                // The server ended without a signal.
+                Err(_) => std::future::pending().await,
+            }
+        };
         tracing::info!("listening on http://{addr}");
-        axum::serve(
+        let server = axum::serve(
             self.listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving HTTP")?;
+        .with_graceful_shutdown(signal);
+        let drained = tokio::select! {
+            result = server.into_future() => {
+                result.context("serving HTTP")?;
+                true
+            }
+            () = deadline => false,
+        };
+        if !drained {
+            tracing::warn!(
+                timeout_seconds = grace.as_secs(),
+                "requests still in flight after SHUTDOWN_TIMEOUT_SECONDS: stopping anyway"
+            );
+        }
+
         purge.abort();
-        if tokio::time::timeout(Duration::from_secs(5), services.audit_log.flush())
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
+        if tokio::time::timeout(CLOSE_TIMEOUT, services.audit_log.flush())
             .await
             .is_err()
         {
             tracing::error!("timed out writing the last audit events");
         }
-        self.pool.close().await;
+        // Waits for connections still checked out (by requests cut short).
+        if tokio::time::timeout(CLOSE_TIMEOUT, self.pool.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("timed out closing the database connections");
+        }
         tracing::info!("stopped");
         Ok(())
     }
 }
+
+/// How long the last audit writes and closing the pool may take at shutdown.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Completes on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
@@ -300,8 +402,7 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     let terminate = std::future::pending::<()>();
     tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
+        _ = ctrl_c => tracing::info!("shutting down (Ctrl-C)"),
+        _ = terminate => tracing::info!("shutting down (SIGTERM)"),
     }
-    tracing::info!("shutting down");
 }

@@ -314,6 +314,7 @@ impl FromRequestParts<AppState> for CurrentUser {
         match state.services.auth.authenticate(&token).await {
             Ok(mut actor) => {
                 actor.client = client_info(&parts.headers, &parts.extensions, state);
+                tracing::Span::current().record("user_id", actor.user.id);
                 Ok(CurrentUser(actor))
             }
             Err(ServiceError::TokenAlreadyInvalidated) => Err(ServiceError::InvalidToken.into()),

@@ -265,6 +265,8 @@ pub trait SessionRepository: Send + Sync {
         except: Option<i64>,
         now: DateTime<Utc>,
     ) -> RepoResult<u64>;
+    /// How many sessions of all users are live (not revoked, not expired).
+    async fn count_live(&self, now: DateTime<Utc>) -> RepoResult<i64>;
     /// Deletes sessions that expired before `expired_before` or were revoked
     /// before `revoked_before`; returns how many.
     async fn purge(

@@ -282,6 +282,13 @@ impl SessionRepository for PostgresStore {
         revoke_all(&self.pool, user_id, except, now).await
     }
 
+    async fn count_live(&self, now: DateTime<Utc>) -> RepoResult<i64> {
+        Ok(sqlx::query_scalar(sql::COUNT_LIVE_SESSIONS)
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
     async fn purge(
         &self,
         expired_before: DateTime<Utc>,

@@ -128,6 +128,10 @@ pub(super) const SELECT_AUDIT: &str = "SELECT id, at, actor_user_id, subject_use
 
 pub(super) const PURGE_AUDIT: &str = "DELETE FROM audit_events WHERE at < $1";
 
+/// Live sessions of every user (the active-sessions gauge).
+pub(super) const COUNT_LIVE_SESSIONS: &str =
+    "SELECT count(*) FROM sessions WHERE revoked_at IS NULL AND expires_at > $1";
+
 pub(super) const PING: &str = "SELECT 1";
 
 /// Appends the `WHERE` clause of the user list to a query.

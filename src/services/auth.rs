@@ -115,6 +115,7 @@ impl AuthService {
                     .detail("retry_after", throttled.retry_after)
                     .detail("scope", throttled.scope.as_str()),
             );
+            crate::metrics::login_attempt(crate::metrics::LoginOutcome::Throttled);
             return Err(throttled.into());
         }
         // No account can have an over-long password: refuse before hashing.
@@ -158,6 +159,7 @@ impl AuthService {
                     entry = entry.detail("email", email.as_str());
                 }
                 self.audit.record(entry);
+                crate::metrics::login_attempt(crate::metrics::LoginOutcome::Failure);
                 return Err(ServiceError::InvalidCredentials);
             }
         };
@@ -168,6 +170,7 @@ impl AuthService {
                     .client(client)
                     .detail("reason", "inactive"),
             );
+            crate::metrics::login_attempt(crate::metrics::LoginOutcome::Failure);
             return Err(ServiceError::InactiveUser);
         }
         self.throttle.login_succeeded(&account).await?;
@@ -179,6 +182,7 @@ impl AuthService {
                 .client(client)
                 .detail("session_id", pair.session_id),
         );
+        crate::metrics::login_attempt(crate::metrics::LoginOutcome::Success);
         Ok(pair)
     }
 
@@ -262,12 +266,14 @@ impl AuthService {
     ) -> ServiceResult<TokenPair> {
         if refresh_token.contains('.') {
             // Refresh tokens never contain a dot; JWTs do.
+            crate::metrics::refresh_refused();
             return Err(match self.tokens.verify_access(refresh_token) {
                 Ok(_) | Err(TokenError::WrongType) => ServiceError::InvalidTokenType,
                 Err(TokenError::Invalid) => ServiceError::InvalidRefreshToken,
             });
         }
         if !plausible_refresh_token(refresh_token) {
+            crate::metrics::refresh_refused();
             return Err(ServiceError::InvalidRefreshToken);
         }
         let next = self.tokens.new_refresh_token();
@@ -281,6 +287,7 @@ impl AuthService {
                 self.idle_expiry(now),
             )
             .await?;
+        crate::metrics::refresh_rotation(&rotation);
         match rotation {
             Rotation::Rotated {
                 session_id,

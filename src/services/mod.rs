@@ -132,7 +132,7 @@ pub enum ServiceError {
     #[error("{}", .0.message)]
     Invalid(FieldError),
     /// Brute-force throttling: wait this many seconds.
-    #[error("Too many attempts, try again in {retry_after} seconds")]
+    #[error("Too many attempts, try again in {retry_after} second{}", if *.retry_after == 1 { "" } else { "s" })]
     Throttled { retry_after: u64 },
     /// The database cannot be reached right now.
     #[error("Service temporarily unavailable")]

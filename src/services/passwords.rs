@@ -134,12 +134,14 @@ impl PasswordHasher {
         &self,
         work: impl FnOnce() -> Result<T, HashError> + Send + 'static,
     ) -> Result<T, HashError> {
+        let queued = std::time::Instant::now();
         let permit = self
             .permits
             .clone()
             .acquire_owned()
             .await
             .map_err(|_| HashError::Closed)?;
+        crate::metrics::argon2_queue_wait(queued.elapsed());
         self.operations.fetch_add(1, Ordering::Relaxed);
         tokio::task::spawn_blocking(move || {
             let result = work();

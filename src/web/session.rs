@@ -47,6 +47,7 @@ pub async fn resolve(
             actor.client = client;
             actor
         });
+    tracing::Span::current().record("user_id", actor.as_ref().map(|a| a.user.id));
     request.extensions_mut().insert(BrowserSession(actor));
     next.run(request).await
 }

@@ -1,10 +1,14 @@
-//! The `leptos-auth` binary: `migrate`, `create-admin`, and `serve` started
-//! with no configuration at all from a fresh working directory.
+//! The `leptos-auth` binary: `migrate`, `create-admin`, `config check`,
+//! `serve` started with no configuration at all from a fresh working
+//! directory, and graceful shutdown on SIGTERM and Ctrl-C. [`Server`] runs
+//! the real binary for these tests and the observability ones.
 
 use crate::common::{JWT_SECRET, PASSWORD};
 use std::{
-    io::{BufRead, BufReader, Write},
-    process::{Command, Stdio},
+    io::{BufRead, BufReader, Read, Write},
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::{Arc, Mutex},
+    thread::JoinHandle,
     time::{Duration, Instant},
 };
 
@@ -171,7 +175,7 @@ fn serve_starts_with_no_configuration_and_stops_on_sigterm() {
     logs.extend(seen);
     let logs = logs.join("\n");
     assert!(
-        logs.contains("path=/api/v1/auth/login") && logs.contains("status=200"),
+        logs.contains("route=/api/v1/auth/login") && logs.contains("status=200"),
         "{logs}"
     );
     assert!(!logs.contains(&token), "a token was logged");
@@ -205,4 +209,513 @@ fn http_post(addr: &str, path: &str, body: &str) -> String {
             body.len()
         ),
     )
+}
+
+/// `config check` with the environment given (on top of [`command`]'s).
+fn config_check(settings: &[(&str, &str)]) -> std::process::Output {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cmd = command(dir.path());
+    cmd.args(["config", "check"]);
+    for (name, value) in settings {
+        cmd.env(name, value);
+    }
+    cmd.output().expect("run")
+}
+
+/// The variables of the README's configuration table.
+fn documented_settings() -> Vec<String> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let table = readme
+        .split("\n## Configuration\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n#").next())
+        .expect("a Configuration section");
+    let mut names: Vec<String> = table
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `"))
+        .filter_map(|line| line.split(" |").next())
+        .flat_map(|cell| cell.split(", "))
+        .map(|name| name.trim_matches('`').to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn config_check_prints_every_setting_once_with_secrets_masked() {
+    let db_password = "db-password-in-the-url";
+    let admin_password = "admin-password-never-shown";
+    let output = config_check(&[
+        ("JWT_SECRET", JWT_SECRET),
+        (
+            "DATABASE_URL",
+            &format!("postgres://app:{db_password}@db.internal:5432/auth"),
+        ),
+        ("ADMIN_EMAIL", "ops@example.com"),
+        ("ADMIN_PASSWORD", admin_password),
+        ("METRICS_ADDR", "127.0.0.1:9100"),
+        ("SHUTDOWN_TIMEOUT_SECONDS", "45"),
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let settings: Vec<(&str, &str)> = stdout
+        .lines()
+        .map(|line| {
+            line.split_once('=')
+                .unwrap_or_else(|| panic!("not NAME=value: {line:?}"))
+        })
+        .collect();
+    let value = |name: &str| {
+        let found: Vec<&str> = settings
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "{name} printed {} times:\n{stdout}",
+            found.len()
+        );
+        found[0]
+    };
+    // Exactly the documented settings, each once.
+    let mut printed: Vec<String> = settings.iter().map(|(name, _)| name.to_string()).collect();
+    printed.sort();
+    assert_eq!(printed, documented_settings());
+    printed.dedup();
+    assert_eq!(printed.len(), settings.len(), "{stdout}");
+    assert_eq!(value("JWT_SECRET"), "***");
+    assert_eq!(value("ADMIN_PASSWORD"), "***");
+    assert_eq!(
+        value("DATABASE_URL"),
+        "postgres://app:***@db.internal:5432/auth"
+    );
+    assert_eq!(value("ADMIN_EMAIL"), "ops@example.com");
+    assert_eq!(value("METRICS_ADDR"), "127.0.0.1:9100");
+    assert_eq!(value("SHUTDOWN_TIMEOUT_SECONDS"), "45");
+    assert_eq!(value("LOG_FORMAT"), "pretty");
+    assert_eq!(value("APP_ENV"), "development");
+    for secret in [JWT_SECRET, db_password, admin_password] {
+        assert!(
+            !stdout.contains(secret) && !stderr.contains(secret),
+            "{secret} shown"
+        );
+    }
+}
+
+#[test]
+fn config_check_fails_naming_the_invalid_variable_without_showing_secrets() {
+    let short_secret = "short-jwt-secret";
+    let db_password = "db-password-in-the-url";
+    for (variable, settings) in [
+        ("JWT_SECRET", vec![("JWT_SECRET", short_secret)]),
+        (
+            "JWT_SECRET",
+            vec![("APP_ENV", "production"), ("LOG_FORMAT", "json")],
+        ),
+        (
+            "DATABASE_URL",
+            vec![
+                ("JWT_SECRET", JWT_SECRET),
+                ("DATABASE_URL", "mysql://app:db-password-in-the-url@db/auth"),
+            ],
+        ),
+        (
+            "SHUTDOWN_TIMEOUT_SECONDS",
+            vec![
+                ("JWT_SECRET", JWT_SECRET),
+                ("SHUTDOWN_TIMEOUT_SECONDS", "0"),
+            ],
+        ),
+        (
+            "METRICS_ADDR",
+            vec![
+                ("JWT_SECRET", JWT_SECRET),
+                ("METRICS_ADDR", "localhost:9100"),
+            ],
+        ),
+        (
+            "LOG_FORMAT",
+            vec![("JWT_SECRET", JWT_SECRET), ("LOG_FORMAT", "xml")],
+        ),
+        (
+            "RUST_LOG",
+            vec![("JWT_SECRET", JWT_SECRET), ("RUST_LOG", "info,sqlx=loud")],
+        ),
+    ] {
+        let output = config_check(&settings);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{variable}: {stdout}");
+        assert!(stdout.is_empty(), "{variable}: printed {stdout}");
+        assert!(
+            stderr.contains(&format!("invalid configuration: {variable}")),
+            "{variable}: {stderr}"
+        );
+        for secret in [short_secret, db_password] {
+            assert!(!stderr.contains(secret), "{secret} shown: {stderr}");
+        }
+    }
+}
+
+/// The real binary serving on free ports, its output collected line by line.
+pub struct Server {
+    child: Child,
+    /// `host:port` of the site.
+    pub addr: String,
+    /// `host:port` of `/metrics` (when `METRICS_ADDR` was given).
+    pub metrics_addr: Option<String>,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<Vec<String>>>,
+    readers: Vec<JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+fn collect_lines(stream: impl Read + Send + 'static) -> (Arc<Mutex<Vec<String>>>, JoinHandle<()>) {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            sink.lock().expect("log lines").push(line);
+        }
+    });
+    (lines, reader)
+}
+
+/// The `host:port` logged right after `needle` (in either log format).
+fn address_after(line: &str, needle: &str) -> Option<String> {
+    let rest = line.split(needle).nth(1)?;
+    let addr: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']'))
+        .collect();
+    (!addr.is_empty()).then_some(addr)
+}
+
+impl Server {
+    /// Starts `leptos-auth serve` in a fresh folder (SQLite) with these
+    /// settings on top of cheap test ones, and waits until it listens.
+    pub async fn start(settings: &[(&str, &str)]) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut cmd = command(dir.path());
+        cmd.arg("serve")
+            .env("JWT_SECRET", JWT_SECRET)
+            .env("LEPTOS_SITE_ADDR", "127.0.0.1:0");
+        for (name, value) in settings {
+            cmd.env(name, value);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start leptos-auth");
+        let (stdout, out_reader) = collect_lines(child.stdout.take().expect("stdout"));
+        let (stderr, err_reader) = collect_lines(child.stderr.take().expect("stderr"));
+        let mut server = Server {
+            child,
+            addr: String::new(),
+            metrics_addr: None,
+            stdout,
+            stderr,
+            readers: vec![out_reader, err_reader],
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(addr) = server.find_address("listening on http://") {
+                server.addr = addr;
+                break;
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("leptos-auth exited ({status}):\n{}", server.logs());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not listening:\n{}",
+                server.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if settings.iter().any(|(name, _)| *name == "METRICS_ADDR") {
+            // Logged before the site's address.
+            server.metrics_addr = server.find_address("serving metrics on http://");
+            assert!(server.metrics_addr.is_some(), "{}", server.logs());
+        }
+        server
+    }
+
+    fn find_address(&self, needle: &str) -> Option<String> {
+        self.stdout()
+            .iter()
+            .find_map(|line| address_after(line, needle))
+    }
+
+    /// A URL of the site.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// The URL of the metrics.
+    pub fn metrics_url(&self) -> String {
+        let addr = self.metrics_addr.as_deref().expect("METRICS_ADDR given");
+        format!("http://{addr}/metrics")
+    }
+
+    /// Standard output so far, one entry per line.
+    pub fn stdout(&self) -> Vec<String> {
+        self.stdout.lock().expect("log lines").clone()
+    }
+
+    /// Standard error so far.
+    pub fn stderr(&self) -> Vec<String> {
+        self.stderr.lock().expect("log lines").clone()
+    }
+
+    /// Everything written so far.
+    pub fn logs(&self) -> String {
+        let mut all = self.stdout();
+        all.extend(self.stderr());
+        all.join("\n")
+    }
+
+    /// Waits until a line containing `needle` is written.
+    pub async fn wait_for_log(&self, needle: &str, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if self.stdout().iter().any(|line| line.contains(needle)) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
+    /// Sends a signal (`TERM`, `INT`...).
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to end (killing it and failing after `limit`)
+    /// and for its last lines.
+    pub async fn wait_for_exit(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                panic!("still running after {limit:?}:\n{}", self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        for reader in self.readers.drain(..) {
+            reader.join().expect("reader");
+        }
+        status
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    pub async fn stop(&mut self) {
+        self.signal("TERM");
+        let status = self.wait_for_exit(Duration::from_secs(30)).await;
+        assert!(status.success(), "exit status {status}:\n{}", self.logs());
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// An HTTP client for [`Server`]: one connection per request (so a request
+/// never rides a connection the server is closing), no redirects followed.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client")
+}
+
+/// The value of one series (`name{labels}` exactly as rendered) in a scrape.
+pub fn metric(scrape: &str, series: &str) -> Option<f64> {
+    scrape.lines().find_map(|line| {
+        line.strip_prefix(series)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .and_then(|value| value.trim().parse().ok())
+    })
+}
+
+/// `GET /metrics`.
+pub async fn scrape(server: &Server) -> String {
+    let response = http()
+        .get(server.metrics_url())
+        .send()
+        .await
+        .expect("scrape");
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    response.text().await.expect("metrics text")
+}
+
+/// Settings under which one password hash takes a noticeable time (about a
+/// second here; measured by the tests that rely on it) and hashes run one at
+/// a time, with metrics on to see when a hash starts.
+const SLOW_HASHING: &[(&str, &str)] = &[
+    ("ARGON2_MEMORY_KIB", "19456"),
+    ("ARGON2_ITERATIONS", "150"),
+    ("ARGON2_MAX_CONCURRENT", "1"),
+    ("METRICS_ADDR", "127.0.0.1:0"),
+    ("ADMIN_EMAIL", "slow@example.com"),
+    ("ADMIN_PASSWORD", PASSWORD),
+];
+
+async fn sign_in(http: reqwest::Client, url: String) -> Result<reqwest::Response, reqwest::Error> {
+    http.post(url)
+        .json(&serde_json::json!({ "email": "slow@example.com", "password": PASSWORD }))
+        .send()
+        .await
+}
+
+/// Signs in once and returns how long that took (one password hash, nearly all of it).
+async fn measure_sign_in(server: &Server) -> Duration {
+    let started = Instant::now();
+    let response = sign_in(http(), server.url("/api/v1/auth/login"))
+        .await
+        .expect("sign in");
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    let took = started.elapsed();
+    // Shorter, and "in flight" could not be told apart from "done".
+    assert!(
+        took >= Duration::from_millis(300),
+        "one sign-in took only {took:?}: raise ARGON2_ITERATIONS in SLOW_HASHING"
+    );
+    took
+}
+
+/// How many password hashes have started (left the queue) so far.
+async fn hashes_started(server: &Server) -> f64 {
+    metric(&scrape(server).await, "argon2_queue_wait_seconds_count").unwrap_or(0.0)
+}
+
+/// Waits until `count` password hashes have started.
+async fn wait_for_hashes(server: &Server, count: f64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if hashes_started(server).await >= count {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{count} hashes never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_request_in_flight_finish_then_exits_0() {
+    let mut server = Server::start(SLOW_HASHING).await;
+    let one_hash = measure_sign_in(&server).await;
+
+    let before = hashes_started(&server).await;
+    let in_flight = tokio::spawn(sign_in(http(), server.url("/api/v1/auth/login")));
+    wait_for_hashes(&server, before + 1.0).await;
+    assert!(!in_flight.is_finished());
+    let signalled = Instant::now();
+    server.signal("TERM");
+    assert!(
+        server
+            .wait_for_log("no longer accepting connections", Duration::from_secs(10))
+            .await,
+        "{}",
+        server.logs()
+    );
+    if !in_flight.is_finished() {
+        // The listener is closed while the request is still being served.
+        let refused = http().get(server.url("/health")).send().await;
+        assert!(refused.is_err(), "a new request was accepted: {refused:?}");
+    }
+    let response = in_flight
+        .await
+        .expect("task")
+        .expect("the request completes");
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert!(body["access_token"].is_string(), "{body}");
+
+    let status = server.wait_for_exit(Duration::from_secs(30)).await;
+    assert_eq!(status.code(), Some(0), "{}", server.logs());
+    assert!(signalled.elapsed() < one_hash + Duration::from_secs(10));
+    let logs = server.stdout();
+    let position = |needle: &str| {
+        logs.iter()
+            .rposition(|line| line.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in:\n{}", logs.join("\n")))
+    };
+    // The in-flight sign-in was answered after the signal, then the server stopped.
+    assert!(position("shutting down (SIGTERM)") < position("route=/api/v1/auth/login"));
+    assert!(position("route=/api/v1/auth/login") < position("stopped"));
+    assert!(!server.logs().contains("stopping anyway"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_waiting_for_requests_after_the_shutdown_timeout() {
+    let mut settings = SLOW_HASHING.to_vec();
+    settings.push(("SHUTDOWN_TIMEOUT_SECONDS", "1"));
+    let mut server = Server::start(&settings).await;
+    let one_hash = measure_sign_in(&server).await;
+    let timeout = Duration::from_secs(1);
+
+    // Enough sign-ins queued behind one hashing slot to outlast the timeout
+    // by far: draining them all would take several seconds more than the
+    // bound checked below.
+    let queued = ((timeout + one_hash * 2 + Duration::from_secs(7)).as_secs_f64()
+        / one_hash.as_secs_f64())
+    .ceil() as usize;
+    let before = hashes_started(&server).await;
+    let requests: Vec<_> = (0..queued)
+        .map(|_| tokio::spawn(sign_in(http(), server.url("/api/v1/auth/login"))))
+        .collect();
+    wait_for_hashes(&server, before + 1.0).await;
+    let signalled = Instant::now();
+    server.signal("INT");
+    let status = server.wait_for_exit(Duration::from_secs(60)).await;
+    let took = signalled.elapsed();
+    assert_eq!(status.code(), Some(0), "{}", server.logs());
+    // The timeout, then at most the hash that was running (the process waits
+    // for it; counted twice, as the machine may be slower now than when
+    // measured), and slack for closing.
+    assert!(
+        took < timeout + one_hash * 2 + Duration::from_secs(3),
+        "took {took:?} with one hash taking {one_hash:?}"
+    );
+    let mut answered = 0;
+    for request in requests {
+        if let Ok(Ok(response)) = request.await {
+            if response.status() == reqwest::StatusCode::OK {
+                answered += 1;
+            }
+        }
+    }
+    assert!(
+        answered < queued,
+        "all {queued} queued sign-ins were answered"
+    );
+    let logs = server.logs();
+    assert!(logs.contains("shutting down (Ctrl-C)"), "{logs}");
+    assert!(
+        logs.contains("requests still in flight after SHUTDOWN_TIMEOUT_SECONDS: stopping anyway"),
+        "{logs}"
+    );
+    assert!(logs.contains("stopped"), "{logs}");
 }

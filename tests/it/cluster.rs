@@ -73,7 +73,10 @@ impl Instance {
             Ok(addr) => addr,
             Err(_) => {
                 let _ = child.kill();
-                panic!("the instance did not start: {:#?}", log.lock().expect("log"));
+                panic!(
+                    "the instance did not start: {:#?}",
+                    log.lock().expect("log")
+                );
             }
         };
         Instance {
@@ -156,8 +159,10 @@ async fn start_together(url: &str, count: usize, extra: &[(&str, &str)]) -> Vec<
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect();
             std::thread::spawn(move || {
-                let extra: Vec<(&str, &str)> =
-                    extra.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let extra: Vec<(&str, &str)> = extra
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
                 Instance::spawn(&url, &extra)
             })
         })
@@ -212,7 +217,10 @@ async fn two_instances_share_sessions_revocations_and_throttling() {
     let http = client();
 
     // A sign-in on A works on B.
-    assert_eq!(register(&http, a, "roamer@example.com").await.status(), StatusCode::CREATED);
+    assert_eq!(
+        register(&http, a, "roamer@example.com").await.status(),
+        StatusCode::CREATED
+    );
     let (access, refresh) = tokens(&http, a, "roamer@example.com").await;
     assert_eq!(me(&http, b, &access).await, StatusCode::OK);
 
@@ -265,7 +273,10 @@ async fn two_instances_share_sessions_revocations_and_throttling() {
     assert_eq!(refreshed.status(), StatusCode::UNAUTHORIZED);
 
     // One refresh token presented to A and B at once: exactly one winner.
-    assert_eq!(register(&http, b, "racer@example.com").await.status(), StatusCode::CREATED);
+    assert_eq!(
+        register(&http, b, "racer@example.com").await.status(),
+        StatusCode::CREATED
+    );
     let (_, refresh) = tokens(&http, b, "racer@example.com").await;
     let attempts: Vec<_> = (0..10)
         .map(|i| {
@@ -293,7 +304,10 @@ async fn two_instances_share_sessions_revocations_and_throttling() {
         .all(|s| *s == StatusCode::OK || *s == StatusCode::UNAUTHORIZED));
 
     // Failed sign-ins on both instances count together.
-    assert_eq!(register(&http, a, "guarded@example.com").await.status(), StatusCode::CREATED);
+    assert_eq!(
+        register(&http, a, "guarded@example.com").await.status(),
+        StatusCode::CREATED
+    );
     for at in [a, b, a] {
         let failed = login(&http, at, "guarded@example.com", "wrong password entirely").await;
         assert_eq!(failed.status(), StatusCode::UNAUTHORIZED);
@@ -376,7 +390,11 @@ async fn a_database_restart_is_survived_without_losing_acknowledged_writes() {
             "answers while the database is down must be prompt, took {:?}",
             started.elapsed()
         );
-        let ready = http.get(format!("{base}/health/ready")).send().await.expect("ready");
+        let ready = http
+            .get(format!("{base}/health/ready"))
+            .send()
+            .await
+            .expect("ready");
         assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
     assert!(instance.still_running(), "{}", instance.log_text());
@@ -384,7 +402,11 @@ async fn a_database_restart_is_survived_without_losing_acknowledged_writes() {
     cluster.resume().expect("start PostgreSQL again");
     let back = Instant::now();
     loop {
-        let ready = http.get(format!("{base}/health/ready")).send().await.expect("ready");
+        let ready = http
+            .get(format!("{base}/health/ready"))
+            .send()
+            .await
+            .expect("ready");
         if ready.status() == StatusCode::OK {
             break;
         }
@@ -409,9 +431,16 @@ async fn a_database_restart_is_survived_without_losing_acknowledged_writes() {
     assert!(acknowledged.len() > 5, "{statuses:?}");
 
     // Every acknowledged sign-up is there.
-    for email in acknowledged.iter().chain(std::iter::once(&"after@example.com".to_owned())) {
+    for email in acknowledged
+        .iter()
+        .chain(std::iter::once(&"after@example.com".to_owned()))
+    {
         let response = login(&http, &instance, email, PASSWORD).await;
-        assert_eq!(response.status(), StatusCode::OK, "{email} was acknowledged but is lost");
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "{email} was acknowledged but is lost"
+        );
     }
     assert!(instance.still_running());
 }

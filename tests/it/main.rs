@@ -9,6 +9,7 @@ mod auth;
 mod cli;
 mod cluster;
 mod http;
+mod observability;
 mod pages;
 mod repositories;
 mod sessions;

@@ -624,7 +624,13 @@ async fn the_login_page_is_told_how_long_to_wait(default_app: TestApp) {
     let app = TestApp::start(default_app.backend, &[("LOGIN_MAX_FAILURES", "5")]).await;
     app.user("slow@example.com").await;
     let jar = Jar::default();
-    let form = |password| [("email", "slow@example.com"), ("password", password), ("next", "")];
+    let form = |password| {
+        [
+            ("email", "slow@example.com"),
+            ("password", password),
+            ("next", ""),
+        ]
+    };
     for _ in 0..5 {
         call_fn(&app, "login", &form(OTHER_PASSWORD), &jar, Some(ORIGIN))
             .await
@@ -633,8 +639,12 @@ async fn the_login_page_is_told_how_long_to_wait(default_app: TestApp) {
     let throttled = call_fn(&app, "login", &form(PASSWORD), &jar, Some(ORIGIN)).await;
     throttled.assert_status(StatusCode::TOO_MANY_REQUESTS);
     assert!(
-        throttled.text.contains("Too many attempts, try again in 30 seconds")
-            || throttled.text.contains("Too many attempts, try again in 29 seconds"),
+        throttled
+            .text
+            .contains("Too many attempts, try again in 30 seconds")
+            || throttled
+                .text
+                .contains("Too many attempts, try again in 29 seconds"),
         "{}",
         throttled.text
     );

@@ -585,6 +585,11 @@ async fn live_sessions_are_listed_newest_first_and_revoked_per_user(app: TestApp
     );
     assert_eq!(live[0].user_agent.as_deref(), Some("test-agent"));
     assert_eq!(live[0].ip.as_deref(), Some("192.0.2.1"));
+    // All users: the owner's two and the other user's one; not the revoked or expired.
+    assert_eq!(
+        repos.sessions.count_live(Utc::now()).await.expect("count"),
+        3
+    );
     // Someone else's session cannot be revoked through this user.
     assert!(!repos
         .sessions
