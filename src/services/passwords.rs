@@ -1,9 +1,13 @@
 //! Argon2id hashing and verification, off the async workers.
 //!
-//! Every hash runs on the blocking pool (`spawn_blocking`) behind a semaphore
-//! sized by `ARGON2_MAX_CONCURRENT`: a login flood queues instead of
+//! Every hash runs on a fixed set of `ARGON2_MAX_CONCURRENT` threads of its
+//! own, behind a semaphore of the same size: a login flood queues instead of
 //! exhausting memory (each hash holds `ARGON2_MEMORY_KIB` of RAM) or starving
-//! the async workers that serve everything else.
+//! the async workers that serve everything else. Dedicated threads rather
+//! than tokio's blocking pool: the allocator keeps a freed hash's memory in
+//! the arena of the thread that used it, so hashes spread over the blocking
+//! pool's many threads kept hundreds of MiB resident after a flood; on a
+//! fixed set of threads the resident memory stays at about threads x memory.
 
 use crate::config::Argon2Settings;
 use argon2::{
@@ -24,10 +28,10 @@ use tokio::sync::Semaphore;
 pub enum HashError {
     #[error("argon2: {0}")]
     Argon2(String),
-    #[error("the hashing task failed: {0}")]
-    Task(#[from] tokio::task::JoinError),
     #[error("the hashing queue is closed")]
     Closed,
+    #[error("could not start the hashing threads: {0}")]
+    Threads(#[from] std::io::Error),
 }
 
 /// Result of checking a password against a stored hash.
@@ -45,6 +49,7 @@ pub struct PasswordHasher {
     argon2: Argon2<'static>,
     params: Params,
     permits: Arc<Semaphore>,
+    threads: HashThreads,
     /// A real hash of a random password with the configured parameters: verified
     /// against when the email is unknown, so both cases take the same time.
     dummy_hash: Arc<str>,
@@ -73,6 +78,7 @@ impl PasswordHasher {
             argon2,
             params,
             permits: Arc::new(Semaphore::new(settings.max_concurrent.max(1))),
+            threads: HashThreads::start(settings.max_concurrent.max(1))?,
             dummy_hash: dummy_hash.into(),
             operations: Arc::new(AtomicU64::new(0)),
         })
@@ -143,12 +149,52 @@ impl PasswordHasher {
             .map_err(|_| HashError::Closed)?;
         crate::metrics::argon2_queue_wait(queued.elapsed());
         self.operations.fetch_add(1, Ordering::Relaxed);
-        tokio::task::spawn_blocking(move || {
-            let result = work();
+        let (done, result) = tokio::sync::oneshot::channel();
+        self.threads.run(Box::new(move || {
+            let _ = done.send(work());
             drop(permit);
-            result
-        })
-        .await?
+        }))?;
+        result.await.map_err(|_| HashError::Closed)?
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The hashing threads: they take jobs from one queue and exit when every
+/// hasher sharing them is gone.
+#[derive(Clone)]
+struct HashThreads {
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+impl HashThreads {
+    fn start(count: usize) -> std::io::Result<HashThreads> {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        for i in 0..count {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || loop {
+                    let job = match queue.lock() {
+                        Ok(queue) => queue.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        // A panicking job loses its answer (the caller sees
+                        // `Closed`), never the thread.
+                        Ok(job) => {
+                            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                        }
+                        Err(_) => return,
+                    }
+                })?;
+        }
+        Ok(HashThreads { jobs })
+    }
+
+    fn run(&self, job: Job) -> Result<(), HashError> {
+        self.jobs.send(job).map_err(|_| HashError::Closed)
     }
 }
 
