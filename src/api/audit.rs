@@ -1,7 +1,7 @@
 //! `/api/v1/audit` (admin) and `/api/v1/users/me/audit`: the security audit log.
 
 use super::{
-    error::ApiError,
+    error::{ApiError, ValidationItem},
     extract::{page_bounds, with_total_count, ApiQuery, CurrentUser},
     openapi::{ErrorDetail, ValidationError},
 };
@@ -67,6 +67,14 @@ pub async fn list(
     ApiQuery(query): ApiQuery<AuditListQuery>,
 ) -> Result<Response, ApiError> {
     let (skip, limit) = page_bounds(query.skip, query.limit)?;
+    if query.user_id.is_some_and(|id| id < 1) {
+        return Err(ApiError::validation(ValidationItem::new(
+            "query",
+            &["user_id"],
+            "Input should be greater than or equal to 1",
+            "greater_than_equal",
+        )));
+    }
     let filter = AuditQuery {
         user_id: query.user_id,
         event_type: query.event_type,

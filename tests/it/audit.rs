@@ -341,6 +341,8 @@ async fn the_admin_log_filters_and_pages(app: TestApp) {
         "since=yesterday",
         "until=2026-13-01T00:00:00Z",
         "user_id=abc",
+        "user_id=0",
+        "user_id=-3",
         "limit=0",
         "limit=101",
         "skip=-1",
