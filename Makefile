@@ -55,6 +55,7 @@ bench: dist
 	@command -v wrk >/dev/null 2>&1 || { echo "==> installing wrk with apt"; \
 	  if [ "$$(id -u)" = 0 ]; then apt-get install -y -qq wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }; \
 	  else sudo apt-get install -y -qq wrk; fi; }
+	cargo bench --features ssr --bench micro
 	python3 bench/run.py
 
 ## fuzz-api: validate the OpenAPI document and fuzz the API with schemathesis (SQLite; FUZZ_EXAMPLES, FUZZ_SEED)

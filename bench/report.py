@@ -122,8 +122,8 @@ def render(report):
 Run of {report['date']} on {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, {m['os']}
 (kernel {m['kernel']}); leptos-auth {v['leptos_auth_commit']}, {v['rustc']}, {v['wrk']},
 SQLite {v['sqlite']}. Load from wrk on the same machine ({p['wrk_threads']} threads,
-{p['connections']} connections, {p['seconds']} s per run unless stated; Argon2 scenarios 8
-connections); server: `dist/leptos-auth` (release), {p['argon2']},
+{p['connections']} connections, {p['seconds']} s per run unless stated; admin listing and
+search {p.get('admin_connections', 8)} connections; Argon2 scenarios 8 connections); server: `dist/leptos-auth` (release), {p['argon2']},
 `DATABASE_MAX_CONNECTIONS={p['database_max_connections']}`, throttling off.
 
 ### Throughput and latency

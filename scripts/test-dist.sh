@@ -43,7 +43,10 @@ curl -fs "$base/health/ready" >/dev/null || fail "not ready"
 say "pages and assets"
 home=$(curl -fs "$base/") || fail "GET /"
 grep -q '/pkg/leptos-auth.js' <<<"$home" || fail "the home page does not load the hydration script"
-curl -fs "$base/login" | grep -q '<form' || fail "GET /login has no form"
+# (Output captured before grep: with pipefail, `curl | grep -q` fails when
+# grep stops reading early.)
+login_page=$(curl -fs "$base/login") || fail "GET /login"
+grep -q '<form' <<<"$login_page" || fail "GET /login has no form"
 type=$(curl -fs -o /dev/null -w '%{content_type}' "$base/pkg/leptos-auth.wasm") || fail "GET /pkg/leptos-auth.wasm"
 [ "$type" = "application/wasm" ] || fail "wasm served as $type"
 curl -fs -o /dev/null "$base/pkg/leptos-auth.css" || fail "GET /pkg/leptos-auth.css"
@@ -52,8 +55,10 @@ curl -fs -o /dev/null "$base/docs/swagger-ui-bundle.js" || fail "GET /docs asset
 say "API"
 tokens=$(curl -fs "$base/api/v1/auth/login" -d "username=$admin&password=$password") || fail "admin login"
 access=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])' <<<"$tokens")
-curl -fs "$base/api/v1/users/me" -H "Authorization: Bearer $access" | grep -q "\"$admin\"" || fail "GET /api/v1/users/me"
-curl -fs "$base/api/v1/openapi.json" | grep -q '"openapi"' || fail "GET /api/v1/openapi.json"
+me=$(curl -fs "$base/api/v1/users/me" -H "Authorization: Bearer $access") || fail "GET /api/v1/users/me"
+grep -q "\"$admin\"" <<<"$me" || fail "GET /api/v1/users/me is not the admin"
+spec=$(curl -fs "$base/api/v1/openapi.json") || fail "GET /api/v1/openapi.json"
+grep -q '"openapi"' <<<"$spec" || fail "the OpenAPI document has no version"
 
 say "graceful stop"
 kill -TERM "$server_pid"
