@@ -149,6 +149,7 @@ class Server:
             "DATABASE_MAX_CONNECTIONS": "16",
             "JWT_SECRET": JWT_SECRET,
             "LEPTOS_SITE_ADDR": f"127.0.0.1:{self.port}",
+            "PUBLIC_URL": self.base,
             "DATA_DIR": str(workdir),
             "ADMIN_EMAIL": ADMIN,
             "ADMIN_PASSWORD": PASSWORD,
@@ -158,6 +159,7 @@ class Server:
             "LOGIN_IP_MAX_FAILURES_PER_HOUR": "0",
             "REGISTRATION_MAX_PER_IP_PER_HOUR": "0",
             "REFRESH_IP_MAX_FAILURES_PER_HOUR": "0",
+            "EMAIL_REQUESTS_PER_IP_PER_HOUR": "0",
         }
         env.update(extra or {})
         self.log = open(workdir / f"server-{self.port}.log", "w")

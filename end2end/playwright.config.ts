@@ -55,6 +55,10 @@ export default defineConfig({
       LOGIN_MAX_FAILURES: "5",
       LOGIN_WINDOW_MINUTES: "15",
       LOGIN_IP_MAX_FAILURES_PER_HOUR: "100",
+      // No SMTP_URL: messages go to DATA_DIR/outbox, where recovery.spec.ts
+      // reads them; its two mail requests stay within the defaults.
+      EMAIL_REQUEST_INTERVAL_SECONDS: "60",
+      EMAIL_REQUESTS_PER_IP_PER_HOUR: "20",
       RUST_LOG: "warn",
     },
   },

@@ -152,6 +152,7 @@ async fn create_admin(email: &str, password_stdin: bool) -> anyhow::Result<()> {
     }
     .await;
     services.audit_log.flush().await;
+    services.mailer.flush().await;
     pool.close().await;
     result
 }

@@ -76,14 +76,18 @@ impl LogFormat {
     }
 }
 
-/// The database connection string. `Debug` and `Display` hide the password.
+/// A URL that may carry a password (`DATABASE_URL`, `SMTP_URL`). `Debug`
+/// and `Display` hide the password.
 #[derive(Clone)]
-pub struct DatabaseUrl(SecretString);
+pub struct SecretUrl(SecretString);
 
-impl DatabaseUrl {
+/// The database connection string.
+pub type DatabaseUrl = SecretUrl;
+
+impl SecretUrl {
     /// Wraps a URL.
     pub fn new(url: impl Into<String>) -> Self {
-        DatabaseUrl(SecretString::from(url.into()))
+        SecretUrl(SecretString::from(url.into()))
     }
     /// The real URL, for connecting.
     pub fn expose(&self) -> &str {
@@ -124,13 +128,13 @@ impl DatabaseUrl {
     }
 }
 
-impl fmt::Debug for DatabaseUrl {
+impl fmt::Debug for SecretUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DatabaseUrl({})", self.masked())
+        write!(f, "SecretUrl({})", self.masked())
     }
 }
 
-impl fmt::Display for DatabaseUrl {
+impl fmt::Display for SecretUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.masked())
     }
@@ -183,6 +187,12 @@ pub struct ThrottleSettings {
     /// `REFRESH_IP_MAX_FAILURES_PER_HOUR` (default 100): invalid refresh
     /// tokens presented by one client address.
     pub refresh_ip_max_failures_per_hour: u32,
+    /// `EMAIL_REQUEST_INTERVAL_SECONDS` (default 60): the shortest time
+    /// between two password-reset (or two verification) messages to one account.
+    pub email_account_interval: Duration,
+    /// `EMAIL_REQUESTS_PER_IP_PER_HOUR` (default 20): password-reset and
+    /// verification requests from one client address.
+    pub email_ip_max_per_hour: u32,
 }
 
 impl Default for ThrottleSettings {
@@ -193,8 +203,31 @@ impl Default for ThrottleSettings {
             login_ip_max_failures_per_hour: 100,
             registration_max_per_ip_per_hour: 20,
             refresh_ip_max_failures_per_hour: 100,
+            email_account_interval: Duration::from_secs(60),
+            email_ip_max_per_hour: 20,
         }
     }
+}
+
+/// Outgoing mail: verification and password-reset messages.
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    /// `SMTP_URL`: `smtps://user:pass@host:465` (TLS from the start),
+    /// `smtp://user:pass@host:587?tls=required` (STARTTLS), or
+    /// `smtp://host:25` (no TLS: only for a relay on a trusted network).
+    /// Unset (development default): messages go to the outbox folder.
+    pub smtp_url: Option<SecretUrl>,
+    /// `MAIL_FROM`: the sender, `Name <address>` or `address` (required with
+    /// `SMTP_URL`; default `leptos-auth <no-reply@localhost>`).
+    pub from: String,
+    /// `PUBLIC_URL`: where users reach this site, for links in messages
+    /// (required in production; default `http://<LEPTOS_SITE_ADDR>`).
+    pub public_url: String,
+    /// `REQUIRE_EMAIL_VERIFICATION` (default false): refuse sign-in until the
+    /// address is verified.
+    pub require_verification: bool,
+    /// `<DATA_DIR>/outbox`: where messages are written without `SMTP_URL`.
+    pub outbox_dir: PathBuf,
 }
 
 /// All settings of a running instance.
@@ -264,6 +297,8 @@ pub struct Config {
     /// `SHUTDOWN_TIMEOUT_SECONDS` (default 20): on SIGTERM or Ctrl-C, how long
     /// requests in flight may take to finish before the server stops anyway.
     pub shutdown_timeout: Duration,
+    /// `SMTP_URL`, `MAIL_FROM`, `PUBLIC_URL`, `REQUIRE_EMAIL_VERIFICATION`.
+    pub mail: MailSettings,
 }
 
 impl Config {
@@ -438,6 +473,8 @@ impl Config {
             ));
         }
 
+        let mail = mail_settings(&get, app_env, &data_dir, site_addr)?;
+
         let cors_origins = get("BACKEND_CORS_ORIGINS")
             .map(|raw| {
                 raw.split(',')
@@ -486,6 +523,7 @@ impl Config {
             log_format,
             metrics_addr,
             shutdown_timeout: Duration::from_secs(shutdown_seconds),
+            mail,
         })
     }
 
@@ -595,6 +633,28 @@ impl Config {
                 "SHUTDOWN_TIMEOUT_SECONDS",
                 self.shutdown_timeout.as_secs().to_string(),
             ),
+            (
+                "SMTP_URL",
+                self.mail
+                    .smtp_url
+                    .as_ref()
+                    .map(SecretUrl::masked)
+                    .unwrap_or_default(),
+            ),
+            ("MAIL_FROM", self.mail.from.clone()),
+            ("PUBLIC_URL", self.mail.public_url.clone()),
+            (
+                "REQUIRE_EMAIL_VERIFICATION",
+                self.mail.require_verification.to_string(),
+            ),
+            (
+                "EMAIL_REQUEST_INTERVAL_SECONDS",
+                throttle.email_account_interval.as_secs().to_string(),
+            ),
+            (
+                "EMAIL_REQUESTS_PER_IP_PER_HOUR",
+                throttle.email_ip_max_per_hour.to_string(),
+            ),
         ]
     }
 
@@ -697,6 +757,85 @@ fn throttle_settings(
             "REFRESH_IP_MAX_FAILURES_PER_HOUR",
             defaults.refresh_ip_max_failures_per_hour,
         )?,
+        email_account_interval: Duration::from_secs(parse_or(
+            get,
+            "EMAIL_REQUEST_INTERVAL_SECONDS",
+            defaults.email_account_interval.as_secs(),
+        )?),
+        email_ip_max_per_hour: parse_or(
+            get,
+            "EMAIL_REQUESTS_PER_IP_PER_HOUR",
+            defaults.email_ip_max_per_hour,
+        )?,
+    })
+}
+
+fn mail_settings(
+    get: &impl Fn(&str) -> Option<String>,
+    app_env: AppEnv,
+    data_dir: &Path,
+    site_addr: SocketAddr,
+) -> Result<MailSettings, ConfigError> {
+    let smtp_url = get("SMTP_URL").map(|raw| SecretUrl::new(raw.trim()));
+    if let Some(url) = &smtp_url {
+        let raw = url.expose();
+        if !(raw.starts_with("smtp://") || raw.starts_with("smtps://")) {
+            return Err(ConfigError::new(
+                "SMTP_URL",
+                "must start with smtp:// or smtps:// (e.g. smtps://user:password@mail.example.com:465)",
+            ));
+        }
+        lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(raw).map_err(|_| {
+            ConfigError::new(
+                "SMTP_URL",
+                format!("{} is not a valid SMTP URL", url.masked()),
+            )
+        })?;
+    }
+    let from = match (get("MAIL_FROM"), &smtp_url) {
+        (Some(from), _) => from.trim().to_owned(),
+        (None, Some(_)) => {
+            return Err(ConfigError::new(
+                "MAIL_FROM",
+                "must be set with SMTP_URL (e.g. \"leptos-auth <no-reply@example.com>\")",
+            ))
+        }
+        (None, None) => "leptos-auth <no-reply@localhost>".to_owned(),
+    };
+    from.parse::<lettre::message::Mailbox>().map_err(|e| {
+        ConfigError::new(
+            "MAIL_FROM",
+            format!("{from:?} is not a valid sender ({e}); expected e.g. \"leptos-auth <no-reply@example.com>\""),
+        )
+    })?;
+    let public_url = match get("PUBLIC_URL") {
+        Some(url) => url.trim().trim_end_matches('/').to_owned(),
+        None if app_env == AppEnv::Production => {
+            return Err(ConfigError::new(
+                "PUBLIC_URL",
+                "must be set in production: the address users open, for links in emails (e.g. https://auth.example.com)",
+            ))
+        }
+        None if site_addr.ip().is_unspecified() => format!("http://127.0.0.1:{}", site_addr.port()),
+        None => format!("http://{site_addr}"),
+    };
+    let valid_public_url = (public_url.starts_with("http://")
+        || public_url.starts_with("https://"))
+        && public_url.split_once("://").is_some_and(|(_, rest)| {
+            !rest.is_empty() && !rest.contains(['?', '#', ' ', '"', '<', '>'])
+        });
+    if !valid_public_url {
+        return Err(ConfigError::new(
+            "PUBLIC_URL",
+            format!("{public_url:?} is not an http(s) URL (e.g. https://auth.example.com)"),
+        ));
+    }
+    Ok(MailSettings {
+        smtp_url,
+        from,
+        public_url,
+        require_verification: parse_bool_or(get, "REQUIRE_EMAIL_VERIFICATION", false)?,
+        outbox_dir: data_dir.join("outbox"),
     })
 }
 
@@ -829,15 +968,78 @@ mod tests {
         assert_eq!(config.log_format, LogFormat::Pretty);
         assert_eq!(config.metrics_addr, None);
         assert_eq!(config.shutdown_timeout, Duration::from_secs(20));
+        assert!(config.mail.smtp_url.is_none());
+        assert_eq!(config.mail.from, "leptos-auth <no-reply@localhost>");
+        assert_eq!(config.mail.public_url, "http://127.0.0.1:3000");
+        assert!(!config.mail.require_verification);
+        assert_eq!(config.mail.outbox_dir, PathBuf::from("data/outbox"));
+        assert_eq!(
+            config.throttle.email_account_interval,
+            Duration::from_secs(60)
+        );
+        assert_eq!(config.throttle.email_ip_max_per_hour, 20);
+    }
+
+    #[test]
+    fn mail_settings_are_checked() {
+        let with = |pairs: &[(&str, &str)]| {
+            let mut all = vec![("JWT_SECRET", SECRET)];
+            all.extend_from_slice(pairs);
+            config_from(&all)
+        };
+        let config = with(&[
+            ("SMTP_URL", "smtp://relay.internal:25"),
+            ("MAIL_FROM", "Accounts <accounts@example.com>"),
+            ("PUBLIC_URL", "https://auth.example.com/"),
+            ("REQUIRE_EMAIL_VERIFICATION", "true"),
+        ])
+        .expect("valid");
+        assert_eq!(config.mail.public_url, "https://auth.example.com");
+        assert!(config.mail.require_verification);
+        let error = |pairs: &[(&str, &str)]| with(pairs).expect_err("invalid").variable;
+        assert_eq!(error(&[("SMTP_URL", "smtp://relay:25")]), "MAIL_FROM");
+        assert_eq!(
+            error(&[
+                ("SMTP_URL", "mailto:me@example.com"),
+                ("MAIL_FROM", "a@b.c")
+            ]),
+            "SMTP_URL"
+        );
+        assert_eq!(
+            error(&[
+                ("SMTP_URL", "smtp://relay:25?tls=sometimes"),
+                ("MAIL_FROM", "a@b.c")
+            ]),
+            "SMTP_URL"
+        );
+        assert_eq!(error(&[("MAIL_FROM", "not an address")]), "MAIL_FROM");
+        assert_eq!(error(&[("PUBLIC_URL", "auth.example.com")]), "PUBLIC_URL");
+        assert_eq!(
+            error(&[("PUBLIC_URL", "https://auth.example.com/?x=\"<")]),
+            "PUBLIC_URL"
+        );
+        assert_eq!(error(&[("APP_ENV", "production")]), "PUBLIC_URL");
+        // An unspecified listen address is not a place to send people.
+        let any = with(&[("LEPTOS_SITE_ADDR", "0.0.0.0:8080")]).expect("valid");
+        assert_eq!(any.mail.public_url, "http://127.0.0.1:8080");
     }
 
     #[test]
     fn logs_are_json_in_production_unless_told_otherwise() {
-        let production = [("JWT_SECRET", SECRET), ("APP_ENV", "production")];
+        let production = [
+            ("JWT_SECRET", SECRET),
+            ("APP_ENV", "production"),
+            ("PUBLIC_URL", "https://auth.example.com"),
+        ];
         let config = config_from(&production).expect("valid");
         assert_eq!(config.log_format, LogFormat::Json);
-        let config =
-            config_from(&[production[0], production[1], ("LOG_FORMAT", "Pretty")]).expect("valid");
+        let config = config_from(&[
+            production[0],
+            production[1],
+            production[2],
+            ("LOG_FORMAT", "Pretty"),
+        ])
+        .expect("valid");
         assert_eq!(config.log_format, LogFormat::Pretty);
         let config =
             config_from(&[("JWT_SECRET", SECRET), ("LOG_FORMAT", " json ")]).expect("valid");

@@ -22,6 +22,9 @@ pub mod config;
 /// Opening the database chosen by `DATABASE_URL` and running the embedded migrations.
 #[cfg(feature = "ssr")]
 pub mod db;
+/// Outgoing mail: SMTP, or the development outbox folder; off the request path.
+#[cfg(feature = "ssr")]
+pub mod mail;
 /// Prometheus metrics: what is recorded, and the `/metrics` listener.
 #[cfg(feature = "ssr")]
 pub mod metrics;

@@ -17,7 +17,8 @@
 //! - `auth_refresh_attempts_total` by `outcome` (`rotated`, `reuse_detected`, `invalid`);
 //! - `argon2_queue_wait_seconds`: from asking to hash to getting a slot;
 //! - `db_pool_connections`, `db_pool_idle_connections`: sampled at each scrape;
-//! - `auth_active_sessions`: live sessions of all users, counted at each scrape.
+//! - `auth_active_sessions`: live sessions of all users, counted at each scrape;
+//! - `mail_messages_total` by `outcome` (`sent`, `failed`, `dropped`).
 
 use crate::{db::Pool, repositories::Rotation};
 use ::metrics::{counter, gauge, histogram};
@@ -91,10 +92,19 @@ fn describe() {
         "Open database connections (idle and in use)."
     );
     describe_gauge!("db_pool_idle_connections", "Idle database connections.");
+    describe_counter!(
+        "mail_messages_total",
+        "Outgoing messages by outcome: sent (or written to the outbox), failed (after retries), dropped (queue full)."
+    );
     describe_gauge!(
         "auth_active_sessions",
         "Live sessions (signed in, not expired or revoked), counted at each scrape."
     );
+}
+
+/// Counts an outgoing message by outcome (`sent`, `failed`, `dropped`).
+pub fn mail_message(outcome: &'static str) {
+    counter!("mail_messages_total", "outcome" => outcome).increment(1);
 }
 
 /// How a sign-in ended.

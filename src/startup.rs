@@ -58,8 +58,7 @@ impl AppState {
             .await
             .context("opening the database")?;
         pool.migrate().await.context("applying migrations")?;
-        let services =
-            Services::new(&config, pool.repositories()).context("setting up password hashing")?;
+        let services = Services::new(&config, pool.repositories())?;
         ensure_configured_admin(&config, &services).await?;
         let state = AppState {
             leptos_options: leptos_options(&config)?,
@@ -368,6 +367,12 @@ impl Application {
         {
             tracing::error!("timed out writing the last audit events");
         }
+        if tokio::time::timeout(CLOSE_TIMEOUT, services.mailer.flush())
+            .await
+            .is_err()
+        {
+            tracing::error!("timed out sending the last queued messages");
+        }
         // Waits for connections still checked out (by requests cut short).
         if tokio::time::timeout(CLOSE_TIMEOUT, self.pool.close())
             .await
@@ -380,7 +385,8 @@ impl Application {
     }
 }
 
-/// How long the last audit writes and closing the pool may take at shutdown.
+/// How long the last audit writes, the last queued messages and closing the
+/// pool may each take at shutdown.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Completes on Ctrl-C or SIGTERM.

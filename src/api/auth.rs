@@ -88,6 +88,7 @@ struct LoginBody {
         (status = 200, description = "Signed in", body = TokenResponse,
             headers(("Cache-Control" = String, description = "no-store"))),
         (status = 401, description = "Incorrect email or password, or inactive user", body = ErrorDetail),
+        (status = 403, description = "Email not verified (only with REQUIRE_EMAIL_VERIFICATION)", body = ErrorDetail),
         (status = 413, description = "Body over 16 KiB", body = ErrorDetail),
         (status = 415, description = "Unsupported content type", body = ErrorDetail),
         (status = 422, description = "A field is missing", body = ValidationError),

@@ -104,7 +104,10 @@ fn service_error_response(err: ServiceError) -> Response {
         E::Forbidden | E::RegistrationDisabled | E::IncorrectPassword | E::CannotChangeOwnRole => {
             detail(StatusCode::FORBIDDEN, &message)
         }
-        E::EmailTaken => detail(StatusCode::BAD_REQUEST, &message),
+        E::EmailNotVerified => detail(StatusCode::FORBIDDEN, &message),
+        E::EmailTaken | E::EmailAlreadyVerified | E::InvalidLink(_) => {
+            detail(StatusCode::BAD_REQUEST, &message)
+        }
         E::UserNotFound | E::SessionNotFound => detail(StatusCode::NOT_FOUND, &message),
         E::LastAdmin => detail(StatusCode::CONFLICT, &message),
         E::Throttled { retry_after } => {

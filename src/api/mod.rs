@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod openapi;
+pub mod recovery;
 pub mod sessions;
 pub mod users;
 
@@ -31,6 +32,18 @@ pub fn router() -> Router<AppState> {
         .route("/auth/login", post(auth::login))
         .route("/auth/refresh", post(auth::refresh))
         .route("/auth/logout", post(auth::logout))
+        .route("/auth/password-recovery", post(recovery::password_recovery))
+        .route("/auth/reset-password", post(recovery::reset_password))
+        .route("/auth/verify-email", post(recovery::verify_email))
+        .route(
+            "/auth/resend-verification",
+            post(recovery::resend_verification),
+        )
+        .route("/users/me/resend-verification", post(recovery::resend_mine))
+        .route(
+            "/users/{user_id}/resend-verification",
+            post(recovery::resend_for_user),
+        )
         .route("/users", get(users::list).post(users::create))
         .route("/users/", get(users::list).post(users::create))
         .route("/audit", get(audit::list))

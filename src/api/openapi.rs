@@ -2,7 +2,7 @@
 //! handlers' annotations (no hand-written YAML to drift), served at
 //! `/api/v1/openapi.json`, and the offline Swagger UI at `/docs`.
 
-use super::{audit, auth, error::ValidationItem, health, sessions, users};
+use super::{audit, auth, error::ValidationItem, health, recovery, sessions, users};
 use crate::domain::{AuditEventType, AuditEventView, Role, SessionView, UserView};
 use axum::{
     http::{header, HeaderValue},
@@ -40,6 +40,12 @@ pub struct ValidationError {
         auth::login,
         auth::refresh,
         auth::logout,
+        recovery::password_recovery,
+        recovery::reset_password,
+        recovery::verify_email,
+        recovery::resend_verification,
+        recovery::resend_mine,
+        recovery::resend_for_user,
         users::create,
         users::me,
         users::update_me,
@@ -73,11 +79,14 @@ pub struct ValidationError {
         users::CreateUserBody,
         users::UpdateMeBody,
         users::UpdateUserBody,
+        recovery::EmailBody,
+        recovery::ResetPasswordBody,
+        recovery::TokenBody,
         health::HealthStatus,
     )),
     modifiers(&SecuritySchemes),
     tags(
-        (name = "auth", description = "Sign-in, token refresh and sign-out"),
+        (name = "auth", description = "Sign-in, token refresh, sign-out, email verification and password reset"),
         (name = "users", description = "Registration, the caller's account, and user administration"),
         (name = "sessions", description = "Device sessions: list them, end them"),
         (name = "audit", description = "The security audit log"),

@@ -71,6 +71,9 @@ pub fn Field(
     /// Whether the field must be filled.
     #[prop(default = true)]
     required: bool,
+    /// Reference to the input element.
+    #[prop(optional)]
+    node_ref: NodeRef<leptos::html::Input>,
 ) -> impl IntoView {
     let id = format!("{id_prefix}{name}");
     let error_id = format!("{id}-error");
@@ -85,6 +88,7 @@ pub fn Field(
                 autocomplete=autocomplete
                 required=required
                 value=value
+                node_ref=node_ref
                 aria-invalid=move || if message().is_some() { "true" } else { "false" }
                 aria-describedby=error_id.clone()
             />
@@ -132,9 +136,14 @@ pub fn Notice() -> impl IntoView {
 
 fn notice_text(code: &str) -> Option<&'static str> {
     Some(match code {
-        "welcome" => "Welcome! Your account is ready and you are signed in.",
+        "welcome" => "Welcome! Your account is ready and you are signed in. We sent you a link to confirm your email address.",
+        "verify-to-sign-in" => "Your account is ready. We sent you a link to confirm your email address: open it, then sign in.",
+        "verification-sent" => "If the address belongs to an account that still needs confirming, a new link is on its way. It works for 24 hours.",
+        "verification-resent" => "A new confirmation link was sent. It works for 24 hours.",
+        "reset-sent" => "If an account with this email exists, we sent it a link to choose a new password. The link works for 1 hour.",
+        "password-reset" => "Your new password is set and every device was signed out. Sign in with the new password.",
         "signed-out" => "You have been signed out.",
-        "email-changed" => "Your email address was changed.",
+        "email-changed" => "Your email address was changed. We sent a link to the new address: open it to confirm the address.",
         "password-changed" => "Your password was changed. All your other sessions were signed out.",
         "account-deleted" => "Your account was deleted.",
         "created" => "The user was created.",

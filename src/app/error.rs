@@ -7,6 +7,10 @@ use leptos::server_fn::{
 };
 use serde::{Deserialize, Serialize};
 
+/// The refusal of a sign-in before the address is verified.
+pub const EMAIL_NOT_VERIFIED: &str =
+    "Please confirm your email address first: open the link we sent you, or ask for a new one below.";
+
 /// What went wrong, in words a user can act on. Never carries internals.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum AppError {
@@ -67,6 +71,11 @@ impl AppError {
                 .filter(|seconds| *seconds > 0),
             _ => None,
         }
+    }
+
+    /// Whether this is the refusal of a sign-in before the address is verified.
+    pub fn is_email_not_verified(&self) -> bool {
+        matches!(self, AppError::Refused { status: 403, message } if message == EMAIL_NOT_VERIFIED)
     }
 
     /// A form field error.

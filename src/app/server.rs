@@ -81,13 +81,112 @@ pub async fn register(email: String, password: String, confirm: String) -> Resul
         .register(None, input, &ctx::client())
         .await
         .map_err(ctx::service_error)?;
-    let pair = services
-        .auth
-        .open_session(user.id, &ctx::client())
-        .await
-        .map_err(ctx::service_error)?;
+    let pair = match services.auth.open_session(&user, &ctx::client()).await {
+        // REQUIRE_EMAIL_VERIFICATION: no session until the link is opened.
+        Err(crate::services::ServiceError::EmailNotVerified) => {
+            leptos_axum::redirect("/login?notice=verify-to-sign-in");
+            return Ok(());
+        }
+        result => result.map_err(ctx::service_error)?,
+    };
     ctx::session_cookies().set(&ctx::cookies()?, &pair);
     leptos_axum::redirect("/profile?notice=welcome");
+    Ok(())
+}
+
+/// Asks for a password-reset link; the answer is the same for every address.
+#[server(prefix = "/fn", endpoint = "forgot_password")]
+pub async fn forgot_password(email: String) -> Result<(), AppError> {
+    ctx::state()
+        .services
+        .recovery
+        .request_password_reset(&email, &ctx::client())
+        .await
+        .map_err(ctx::service_error)?;
+    leptos_axum::redirect("/forgot-password?notice=reset-sent");
+    Ok(())
+}
+
+/// Whether a reset link can still be used (before its form is shown).
+#[server(prefix = "/fn", endpoint = "check_reset_link")]
+pub async fn check_reset_link(token: String) -> Result<(), AppError> {
+    ctx::state()
+        .services
+        .recovery
+        .check_reset_link(&token)
+        .await
+        .map_err(ctx::service_error)
+}
+
+/// Sets a new password with a reset link; every session ends, this
+/// browser's included, and the user signs in with the new password.
+#[server(prefix = "/fn", endpoint = "reset_password")]
+pub async fn reset_password(
+    token: String,
+    password: String,
+    confirm: String,
+) -> Result<(), AppError> {
+    if password != confirm {
+        return Err(ctx::fail(AppError::invalid(
+            "confirm",
+            "The passwords do not match",
+        )));
+    }
+    ctx::state()
+        .services
+        .recovery
+        .reset_password(&token, password.into(), &ctx::client())
+        .await
+        .map_err(ctx::service_error)
+        .map_err(|err| match err {
+            // The policy speaks of the field the API calls `new_password`.
+            AppError::Invalid { field, message } if field == "new_password" => {
+                AppError::invalid("password", message)
+            }
+            other => other,
+        })?;
+    ctx::session_cookies().clear(&ctx::cookies()?);
+    leptos_axum::redirect("/login?notice=password-reset");
+    Ok(())
+}
+
+/// Confirms an address with a verification link; returns the address.
+#[server(prefix = "/fn", endpoint = "verify_email")]
+pub async fn verify_email(token: String) -> Result<String, AppError> {
+    let user = ctx::state()
+        .services
+        .recovery
+        .verify_email(&token, &ctx::client())
+        .await
+        .map_err(ctx::service_error)?;
+    Ok(user.email)
+}
+
+/// From the sign-in page: a new verification link for an unverified
+/// account (the answer is the same for every address).
+#[server(prefix = "/fn", endpoint = "request_verification")]
+pub async fn request_verification(email: String) -> Result<(), AppError> {
+    ctx::state()
+        .services
+        .recovery
+        .request_verification(&email, &ctx::client())
+        .await
+        .map_err(ctx::service_error)?;
+    leptos_axum::redirect("/login?notice=verification-sent");
+    Ok(())
+}
+
+/// A new verification link for the signed-in user.
+#[server(prefix = "/fn", endpoint = "resend_my_verification")]
+pub async fn resend_my_verification() -> Result<(), AppError> {
+    let actor = ctx::require_actor()?;
+    ctx::state()
+        .services
+        .recovery
+        .resend_verification(&actor)
+        .await
+        .map_err(ctx::service_error)?;
+    leptos_axum::redirect("/profile?notice=verification-resent");
     Ok(())
 }
 
@@ -364,6 +463,20 @@ pub async fn set_user_password(id: i64, password: String, confirm: String) -> Re
         ..Default::default()
     };
     admin_update(id, input, "password-set").await
+}
+
+/// Admin: sends a user a new verification link.
+#[server(prefix = "/fn", endpoint = "resend_user_verification")]
+pub async fn resend_user_verification(id: i64) -> Result<(), AppError> {
+    let actor = ctx::require_actor()?;
+    ctx::state()
+        .services
+        .recovery
+        .admin_resend_verification(&actor, id)
+        .await
+        .map_err(ctx::service_error)?;
+    leptos_axum::redirect(&format!("/admin/users/{id}?notice=verification-resent"));
+    Ok(())
 }
 
 /// Admin: a user's live sessions.

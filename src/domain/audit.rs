@@ -37,11 +37,15 @@ pub enum AuditEventType {
     SessionRevoked,
     /// An admin signed the user out everywhere.
     SignedOutEverywhere,
+    /// The user confirmed their address with a link sent to it.
+    EmailVerified,
+    /// A password-reset link was sent to the account's address.
+    PasswordResetRequested,
 }
 
 impl AuditEventType {
     /// Every event type, in a stable order (filters list them).
-    pub const ALL: [AuditEventType; 14] = [
+    pub const ALL: [AuditEventType; 16] = [
         AuditEventType::LoginSucceeded,
         AuditEventType::LoginFailed,
         AuditEventType::LoginThrottled,
@@ -56,6 +60,8 @@ impl AuditEventType {
         AuditEventType::UserDeleted,
         AuditEventType::SessionRevoked,
         AuditEventType::SignedOutEverywhere,
+        AuditEventType::EmailVerified,
+        AuditEventType::PasswordResetRequested,
     ];
 
     /// The stored and wire form.
@@ -75,6 +81,8 @@ impl AuditEventType {
             AuditEventType::UserDeleted => "user_deleted",
             AuditEventType::SessionRevoked => "session_revoked",
             AuditEventType::SignedOutEverywhere => "signed_out_everywhere",
+            AuditEventType::EmailVerified => "email_verified",
+            AuditEventType::PasswordResetRequested => "password_reset_requested",
         }
     }
 
@@ -95,6 +103,8 @@ impl AuditEventType {
             AuditEventType::UserDeleted => "Account deleted",
             AuditEventType::SessionRevoked => "Device signed out",
             AuditEventType::SignedOutEverywhere => "Signed out everywhere by an admin",
+            AuditEventType::EmailVerified => "Email address verified",
+            AuditEventType::PasswordResetRequested => "Password reset requested",
         }
     }
 }
@@ -160,7 +170,9 @@ impl AuditEventView {
                     _ => label.to_owned(),
                 }
             }
-            AuditEventType::UserCreated | AuditEventType::UserDeleted => match detail("email") {
+            AuditEventType::UserCreated
+            | AuditEventType::UserDeleted
+            | AuditEventType::EmailVerified => match detail("email") {
                 Some(email) => format!("{label}: {email}"),
                 None => label.to_owned(),
             },
@@ -176,6 +188,11 @@ impl AuditEventView {
                     Some(n) => format!("{label} ({n} sessions)"),
                 }
             }
+            AuditEventType::PasswordChanged => match detail("by") {
+                Some("reset") => format!("{label} with a reset link"),
+                Some("admin") => format!("{label} by an admin"),
+                _ => label.to_owned(),
+            },
             _ => label.to_owned(),
         }
     }

@@ -14,6 +14,8 @@ pub struct UserView {
     pub email: String,
     pub role: Role,
     pub is_active: bool,
+    /// Whether the user confirmed the address with a link sent to it.
+    pub email_verified: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

@@ -1,5 +1,5 @@
 //! Data access. One trait per aggregate ([`UserRepository`],
-//! [`SessionRepository`]), one implementation per backend ([`postgres`],
+//! [`SessionRepository`], [`EmailTokenRepository`]...), one implementation per backend ([`postgres`],
 //! [`sqlite`]), chosen from `DATABASE_URL` at startup.
 //!
 //! Design notes:
@@ -31,6 +31,8 @@ pub struct User {
     #[sqlx(try_from = "String")]
     pub role: Role,
     pub is_active: bool,
+    /// Whether the user proved they receive mail at `email`.
+    pub email_verified: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -41,6 +43,7 @@ impl std::fmt::Debug for User {
             .field("id", &self.id)
             .field("role", &self.role)
             .field("is_active", &self.is_active)
+            .field("email_verified", &self.email_verified)
             .finish_non_exhaustive()
     }
 }
@@ -58,6 +61,7 @@ impl User {
             email: self.email.clone(),
             role: self.role,
             is_active: self.is_active,
+            email_verified: self.email_verified,
             created_at: self.created_at,
             updated_at: self.updated_at,
         }
@@ -71,6 +75,8 @@ pub struct NewUser<'a> {
     pub password_hash: &'a str,
     pub role: Role,
     pub is_active: bool,
+    /// Set for accounts whose address the operator vouches for.
+    pub email_verified: bool,
     pub now: DateTime<Utc>,
 }
 
@@ -81,6 +87,7 @@ pub struct UserChanges {
     pub password_hash: Option<String>,
     pub role: Option<Role>,
     pub is_active: Option<bool>,
+    pub email_verified: Option<bool>,
 }
 
 impl UserChanges {
@@ -184,6 +191,114 @@ pub enum RepoError {
     Database(#[from] sqlx::Error),
 }
 
+/// What a single-use link sent by email is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailTokenPurpose {
+    /// Confirms that the user receives mail at an address.
+    VerifyEmail,
+    /// Lets the user set a new password.
+    ResetPassword,
+}
+
+impl EmailTokenPurpose {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EmailTokenPurpose::VerifyEmail => "verify_email",
+            EmailTokenPurpose::ResetPassword => "reset_password",
+        }
+    }
+}
+
+/// A link to store (only the hash of its token).
+#[derive(Debug, Clone)]
+pub struct NewEmailToken<'a> {
+    pub user_id: i64,
+    pub purpose: EmailTokenPurpose,
+    pub token_hash: &'a str,
+    /// The address the link is sent to.
+    pub email: &'a str,
+    pub now: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A link that was valid and is now used up.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct UsedEmailToken {
+    pub user_id: i64,
+    /// The address the link was sent to.
+    pub email: String,
+}
+
+/// Why a link cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailTokenProblem {
+    /// No such link (or one for another purpose).
+    Unknown,
+    /// Used already.
+    Used,
+    /// Replaced by a newer link, or withdrawn.
+    Revoked,
+    /// Past its expiry.
+    Expired,
+}
+
+/// The state of a stored link, as [`EmailTokenRepository::find`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct EmailTokenRecord {
+    pub user_id: i64,
+    pub email: String,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl EmailTokenRecord {
+    /// Whether the link can be used at `now`, or why not.
+    pub fn problem(&self, now: DateTime<Utc>) -> Option<EmailTokenProblem> {
+        if self.used_at.is_some() {
+            Some(EmailTokenProblem::Used)
+        } else if self.revoked_at.is_some() {
+            Some(EmailTokenProblem::Revoked)
+        } else if self.expires_at <= now {
+            Some(EmailTokenProblem::Expired)
+        } else {
+            None
+        }
+    }
+}
+
+/// Single-use links sent by email.
+#[async_trait]
+pub trait EmailTokenRepository: Send + Sync {
+    /// Stores a link and revokes the user's older unused links of the same
+    /// purpose, atomically.
+    async fn issue(&self, new: NewEmailToken<'_>) -> RepoResult<()>;
+    /// The link with this token hash and purpose, in whatever state.
+    async fn find(
+        &self,
+        token_hash: &str,
+        purpose: EmailTokenPurpose,
+    ) -> RepoResult<Option<EmailTokenRecord>>;
+    /// Uses a link up (one conditional update: of concurrent callers exactly
+    /// one succeeds); otherwise says why it cannot be used.
+    async fn use_token(
+        &self,
+        token_hash: &str,
+        purpose: EmailTokenPurpose,
+        now: DateTime<Utc>,
+    ) -> RepoResult<Result<UsedEmailToken, EmailTokenProblem>>;
+    /// Revokes the user's unused links of one purpose; returns how many.
+    async fn revoke_for_user(
+        &self,
+        user_id: i64,
+        purpose: EmailTokenPurpose,
+        now: DateTime<Utc>,
+    ) -> RepoResult<u64>;
+    /// Deletes links that expired before `before`; returns how many.
+    async fn purge(&self, before: DateTime<Utc>) -> RepoResult<u64>;
+}
+
 /// Result alias for repository calls.
 pub type RepoResult<T> = Result<T, RepoError>;
 
@@ -214,6 +329,14 @@ pub trait UserRepository: Send + Sync {
         keep_an_active_admin: bool,
         now: DateTime<Utc>,
     ) -> RepoResult<User>;
+    /// Marks the user's address verified if it is still `email` (a link
+    /// sent to an older address verifies nothing); `false` otherwise.
+    async fn mark_email_verified(
+        &self,
+        id: i64,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool>;
     /// Replaces the password hash without touching sessions (rehash on login).
     async fn set_password_hash(
         &self,
@@ -285,6 +408,8 @@ pub enum ThrottleKind {
     Registration,
     /// An invalid refresh token.
     Refresh,
+    /// A request that sends mail (password reset, verification).
+    Email,
 }
 
 impl ThrottleKind {
@@ -294,6 +419,7 @@ impl ThrottleKind {
             ThrottleKind::Login => "login",
             ThrottleKind::Registration => "registration",
             ThrottleKind::Refresh => "refresh",
+            ThrottleKind::Email => "email",
         }
     }
 }
@@ -399,6 +525,7 @@ pub struct Repositories {
     pub sessions: Arc<dyn SessionRepository>,
     pub throttle: Arc<dyn ThrottleRepository>,
     pub audit: Arc<dyn AuditRepository>,
+    pub email_tokens: Arc<dyn EmailTokenRepository>,
     pub health: Arc<dyn HealthCheck>,
 }
 

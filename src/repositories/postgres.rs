@@ -26,6 +26,7 @@ impl PostgresStore {
             sessions: store.clone(),
             throttle: store.clone(),
             audit: store.clone(),
+            email_tokens: store.clone(),
             health: store,
         }
     }
@@ -47,6 +48,7 @@ impl UserRepository for PostgresStore {
             .bind(new.role.as_str())
             .bind(new.is_active)
             .bind(new.now)
+            .bind(new.email_verified)
             .fetch_one(&self.pool)
             .await
             .map_err(map_unique)
@@ -105,6 +107,7 @@ impl UserRepository for PostgresStore {
             .bind(changes.is_active)
             .bind(now)
             .bind(keep_an_active_admin)
+            .bind(changes.email_verified)
             .fetch_optional(&mut *tx)
             .await
             .map_err(map_unique)?;
@@ -124,6 +127,21 @@ impl UserRepository for PostgresStore {
         }
         tx.commit().await?;
         Ok(user)
+    }
+
+    async fn mark_email_verified(
+        &self,
+        id: i64,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool> {
+        let result = sqlx::query(sql::MARK_EMAIL_VERIFIED)
+            .bind(id)
+            .bind(email)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() > 0)
     }
 
     async fn set_password_hash(
@@ -433,6 +451,88 @@ impl AuditRepository for PostgresStore {
 
     async fn purge(&self, before: DateTime<Utc>) -> RepoResult<u64> {
         let result = sqlx::query(sql::PURGE_AUDIT)
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected())
+    }
+}
+
+#[async_trait]
+impl EmailTokenRepository for PostgresStore {
+    async fn issue(&self, new: NewEmailToken<'_>) -> RepoResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(sql::REVOKE_EMAIL_TOKENS)
+            .bind(new.user_id)
+            .bind(new.purpose.as_str())
+            .bind(new.now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(sql::INSERT_EMAIL_TOKEN)
+            .bind(new.user_id)
+            .bind(new.purpose.as_str())
+            .bind(new.token_hash)
+            .bind(new.email)
+            .bind(new.now)
+            .bind(new.expires_at)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn find(
+        &self,
+        token_hash: &str,
+        purpose: EmailTokenPurpose,
+    ) -> RepoResult<Option<EmailTokenRecord>> {
+        Ok(sqlx::query_as::<_, EmailTokenRecord>(sql::FIND_EMAIL_TOKEN)
+            .bind(token_hash)
+            .bind(purpose.as_str())
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn use_token(
+        &self,
+        token_hash: &str,
+        purpose: EmailTokenPurpose,
+        now: DateTime<Utc>,
+    ) -> RepoResult<Result<UsedEmailToken, EmailTokenProblem>> {
+        let used = sqlx::query_as::<_, UsedEmailToken>(sql::USE_EMAIL_TOKEN)
+            .bind(token_hash)
+            .bind(purpose.as_str())
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        if let Some(used) = used {
+            return Ok(Ok(used));
+        }
+        let problem = self
+            .find(token_hash, purpose)
+            .await?
+            .and_then(|record| record.problem(now))
+            .unwrap_or(EmailTokenProblem::Unknown);
+        Ok(Err(problem))
+    }
+
+    async fn revoke_for_user(
+        &self,
+        user_id: i64,
+        purpose: EmailTokenPurpose,
+        now: DateTime<Utc>,
+    ) -> RepoResult<u64> {
+        let result = sqlx::query(sql::REVOKE_EMAIL_TOKENS)
+            .bind(user_id)
+            .bind(purpose.as_str())
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected())
+    }
+
+    async fn purge(&self, before: DateTime<Utc>) -> RepoResult<u64> {
+        let result = sqlx::query(sql::PURGE_EMAIL_TOKENS)
             .bind(before)
             .execute(&self.pool)
             .await?;

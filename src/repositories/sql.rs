@@ -6,13 +6,13 @@
 /// The columns of a [`super::User`], in `FromRow` order.
 macro_rules! user_columns {
     () => {
-        "id, email, password_hash, role, is_active, created_at, updated_at"
+        "id, email, password_hash, role, is_active, email_verified, created_at, updated_at"
     };
 }
 
 pub(super) const INSERT_USER: &str = concat!(
-    "INSERT INTO users (email, password_hash, role, is_active, created_at, updated_at) ",
-    "VALUES ($1, $2, $3, $4, $5, $5) RETURNING ",
+    "INSERT INTO users (email, password_hash, role, is_active, email_verified, created_at, updated_at) ",
+    "VALUES ($1, $2, $3, $4, $6, $5, $5) RETURNING ",
     user_columns!()
 );
 
@@ -29,13 +29,14 @@ pub(super) const SELECT_USERS: &str = concat!("SELECT ", user_columns!(), " FROM
 pub(super) const USER_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)";
 
 /// Applies the non-null changes; with `$7` true, refuses (no row) to take
-/// admin power from the last active admin.
+/// admin power from the last active admin. `$8` sets `email_verified`.
 pub(super) const UPDATE_USER: &str = concat!(
     "UPDATE users SET ",
     "email = COALESCE($2, email), ",
     "password_hash = COALESCE($3, password_hash), ",
     "role = COALESCE($4, role), ",
     "is_active = COALESCE($5, is_active), ",
+    "email_verified = COALESCE($8, email_verified), ",
     "updated_at = $6 ",
     "WHERE id = $1 ",
     "AND NOT ($7 AND role = 'admin' AND is_active AND NOT EXISTS (",
@@ -76,7 +77,7 @@ pub(super) const REVOKE_REUSED_SESSION: &str = "UPDATE sessions SET revoked_at =
      RETURNING id, user_id";
 
 pub(super) const SESSION_WITH_USER: &str = "SELECT u.id, u.email, u.password_hash, u.role, u.is_active, \
-     u.created_at, u.updated_at, s.revoked_at AS session_revoked_at, s.expires_at AS session_expires_at \
+     u.email_verified, u.created_at, u.updated_at, s.revoked_at AS session_revoked_at, s.expires_at AS session_expires_at \
      FROM sessions s JOIN users u ON u.id = s.user_id \
      WHERE s.id = $1 AND s.user_id = $2";
 
@@ -133,6 +134,29 @@ pub(super) const COUNT_LIVE_SESSIONS: &str =
     "SELECT count(*) FROM sessions WHERE revoked_at IS NULL AND expires_at > $1";
 
 pub(super) const PING: &str = "SELECT 1";
+
+/// Marks the user's address verified, only while it is still `$2`.
+pub(super) const MARK_EMAIL_VERIFIED: &str =
+    "UPDATE users SET email_verified = TRUE, updated_at = $3 WHERE id = $1 AND email = $2";
+
+/// Revokes the user's outstanding links of one purpose (a newer one replaces them).
+pub(super) const REVOKE_EMAIL_TOKENS: &str = "UPDATE email_tokens SET revoked_at = $3 \
+     WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL AND revoked_at IS NULL";
+
+pub(super) const INSERT_EMAIL_TOKEN: &str = "INSERT INTO email_tokens \
+     (user_id, purpose, token_hash, email, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)";
+
+/// One conditional UPDATE: a link is used once, even by concurrent requests.
+pub(super) const USE_EMAIL_TOKEN: &str = "UPDATE email_tokens SET used_at = $3 \
+     WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND revoked_at IS NULL \
+     AND expires_at > $3 RETURNING user_id, email";
+
+/// A link's state, whatever it is (to say why it cannot be used).
+pub(super) const FIND_EMAIL_TOKEN: &str = "SELECT user_id, email, expires_at, used_at, revoked_at \
+     FROM email_tokens WHERE token_hash = $1 AND purpose = $2";
+
+/// Links that expired before `$1` are of no use to anyone.
+pub(super) const PURGE_EMAIL_TOKENS: &str = "DELETE FROM email_tokens WHERE expires_at < $1";
 
 /// Appends the `WHERE` clause of the user list to a query.
 pub(super) fn push_user_filter<'a, DB>(

@@ -34,6 +34,7 @@ impl SqliteStore {
             sessions: store.clone(),
             throttle: store.clone(),
             audit: store.clone(),
+            email_tokens: store.clone(),
             health: store,
         }
     }
@@ -55,6 +56,7 @@ impl UserRepository for SqliteStore {
             .bind(new.role.as_str())
             .bind(new.is_active)
             .bind(ts(new.now))
+            .bind(new.email_verified)
             .fetch_one(&self.pool)
             .await
             .map_err(map_unique)
@@ -107,6 +109,7 @@ impl UserRepository for SqliteStore {
             .bind(changes.is_active)
             .bind(ts(now))
             .bind(keep_an_active_admin)
+            .bind(changes.email_verified)
             .fetch_optional(&mut *tx)
             .await
             .map_err(map_unique)?;
@@ -126,6 +129,21 @@ impl UserRepository for SqliteStore {
         }
         tx.commit().await?;
         Ok(user)
+    }
+
+    async fn mark_email_verified(
+        &self,
+        id: i64,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool> {
+        let result = sqlx::query(sql::MARK_EMAIL_VERIFIED)
+            .bind(id)
+            .bind(email)
+            .bind(ts(now))
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() > 0)
     }
 
     async fn set_password_hash(
@@ -431,6 +449,88 @@ impl AuditRepository for SqliteStore {
 
     async fn purge(&self, before: DateTime<Utc>) -> RepoResult<u64> {
         let result = sqlx::query(sql::PURGE_AUDIT)
+            .bind(ts(before))
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected())
+    }
+}
+
+#[async_trait]
+impl EmailTokenRepository for SqliteStore {
+    async fn issue(&self, new: NewEmailToken<'_>) -> RepoResult<()> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        sqlx::query(sql::REVOKE_EMAIL_TOKENS)
+            .bind(new.user_id)
+            .bind(new.purpose.as_str())
+            .bind(ts(new.now))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(sql::INSERT_EMAIL_TOKEN)
+            .bind(new.user_id)
+            .bind(new.purpose.as_str())
+            .bind(new.token_hash)
+            .bind(new.email)
+            .bind(ts(new.now))
+            .bind(ts(new.expires_at))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn find(
+        &self,
+        token_hash: &str,
+        purpose: EmailTokenPurpose,
+    ) -> RepoResult<Option<EmailTokenRecord>> {
+        Ok(sqlx::query_as::<_, EmailTokenRecord>(sql::FIND_EMAIL_TOKEN)
+            .bind(token_hash)
+            .bind(purpose.as_str())
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn use_token(
+        &self,
+        token_hash: &str,
+        purpose: EmailTokenPurpose,
+        now: DateTime<Utc>,
+    ) -> RepoResult<Result<UsedEmailToken, EmailTokenProblem>> {
+        let used = sqlx::query_as::<_, UsedEmailToken>(sql::USE_EMAIL_TOKEN)
+            .bind(token_hash)
+            .bind(purpose.as_str())
+            .bind(ts(now))
+            .fetch_optional(&self.pool)
+            .await?;
+        if let Some(used) = used {
+            return Ok(Ok(used));
+        }
+        let problem = self
+            .find(token_hash, purpose)
+            .await?
+            .and_then(|record| record.problem(now))
+            .unwrap_or(EmailTokenProblem::Unknown);
+        Ok(Err(problem))
+    }
+
+    async fn revoke_for_user(
+        &self,
+        user_id: i64,
+        purpose: EmailTokenPurpose,
+        now: DateTime<Utc>,
+    ) -> RepoResult<u64> {
+        let result = sqlx::query(sql::REVOKE_EMAIL_TOKENS)
+            .bind(user_id)
+            .bind(purpose.as_str())
+            .bind(ts(now))
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected())
+    }
+
+    async fn purge(&self, before: DateTime<Utc>) -> RepoResult<u64> {
+        let result = sqlx::query(sql::PURGE_EMAIL_TOKENS)
             .bind(ts(before))
             .execute(&self.pool)
             .await?;

@@ -10,7 +10,7 @@ use super::{
 };
 use crate::{
     domain::{AuditEventType, Email, MAX_PASSWORD_CHARS},
-    repositories::{NewSession, Repositories, Rotation},
+    repositories::{NewSession, Repositories, Rotation, User},
 };
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
@@ -51,6 +51,8 @@ pub struct AuthService {
     lifetime: SessionLifetime,
     throttle: Throttle,
     audit: AuditLog,
+    /// `REQUIRE_EMAIL_VERIFICATION`: no session before the address is verified.
+    require_verification: bool,
 }
 
 /// Why a sign-in failed, as the audit log records it.
@@ -71,6 +73,7 @@ impl AuthService {
         lifetime: SessionLifetime,
         throttle: Throttle,
         audit: AuditLog,
+        require_verification: bool,
     ) -> Self {
         AuthService {
             repos,
@@ -79,6 +82,7 @@ impl AuthService {
             lifetime,
             throttle,
             audit,
+            require_verification,
         }
     }
 
@@ -174,7 +178,19 @@ impl AuthService {
             return Err(ServiceError::InactiveUser);
         }
         self.throttle.login_succeeded(&account).await?;
-        let pair = self.open_session(user.id, client).await?;
+        let pair = match self.open_session(&user, client).await {
+            Err(ServiceError::EmailNotVerified) => {
+                self.audit.record(
+                    AuditEntry::new(AuditEventType::LoginFailed)
+                        .subject(user.id)
+                        .client(client)
+                        .detail("reason", "email_not_verified"),
+                );
+                crate::metrics::login_attempt(crate::metrics::LoginOutcome::Failure);
+                return Err(ServiceError::EmailNotVerified);
+            }
+            result => result?,
+        };
         self.audit.record(
             AuditEntry::new(AuditEventType::LoginSucceeded)
                 .actor(user.id)
@@ -204,12 +220,13 @@ impl AuthService {
     }
 
     /// Opens a session for a user whose identity is already proven (sign-in, or
-    /// registration through the pages) and returns its tokens.
-    pub async fn open_session(
-        &self,
-        user_id: i64,
-        client: &ClientInfo,
-    ) -> ServiceResult<TokenPair> {
+    /// registration through the pages) and returns its tokens. With
+    /// `REQUIRE_EMAIL_VERIFICATION`, an unverified user gets no session.
+    pub async fn open_session(&self, user: &User, client: &ClientInfo) -> ServiceResult<TokenPair> {
+        if self.require_verification && !user.email_verified {
+            return Err(ServiceError::EmailNotVerified);
+        }
+        let user_id = user.id;
         let now = Utc::now();
         let refresh = self.tokens.new_refresh_token();
         let session_id = self

@@ -1,5 +1,6 @@
 //! Housekeeping the server does by itself: expired and revoked sessions,
-//! throttling counters nobody reads any more, and audit events past their
+//! throttling counters nobody reads any more, emailed links a week past
+//! their expiry, and audit events past their
 //! retention are deleted every `MAINTENANCE_INTERVAL_SECONDS`. Every
 //! instance runs it; the deletes are idempotent, so several instances on one
 //! database only repeat each other's work.
@@ -15,7 +16,12 @@ pub struct PurgeReport {
     pub sessions: u64,
     pub throttle_events: u64,
     pub audit_events: u64,
+    pub email_tokens: u64,
 }
+
+/// Expired emailed links are kept this long, so a late click is told
+/// "expired" rather than "not valid".
+const EXPIRED_LINKS_KEPT: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The purge rules.
 #[derive(Clone)]
@@ -64,10 +70,16 @@ impl Maintenance {
             Some(retention) => self.repos.audit.purge(ago(now, retention)).await?,
             None => 0,
         };
+        let email_tokens = self
+            .repos
+            .email_tokens
+            .purge(ago(now, EXPIRED_LINKS_KEPT))
+            .await?;
         Ok(PurgeReport {
             sessions,
             throttle_events,
             audit_events,
+            email_tokens,
         })
     }
 
@@ -84,6 +96,7 @@ impl Maintenance {
                             sessions = report.sessions,
                             throttle_events = report.throttle_events,
                             audit_events = report.audit_events,
+                            email_tokens = report.email_tokens,
                             "purged expired rows"
                         )
                     }

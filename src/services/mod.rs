@@ -8,8 +8,10 @@
 
 pub mod audit;
 pub mod auth;
+pub mod mail_links;
 pub mod maintenance;
 pub mod passwords;
+pub mod recovery;
 pub mod sessions;
 pub mod throttle;
 pub mod tokens;
@@ -17,8 +19,10 @@ pub mod users;
 
 pub use audit::{AuditEntry, AuditLog, AuditQuery, AuditService};
 pub use auth::{AuthService, TokenPair};
+pub use mail_links::MailLinks;
 pub use maintenance::{Maintenance, PurgeReport};
 pub use passwords::PasswordHasher;
+pub use recovery::AccountRecovery;
 pub use sessions::SessionService;
 pub use throttle::Throttle;
 pub use tokens::TokenService;
@@ -26,7 +30,7 @@ pub use users::{NewUserInput, UpdateMeInput, UpdateUserInput, UserService};
 
 use crate::{
     config::Config,
-    repositories::{RepoError, Repositories, User},
+    repositories::{EmailTokenProblem, RepoError, Repositories, User},
 };
 
 /// The authenticated caller: the user as currently stored (role and activity
@@ -131,6 +135,15 @@ pub enum ServiceError {
     /// Input that does not meet the rules (email format, password policy...).
     #[error("{}", .0.message)]
     Invalid(FieldError),
+    /// Sign-in refused until the address is verified (`REQUIRE_EMAIL_VERIFICATION`).
+    #[error("Email not verified")]
+    EmailNotVerified,
+    /// Asked to verify an address that is verified already.
+    #[error("Email already verified")]
+    EmailAlreadyVerified,
+    /// A link sent by email that cannot be used.
+    #[error("{}", link_problem(*.0))]
+    InvalidLink(EmailTokenProblem),
     /// Brute-force throttling: wait this many seconds.
     #[error("Too many attempts, try again in {retry_after} second{}", if *.retry_after == 1 { "" } else { "s" })]
     Throttled { retry_after: u64 },
@@ -140,6 +153,18 @@ pub enum ServiceError {
     /// A fault on our side; the cause is logged, never shown.
     #[error("Internal Server Error")]
     Internal(#[source] anyhow::Error),
+}
+
+/// What a user is told about a link that cannot be used.
+fn link_problem(problem: EmailTokenProblem) -> &'static str {
+    match problem {
+        EmailTokenProblem::Unknown => "This link is not valid. Please ask for a new one.",
+        EmailTokenProblem::Used => "This link has already been used. Please ask for a new one.",
+        EmailTokenProblem::Revoked => {
+            "This link was replaced by a newer one. Please use the link in the most recent message."
+        }
+        EmailTokenProblem::Expired => "This link has expired. Please ask for a new one.",
+    }
 }
 
 impl ServiceError {
@@ -213,9 +238,13 @@ pub struct Services {
     pub auth: AuthService,
     pub users: UserService,
     pub sessions: SessionService,
+    /// Verification and password-reset flows.
+    pub recovery: AccountRecovery,
     pub audit: AuditService,
     /// The audit writer (flushed at shutdown).
     pub audit_log: AuditLog,
+    /// The outgoing mail queue (flushed at shutdown).
+    pub mailer: crate::mail::Mailer,
     pub maintenance: Maintenance,
     /// The password hasher (its counters show work done).
     pub hasher: PasswordHasher,
@@ -224,12 +253,17 @@ pub struct Services {
 
 impl Services {
     /// Wires the services over the given repositories and starts the audit
-    /// writer (call inside a Tokio runtime).
-    pub fn new(
-        config: &Config,
-        repositories: Repositories,
-    ) -> Result<Services, passwords::HashError> {
-        let hasher = PasswordHasher::new(&config.argon2)?;
+    /// writer and the mail sender (call inside a Tokio runtime).
+    pub fn new(config: &Config, repositories: Repositories) -> anyhow::Result<Services> {
+        use anyhow::Context;
+        let hasher = PasswordHasher::new(&config.argon2).context("setting up password hashing")?;
+        let mailer = crate::mail::Mailer::start(&config.mail, config.app_env)
+            .context("setting up outgoing mail")?;
+        let links = MailLinks::new(
+            repositories.clone(),
+            mailer.clone(),
+            &config.mail.public_url,
+        );
         let tokens = TokenService::new(
             &config.jwt_secret,
             &config.jwt_issuer,
@@ -248,12 +282,21 @@ impl Services {
             },
             throttle.clone(),
             audit_log.clone(),
+            config.mail.require_verification,
         );
         let users = UserService::new(
             repositories.clone(),
             hasher.clone(),
             config.password_policy(),
             config.allow_registration,
+            throttle.clone(),
+            audit_log.clone(),
+            links.clone(),
+        );
+        let recovery = AccountRecovery::new(
+            repositories.clone(),
+            users.clone(),
+            links,
             throttle.clone(),
             audit_log.clone(),
         );
@@ -269,8 +312,10 @@ impl Services {
             auth,
             users,
             sessions,
+            recovery,
             audit,
             audit_log,
+            mailer,
             maintenance,
             hasher,
             repositories,

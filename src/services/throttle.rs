@@ -207,6 +207,24 @@ impl Throttle {
             .await?)
     }
 
+    /// Refuses a request of `kind` when the address has reached its hourly
+    /// `limit`; otherwise counts it.
+    async fn ip_attempt(
+        &self,
+        kind: ThrottleKind,
+        ip: Option<&str>,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> ServiceResult<()> {
+        if let Some(throttled) = self.check_ip(kind, ip, limit, now).await? {
+            return Err(throttled.into());
+        }
+        if limit > 0 && ip.is_some() {
+            self.repo.record(kind, None, ip, now).await?;
+        }
+        Ok(())
+    }
+
     /// Refuses a sign-up when the address has reached its hourly limit;
     /// otherwise counts it.
     pub async fn registration_attempt(
@@ -215,18 +233,42 @@ impl Throttle {
         now: DateTime<Utc>,
     ) -> ServiceResult<()> {
         let limit = self.settings.registration_max_per_ip_per_hour;
-        if let Some(throttled) = self
-            .check_ip(ThrottleKind::Registration, ip, limit, now)
-            .await?
-        {
-            return Err(throttled.into());
+        self.ip_attempt(ThrottleKind::Registration, ip, limit, now)
+            .await
+    }
+
+    /// Refuses a request that sends mail (password reset, verification) when
+    /// the address has reached its hourly limit; otherwise counts it.
+    pub async fn email_request(&self, ip: Option<&str>, now: DateTime<Utc>) -> ServiceResult<()> {
+        let limit = self.settings.email_ip_max_per_hour;
+        self.ip_attempt(ThrottleKind::Email, ip, limit, now).await
+    }
+
+    /// Whether a message may go to this account now (at most one per
+    /// `EMAIL_REQUEST_INTERVAL_SECONDS`); counts it when it may.
+    pub async fn email_to_account(
+        &self,
+        account: &str,
+        now: DateTime<Utc>,
+    ) -> ServiceResult<Result<(), Throttled>> {
+        let interval = self.settings.email_account_interval;
+        if interval.is_zero() {
+            return Ok(Ok(()));
         }
-        if limit > 0 {
-            self.repo
-                .record(ThrottleKind::Registration, None, ip, now)
-                .await?;
+        let ThrottleCount { newest, .. } = self
+            .repo
+            .count_for_account(ThrottleKind::Email, account, now - to_chrono(interval))
+            .await?;
+        if let Some(wait) = newest.and_then(|last| seconds_until(last + to_chrono(interval), now)) {
+            return Ok(Err(Throttled {
+                retry_after: wait,
+                scope: ThrottleScope::Account,
+            }));
         }
-        Ok(())
+        self.repo
+            .record(ThrottleKind::Email, Some(account), None, now)
+            .await?;
+        Ok(Ok(()))
     }
 
     /// Refuses a refresh when the address presented too many invalid tokens.
@@ -251,7 +293,13 @@ impl Throttle {
 
     /// The oldest counter anyone still reads: older rows can go.
     pub fn horizon(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        now - to_chrono(self.settings.login_window.max(HOUR))
+        let settings = &self.settings;
+        now - to_chrono(
+            settings
+                .login_window
+                .max(HOUR)
+                .max(settings.email_account_interval),
+        )
     }
 }
 

@@ -57,8 +57,9 @@ pub enum TokenError {
     WrongType,
 }
 
-/// A freshly minted refresh token and the hash to store.
-pub struct RefreshToken {
+/// A freshly minted opaque token (a refresh token, or the token of a link
+/// sent by email) and the hash to store.
+pub struct OpaqueToken {
     /// Sent to the client once, never stored.
     pub token: SecretString,
     /// SHA-256 (hex) of the token: what the database keeps.
@@ -140,18 +141,24 @@ impl TokenService {
     }
 
     /// A new refresh token (256 random bits) and its hash.
-    pub fn new_refresh_token(&self) -> RefreshToken {
-        let token = random_token(REFRESH_TOKEN_BYTES);
-        let hash = hash_refresh_token(&token);
-        RefreshToken {
-            token: SecretString::from(token),
-            hash,
-        }
+    pub fn new_refresh_token(&self) -> OpaqueToken {
+        new_opaque_token()
     }
 }
 
-/// SHA-256 (hex) of a refresh token. Refresh tokens carry 256 bits of
-/// randomness, so a fast hash is enough: there is nothing to brute-force.
+/// A new opaque token (256 random bits, URL-safe) and its SHA-256.
+pub fn new_opaque_token() -> OpaqueToken {
+    let token = random_token(REFRESH_TOKEN_BYTES);
+    let hash = hash_refresh_token(&token);
+    OpaqueToken {
+        token: SecretString::from(token),
+        hash,
+    }
+}
+
+/// SHA-256 (hex) of an opaque token (refresh token or emailed link). They
+/// carry 256 bits of randomness, so a fast hash is enough: there is nothing
+/// to brute-force.
 pub fn hash_refresh_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }

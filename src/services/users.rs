@@ -4,6 +4,7 @@
 
 use super::{
     audit::{AuditEntry, AuditLog},
+    mail_links::{MailLinks, PasswordChangedBy},
     passwords::PasswordHasher,
     throttle::Throttle,
     Actor, ClientInfo, ServiceError, ServiceResult,
@@ -62,6 +63,7 @@ pub struct UserService {
     allow_registration: bool,
     throttle: Throttle,
     audit: AuditLog,
+    links: MailLinks,
 }
 
 /// Who made a change, as the audit log records it.
@@ -93,6 +95,14 @@ impl ChangedBy<'_> {
             ChangedBy::Operator => "operator",
         }
     }
+
+    /// Who changed a password, for the notice.
+    fn password_changer(self) -> PasswordChangedBy {
+        match self {
+            ChangedBy::SelfService(_) => PasswordChangedBy::User,
+            ChangedBy::Admin(_) | ChangedBy::Operator => PasswordChangedBy::Admin,
+        }
+    }
 }
 
 impl UserService {
@@ -104,6 +114,7 @@ impl UserService {
         allow_registration: bool,
         throttle: Throttle,
         audit: AuditLog,
+        links: MailLinks,
     ) -> Self {
         UserService {
             repos,
@@ -112,11 +123,32 @@ impl UserService {
             allow_registration,
             throttle,
             audit,
+            links,
         }
     }
 
-    /// Records what changed between `before` and `after` (one event per aspect).
-    fn record_changes(&self, by: ChangedBy<'_>, before: &User, after: &User, password: bool) {
+    /// Sends a verification link to the user's address. A failure is logged,
+    /// never returned: the change that asked for it has happened.
+    async fn send_verification(&self, user: &User) {
+        if let Err(err) = self.links.send_verification(user).await {
+            tracing::error!(user_id = user.id, error = %err, "could not issue a verification link");
+        }
+    }
+
+    /// Records what changed between `before` and `after` (one event per
+    /// aspect) and tells the user by email: a new address must be verified
+    /// (the old one gets a notice), a new password gets a notice.
+    async fn record_changes(&self, by: ChangedBy<'_>, before: &User, after: &User, password: bool) {
+        let now = Utc::now();
+        if before.email != after.email {
+            self.send_verification(after).await;
+            self.links
+                .notify_email_changed(&before.email, &after.email, now);
+        }
+        if password {
+            self.links
+                .notify_password_changed(after, by.password_changer(), now);
+        }
         let id = after.id;
         if before.email != after.email {
             self.audit.record(
@@ -245,9 +277,11 @@ impl UserService {
                 password_hash: &password_hash,
                 role: input.role.unwrap_or_default(),
                 is_active: input.is_active.unwrap_or(true),
+                email_verified: false,
                 now: Utc::now(),
             })
             .await?;
+        self.send_verification(&user).await;
         match admin {
             Some(admin) => self.record_created(ChangedBy::Admin(admin), &user),
             None => {
@@ -271,7 +305,12 @@ impl UserService {
         if input.role.is_some_and(|r| r != me.role) {
             return Err(ServiceError::CannotChangeOwnRole);
         }
-        let new_email = input.email.as_deref().map(Self::parse_email).transpose()?;
+        let new_email = input
+            .email
+            .as_deref()
+            .map(Self::parse_email)
+            .transpose()?
+            .filter(|email| email.as_str() != me.email);
         if new_email.is_none() && input.password.is_none() {
             return Ok(me.clone());
         }
@@ -305,6 +344,7 @@ impl UserService {
         };
         let password_changed = password_hash.is_some();
         let changes = UserChanges {
+            email_verified: new_email.is_some().then_some(false),
             email: new_email,
             password_hash,
             ..UserChanges::default()
@@ -319,7 +359,52 @@ impl UserService {
             me,
             &updated,
             password_changed,
+        )
+        .await;
+        Ok(updated)
+    }
+
+    /// The hash of a new password for `user`, after the policy accepted it
+    /// (a password reset checks it before using the link up).
+    pub(super) async fn hash_new_password(
+        &self,
+        user: &User,
+        password: &SecretString,
+    ) -> ServiceResult<String> {
+        let email = Self::parse_email(&user.email)?;
+        self.checked_hash(password, &email, "new_password").await
+    }
+
+    /// Stores a password set with a reset link sent to `link_email`: every
+    /// session ends, the address counts as verified when it is still
+    /// `link_email` (the link proved the user reads it), and the user is told
+    /// by email.
+    pub(super) async fn apply_password_reset(
+        &self,
+        user: &User,
+        password_hash: String,
+        link_email: &str,
+        client: &ClientInfo,
+    ) -> ServiceResult<User> {
+        let changes = UserChanges {
+            password_hash: Some(password_hash),
+            email_verified: (user.email == link_email && !user.email_verified).then_some(true),
+            ..UserChanges::default()
+        };
+        let updated = self
+            .repos
+            .users
+            .update(user.id, &changes, RevokeSessions::All, false, Utc::now())
+            .await?;
+        self.audit.record(
+            AuditEntry::new(AuditEventType::PasswordChanged)
+                .actor(updated.id)
+                .subject(updated.id)
+                .client(client)
+                .detail("by", "reset"),
         );
+        self.links
+            .notify_password_changed(&updated, PasswordChangedBy::Reset, Utc::now());
         Ok(updated)
     }
 
@@ -383,7 +468,12 @@ impl UserService {
             .find_by_id(id)
             .await?
             .ok_or(ServiceError::UserNotFound)?;
-        let new_email = input.email.as_deref().map(Self::parse_email).transpose()?;
+        let new_email = input
+            .email
+            .as_deref()
+            .map(Self::parse_email)
+            .transpose()?
+            .filter(|email| email.as_str() != target.email);
         let password_hash = match &input.password {
             Some(password) => {
                 let email = match &new_email {
@@ -402,6 +492,7 @@ impl UserService {
         };
         let password_changed = password_hash.is_some();
         let changes = UserChanges {
+            email_verified: new_email.is_some().then_some(false),
             email: new_email,
             password_hash,
             role: input.role,
@@ -413,7 +504,8 @@ impl UserService {
             .users
             .update(id, &changes, revoke, guard, Utc::now())
             .await?;
-        self.record_changes(ChangedBy::Admin(actor), &target, &updated, password_changed);
+        self.record_changes(ChangedBy::Admin(actor), &target, &updated, password_changed)
+            .await;
         Ok(updated)
     }
 
@@ -447,7 +539,8 @@ impl UserService {
             .users
             .update(user.id, &changes, RevokeSessions::None, false, Utc::now())
             .await?;
-        self.record_changes(ChangedBy::Operator, &user, &promoted, false);
+        self.record_changes(ChangedBy::Operator, &user, &promoted, false)
+            .await;
         Ok(Some(promoted))
     }
 
@@ -464,6 +557,8 @@ impl UserService {
                 password_hash: &password_hash,
                 role: Role::Admin,
                 is_active: true,
+                // The operator vouches for the address.
+                email_verified: true,
                 now: Utc::now(),
             })
             .await?;

@@ -90,6 +90,10 @@ impl AppError {
     }
 }
 
+/// What the pages say when sign-in waits for a verified address (the sign-in
+/// page recognises it to offer a new link).
+pub const EMAIL_NOT_VERIFIED: &str = crate::app::error::EMAIL_NOT_VERIFIED;
+
 /// Translates a service error for the pages (the only place that does), and
 /// sets the matching HTTP status.
 pub fn service_error(err: ServiceError) -> AppError {
@@ -124,6 +128,10 @@ pub fn service_error(err: ServiceError) -> AppError {
             "Your current password is incorrect".to_owned(),
         ),
         E::CannotChangeOwnRole => refused(StatusCode::FORBIDDEN, "You cannot change your own role"),
+        E::EmailNotVerified => refused(StatusCode::FORBIDDEN, EMAIL_NOT_VERIFIED),
+        E::EmailAlreadyVerified | E::InvalidLink(_) => {
+            refused(StatusCode::BAD_REQUEST, &err.to_string())
+        }
         E::UserNotFound => {
             AppError::NotFound("This user does not exist (it may have been deleted)".to_owned())
         }

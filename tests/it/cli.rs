@@ -246,6 +246,7 @@ fn documented_settings() -> Vec<String> {
 fn config_check_prints_every_setting_once_with_secrets_masked() {
     let db_password = "db-password-in-the-url";
     let admin_password = "admin-password-never-shown";
+    let smtp_password = "smtp-password-never-shown";
     let output = config_check(&[
         ("JWT_SECRET", JWT_SECRET),
         (
@@ -256,6 +257,12 @@ fn config_check_prints_every_setting_once_with_secrets_masked() {
         ("ADMIN_PASSWORD", admin_password),
         ("METRICS_ADDR", "127.0.0.1:9100"),
         ("SHUTDOWN_TIMEOUT_SECONDS", "45"),
+        (
+            "SMTP_URL",
+            &format!("smtps://mailer:{smtp_password}@mail.example.com:465"),
+        ),
+        ("MAIL_FROM", "Accounts <accounts@example.com>"),
+        ("PUBLIC_URL", "https://auth.example.com/"),
     ]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -298,7 +305,10 @@ fn config_check_prints_every_setting_once_with_secrets_masked() {
     assert_eq!(value("SHUTDOWN_TIMEOUT_SECONDS"), "45");
     assert_eq!(value("LOG_FORMAT"), "pretty");
     assert_eq!(value("APP_ENV"), "development");
-    for secret in [JWT_SECRET, db_password, admin_password] {
+    assert_eq!(value("SMTP_URL"), "smtps://mailer:***@mail.example.com:465");
+    assert_eq!(value("MAIL_FROM"), "Accounts <accounts@example.com>");
+    assert_eq!(value("PUBLIC_URL"), "https://auth.example.com");
+    for secret in [JWT_SECRET, db_password, admin_password, smtp_password] {
         assert!(
             !stdout.contains(secret) && !stderr.contains(secret),
             "{secret} shown"
@@ -344,6 +354,41 @@ fn config_check_fails_naming_the_invalid_variable_without_showing_secrets() {
         (
             "RUST_LOG",
             vec![("JWT_SECRET", JWT_SECRET), ("RUST_LOG", "info,sqlx=loud")],
+        ),
+        (
+            "PUBLIC_URL",
+            vec![
+                ("APP_ENV", "production"),
+                ("JWT_SECRET", JWT_SECRET),
+                ("LOG_FORMAT", "json"),
+            ],
+        ),
+        (
+            "MAIL_FROM",
+            vec![
+                ("JWT_SECRET", JWT_SECRET),
+                (
+                    "SMTP_URL",
+                    "smtps://mailer:db-password-in-the-url@mail.example.com",
+                ),
+            ],
+        ),
+        (
+            "SMTP_URL",
+            vec![
+                ("JWT_SECRET", JWT_SECRET),
+                (
+                    "SMTP_URL",
+                    "https://mailer:db-password-in-the-url@mail.example.com",
+                ),
+            ],
+        ),
+        (
+            "PUBLIC_URL",
+            vec![
+                ("JWT_SECRET", JWT_SECRET),
+                ("PUBLIC_URL", "auth.example.com"),
+            ],
         ),
     ] {
         let output = config_check(&settings);

@@ -273,6 +273,12 @@ async fn the_openapi_document_describes_every_route(app: TestApp) {
         ("/api/v1/auth/login", vec!["post"]),
         ("/api/v1/auth/refresh", vec!["post"]),
         ("/api/v1/auth/logout", vec!["post"]),
+        ("/api/v1/auth/password-recovery", vec!["post"]),
+        ("/api/v1/auth/reset-password", vec!["post"]),
+        ("/api/v1/auth/verify-email", vec!["post"]),
+        ("/api/v1/auth/resend-verification", vec!["post"]),
+        ("/api/v1/users/me/resend-verification", vec!["post"]),
+        ("/api/v1/users/{user_id}/resend-verification", vec!["post"]),
         ("/api/v1/users", vec!["get", "post"]),
         ("/api/v1/users/me", vec!["get", "put", "patch"]),
         (
@@ -304,7 +310,7 @@ async fn the_openapi_document_describes_every_route(app: TestApp) {
                 .is_some_and(|r| !r.is_empty()));
         }
     }
-    assert_eq!(spec["paths"].as_object().map(|p| p.len()), Some(13));
+    assert_eq!(spec["paths"].as_object().map(|p| p.len()), Some(19));
     let schemes = &spec["components"]["securitySchemes"];
     assert_eq!(schemes["bearer"]["scheme"], "bearer");
     assert_eq!(

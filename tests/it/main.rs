@@ -8,6 +8,7 @@ mod audit;
 mod auth;
 mod cli;
 mod cluster;
+mod email;
 mod http;
 mod observability;
 mod pages;

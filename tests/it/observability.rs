@@ -376,6 +376,61 @@ async fn no_password_token_cookie_or_email_reaches_the_logs() {
     }
 }
 
+/// In production, mail goes over SMTP and its links never reach the logs;
+/// addresses appear masked only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emailed_links_and_addresses_stay_out_of_production_logs() {
+    let sink = crate::common::smtp::SmtpSink::start().await;
+    let smtp_url = sink.url();
+    let mut server = Server::start(&[
+        ("APP_ENV", "production"),
+        ("LOG_FORMAT", "json"),
+        ("RUST_LOG", "debug"),
+        ("PUBLIC_URL", "https://auth.example.test"),
+        ("SMTP_URL", &smtp_url),
+        ("MAIL_FROM", "no-reply@example.com"),
+    ])
+    .await;
+    let email = "mail.user-private@example.com";
+    signed_in(&server, email).await;
+    let (status, _, _) = post_json(
+        &server,
+        "/api/v1/auth/password-recovery",
+        json!({ "email": email }),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while sink.messages_to(email).len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "messages not delivered"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let messages = sink.messages_to(email);
+    let verify = messages[0].token("https://auth.example.test", "/verify-email");
+    let reset = messages[1].token("https://auth.example.test", "/reset-password");
+    let (status, _, _) = post_json(
+        &server,
+        "/api/v1/auth/reset-password",
+        json!({ "token": reset, "new_password": "violet tundra lantern orbit" }),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    server.stop().await;
+    let logs = server.logs();
+    assert!(
+        logs.contains("m***@example.com"),
+        "sends are logged, masked:\n{logs}"
+    );
+    for secret in [verify.as_str(), reset.as_str(), email, "violet tundra"] {
+        assert!(!logs.contains(secret), "{secret} logged:\n{logs}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_requests_sign_ins_and_refreshes_on_their_own_port() {
     let mut server = Server::start(&[

@@ -1,7 +1,7 @@
 //! The browser side through the real router, without a browser: server
 //! functions, cookie sessions, CSRF defence, page guards and headers.
 
-use crate::common::{TestApp, TestResponse, OTHER_PASSWORD, PASSWORD};
+use crate::common::{Backend, TestApp, TestResponse, MAIL_PUBLIC_URL, OTHER_PASSWORD, PASSWORD};
 use axum::{
     body::Body,
     http::{header, Method, Request, StatusCode},
@@ -650,6 +650,230 @@ async fn the_login_page_is_told_how_long_to_wait(default_app: TestApp) {
     );
     assert!(set_cookies(&throttled).is_empty(), "no session");
 }
+
+/// The HTML of a page with its entities decoded enough to search text in it.
+fn text_of(response: &TestResponse) -> String {
+    response.text.replace("&#x27;", "'").replace("&#39;", "'")
+}
+
+async fn password_reset_and_verification_work_through_the_pages(backend: Backend) {
+    let (app, sink) = TestApp::with_mail(backend, &[]).await;
+    app.user("pat@example.com").await;
+    let jar = browser_login(&app, "pat@example.com", PASSWORD).await;
+    let old_access = jar.get(ACCESS).cloned();
+
+    // Confirming the address: opening the link is enough.
+    app.flush_mail().await;
+    let verification =
+        sink.messages_to("pat@example.com")[0].token(MAIL_PUBLIC_URL, "/verify-email");
+    let profile = page(&app, "/profile", &jar).await;
+    assert!(
+        profile.text.contains("Not yet"),
+        "unverified on the profile"
+    );
+    let confirmed = page(
+        &app,
+        &format!("/verify-email?token={verification}"),
+        &Jar::default(),
+    )
+    .await;
+    confirmed.assert_status(StatusCode::OK);
+    assert!(
+        text_of(&confirmed).contains("pat@example.com is confirmed"),
+        "{}",
+        confirmed.text
+    );
+    let again = page(
+        &app,
+        &format!("/verify-email?token={verification}"),
+        &Jar::default(),
+    )
+    .await;
+    assert!(
+        text_of(&again).contains("This link has already been used"),
+        "{}",
+        again.text
+    );
+
+    // Forgot password -> link -> new password.
+    call_fn(
+        &app,
+        "forgot_password",
+        &[("email", "pat@example.com")],
+        &Jar::default(),
+        Some(ORIGIN),
+    )
+    .await
+    .assert_status(StatusCode::OK);
+    call_fn(
+        &app,
+        "forgot_password",
+        &[("email", "nobody@example.com")],
+        &Jar::default(),
+        Some(ORIGIN),
+    )
+    .await
+    .assert_status(StatusCode::OK);
+    app.flush_mail().await;
+    let reset = sink
+        .messages_to("pat@example.com")
+        .into_iter()
+        .find(|m| m.header("Subject").as_deref() == Some("Reset your password"))
+        .expect("reset message")
+        .token(MAIL_PUBLIC_URL, "/reset-password");
+    let bad = page(&app, "/reset-password?token=forged", &Jar::default()).await;
+    assert!(
+        text_of(&bad).contains("This link is not valid"),
+        "{}",
+        bad.text
+    );
+    let form = page(
+        &app,
+        &format!("/reset-password?token={reset}"),
+        &Jar::default(),
+    )
+    .await;
+    assert!(form.text.contains("name=\"token\""), "{}", form.text);
+    call_fn(
+        &app,
+        "reset_password",
+        &[
+            ("token", &reset),
+            ("password", OTHER_PASSWORD),
+            ("confirm", "something else"),
+        ],
+        &jar,
+        Some(ORIGIN),
+    )
+    .await
+    .assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    let weak = call_fn(
+        &app,
+        "reset_password",
+        &[
+            ("token", &reset),
+            ("password", "password"),
+            ("confirm", "password"),
+        ],
+        &jar,
+        Some(ORIGIN),
+    )
+    .await;
+    assert!(
+        weak.text.contains("\"password\""),
+        "the policy speaks of the form's field: {}",
+        weak.text
+    );
+    let done = call_fn(
+        &app,
+        "reset_password",
+        &[
+            ("token", &reset),
+            ("password", OTHER_PASSWORD),
+            ("confirm", OTHER_PASSWORD),
+        ],
+        &jar,
+        Some(ORIGIN),
+    )
+    .await;
+    done.assert_status(StatusCode::OK);
+    let mut after = jar.clone();
+    after.update(&done);
+    assert!(
+        after.get(ACCESS).is_none(),
+        "this browser's cookies are cleared"
+    );
+    app.get("/api/v1/users/me", old_access.as_deref())
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
+    browser_login(&app, "pat@example.com", OTHER_PASSWORD).await;
+}
+
+async fn sign_in_waits_for_a_confirmed_address_when_required(backend: Backend) {
+    let (app, sink) = TestApp::with_mail(backend, &[("REQUIRE_EMAIL_VERIFICATION", "true")]).await;
+    let registered = call_fn(
+        &app,
+        "register",
+        &[
+            ("email", "quinn@example.com"),
+            ("password", PASSWORD),
+            ("confirm", PASSWORD),
+        ],
+        &Jar::default(),
+        Some(ORIGIN),
+    )
+    .await;
+    registered.assert_status(StatusCode::OK);
+    assert!(
+        set_cookies(&registered).is_empty(),
+        "no session before verification"
+    );
+    let refused = call_fn(
+        &app,
+        "login",
+        &[
+            ("email", "quinn@example.com"),
+            ("password", PASSWORD),
+            ("next", ""),
+        ],
+        &Jar::default(),
+        Some(ORIGIN),
+    )
+    .await;
+    refused.assert_status(StatusCode::FORBIDDEN);
+    assert!(
+        refused
+            .text
+            .contains("Please confirm your email address first"),
+        "{}",
+        refused.text
+    );
+    call_fn(
+        &app,
+        "request_verification",
+        &[("email", "quinn@example.com")],
+        &Jar::default(),
+        Some(ORIGIN),
+    )
+    .await
+    .assert_status(StatusCode::OK);
+    app.flush_mail().await;
+    let links = sink.messages_to("quinn@example.com");
+    assert_eq!(links.len(), 2);
+    let token = links[1].token(MAIL_PUBLIC_URL, "/verify-email");
+    page(
+        &app,
+        &format!("/verify-email?token={token}"),
+        &Jar::default(),
+    )
+    .await
+    .assert_status(StatusCode::OK);
+    let jar = browser_login(&app, "quinn@example.com", PASSWORD).await;
+    let resend = call_fn(&app, "resend_my_verification", &[], &jar, Some(ORIGIN)).await;
+    resend.assert_status(StatusCode::BAD_REQUEST);
+    assert!(
+        resend.text.contains("Email already verified"),
+        "{}",
+        resend.text
+    );
+    let me = call_fn(&app, "my_account", &[], &jar, Some(ORIGIN)).await;
+    assert_eq!(me.body["email_verified"], true);
+    // Admin functions stay admin-only.
+    call_fn(
+        &app,
+        "resend_user_verification",
+        &[("id", "1")],
+        &jar,
+        Some(ORIGIN),
+    )
+    .await
+    .assert_status(StatusCode::FORBIDDEN);
+}
+
+each_backend!(
+    password_reset_and_verification_work_through_the_pages,
+    sign_in_waits_for_a_confirmed_address_when_required,
+);
 
 both_backends!(
     the_login_page_is_told_how_long_to_wait,

@@ -6,8 +6,9 @@ use chrono::{Duration, Utc};
 use leptos_auth::{
     domain::{AuditEventType, Email, Role},
     repositories::{
-        AuditFilter, NewAuditEvent, NewSession, NewUser, RepoError, Repositories, RevokeSessions,
-        Rotation, ThrottleKind, UserChanges, UserFilter,
+        AuditFilter, EmailTokenProblem, EmailTokenPurpose, NewAuditEvent, NewEmailToken,
+        NewSession, NewUser, RepoError, Repositories, RevokeSessions, Rotation, ThrottleKind,
+        UsedEmailToken, UserChanges, UserFilter,
     },
 };
 use serde_json::json;
@@ -29,6 +30,7 @@ async fn create_user(repos: &Repositories, address: &str, role: Role, active: bo
             password_hash: "$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
             role,
             is_active: active,
+            email_verified: false,
             now: Utc::now(),
         })
         .await
@@ -100,6 +102,7 @@ async fn a_second_user_with_the_same_email_is_email_taken(app: TestApp) {
             password_hash: "x",
             role: Role::Regular,
             is_active: true,
+            email_verified: false,
             now: Utc::now(),
         })
         .await;
@@ -120,6 +123,7 @@ async fn concurrent_creates_of_one_email_make_exactly_one_user(app: TestApp) {
                     password_hash: "x",
                     role: Role::Regular,
                     is_active: true,
+                    email_verified: false,
                     now: Utc::now(),
                 })
                 .await
@@ -945,7 +949,160 @@ async fn audit_events_are_stored_filtered_paged_and_purged(app: TestApp) {
     );
 }
 
+async fn issue_link(
+    repos: &Repositories,
+    user_id: i64,
+    purpose: EmailTokenPurpose,
+    hash: &str,
+    expires_in: Duration,
+) {
+    let now = Utc::now();
+    repos
+        .email_tokens
+        .issue(NewEmailToken {
+            user_id,
+            purpose,
+            token_hash: hash,
+            email: "link@example.com",
+            now,
+            expires_at: now + expires_in,
+        })
+        .await
+        .expect("issue");
+}
+
+async fn emailed_links_are_single_use_replaced_expiring_and_purged(app: TestApp) {
+    let repos = repos(&app);
+    let user = create_user(&repos, "link@example.com", Role::Regular, true).await;
+    let other = create_user(&repos, "other@example.com", Role::Regular, true).await;
+    let (verify, reset) = (
+        EmailTokenPurpose::VerifyEmail,
+        EmailTokenPurpose::ResetPassword,
+    );
+    let hour = Duration::hours(1);
+    issue_link(&repos, user, reset, "reset-1", hour).await;
+    issue_link(&repos, user, verify, "verify-1", hour).await;
+    issue_link(&repos, other, reset, "other-reset", hour).await;
+    // A newer link of one purpose revokes the user's older ones of that purpose only.
+    issue_link(&repos, user, reset, "reset-2", hour).await;
+    let now = Utc::now();
+    let tokens = &repos.email_tokens;
+    assert_eq!(
+        tokens.use_token("reset-1", reset, now).await.expect("use"),
+        Err(EmailTokenProblem::Revoked)
+    );
+    assert_eq!(
+        tokens.use_token("reset-2", verify, now).await.expect("use"),
+        Err(EmailTokenProblem::Unknown),
+        "a link works only for its purpose"
+    );
+    assert_eq!(
+        tokens.use_token("reset-2", reset, now).await.expect("use"),
+        Ok(UsedEmailToken {
+            user_id: user,
+            email: "link@example.com".to_owned()
+        })
+    );
+    assert_eq!(
+        tokens.use_token("reset-2", reset, now).await.expect("use"),
+        Err(EmailTokenProblem::Used)
+    );
+    assert_eq!(
+        tokens.use_token("nope", reset, now).await.expect("use"),
+        Err(EmailTokenProblem::Unknown)
+    );
+    let record = tokens
+        .find("verify-1", verify)
+        .await
+        .expect("find")
+        .expect("stored");
+    assert_eq!(record.problem(now), None);
+    assert_eq!(
+        record.problem(now + Duration::hours(2)),
+        Some(EmailTokenProblem::Expired)
+    );
+    assert_eq!(
+        tokens
+            .use_token("verify-1", verify, now + Duration::hours(2))
+            .await
+            .expect("use"),
+        Err(EmailTokenProblem::Expired)
+    );
+    // Withdrawing a user's links leaves other users' alone.
+    assert_eq!(
+        tokens
+            .revoke_for_user(user, verify, now)
+            .await
+            .expect("revoke"),
+        1
+    );
+    assert_eq!(
+        tokens
+            .use_token("other-reset", reset, now)
+            .await
+            .expect("use"),
+        Ok(UsedEmailToken {
+            user_id: other,
+            email: "link@example.com".to_owned()
+        })
+    );
+
+    // Of concurrent uses of one link, exactly one wins.
+    issue_link(&repos, user, reset, "raced", hour).await;
+    let attempts: Vec<_> = (0..8)
+        .map(|_| {
+            let tokens = repos.email_tokens.clone();
+            tokio::spawn(async move { tokens.use_token("raced", reset, Utc::now()).await })
+        })
+        .collect();
+    let mut winners = 0;
+    for attempt in attempts {
+        if attempt.await.expect("task").expect("use").is_ok() {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1);
+
+    // Verification marks the address only while the user still has it.
+    assert!(repos
+        .users
+        .mark_email_verified(user, "link@example.com", now)
+        .await
+        .expect("mark"));
+    assert!(!repos
+        .users
+        .mark_email_verified(other, "link@example.com", now)
+        .await
+        .expect("mark"));
+    let stored = repos
+        .users
+        .find_by_id(user)
+        .await
+        .expect("find")
+        .expect("user");
+    assert!(stored.email_verified);
+    assert!(
+        !repos
+            .users
+            .find_by_id(other)
+            .await
+            .expect("find")
+            .expect("user")
+            .email_verified
+    );
+
+    // Links a user had go with the user; purging removes expired ones.
+    repos.users.delete(other).await.expect("delete");
+    assert_eq!(
+        tokens.purge(now + Duration::hours(2)).await.expect("purge"),
+        4,
+        "every link of the remaining user expired by then"
+    );
+    assert_eq!(app.count("email_tokens", "TRUE").await, 0);
+}
+
 both_backends!(
+    emailed_links_are_single_use_replaced_expiring_and_purged,
     rotation_never_extends_a_session_past_its_absolute_end,
     purging_removes_expired_and_long_revoked_sessions_only,
     throttle_counters_count_per_account_and_address,

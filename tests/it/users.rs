@@ -13,6 +13,7 @@ async fn registration_creates_an_active_regular_user(app: TestApp) {
     assert_eq!(body["email"], "new.user@example.com");
     assert_eq!(body["role"], "regular");
     assert_eq!(body["is_active"], true);
+    assert_eq!(body["email_verified"], false);
     assert!(
         chrono::DateTime::parse_from_rfc3339(body["created_at"].as_str().expect("created_at"))
             .is_ok()
@@ -22,7 +23,7 @@ async fn registration_creates_an_active_regular_user(app: TestApp) {
             .is_ok()
     );
     let keys: Vec<&String> = body.as_object().expect("object").keys().collect();
-    assert_eq!(keys.len(), 6, "exactly the documented fields: {keys:?}");
+    assert_eq!(keys.len(), 7, "exactly the documented fields: {keys:?}");
     assert!(
         !response.text.contains("argon2"),
         "no password material: {}",

@@ -2,8 +2,8 @@ use crate::{
     app::{
         components::{action_error, page_error, refresh_after, Field, FormError, Submit},
         server::{
-            get_user, list_users, user_sessions, CreateUser, DeleteUser, SetUserActive,
-            SetUserPassword, SignOutUser, UpdateUser, DEFAULT_PAGE_SIZE, PAGE_SIZES,
+            get_user, list_users, user_sessions, CreateUser, DeleteUser, ResendUserVerification,
+            SetUserActive, SetUserPassword, SignOutUser, UpdateUser, DEFAULT_PAGE_SIZE, PAGE_SIZES,
         },
         DataVersion,
     },
@@ -274,6 +274,9 @@ fn UserDetails(user: UserView) -> impl IntoView {
     let activation = ServerAction::<SetUserActive>::new();
     let password = ServerAction::<SetUserPassword>::new();
     let delete = ServerAction::<DeleteUser>::new();
+    let resend = ServerAction::<ResendUserVerification>::new();
+    let resend_error = action_error(resend);
+    let verified = user.email_verified;
     refresh_after(edit);
     refresh_after(activation);
     refresh_after(password);
@@ -292,6 +295,20 @@ fn UserDetails(user: UserView) -> impl IntoView {
             <dl class="details">
                 <dt>"Role"</dt><dd>{user.role.to_string()}</dd>
                 <dt>"Status"</dt><dd data-testid="user-status">{status_badge(user.is_active)}</dd>
+                <dt>"Email verified"</dt>
+                <dd data-testid="user-email-verified">
+                    {if verified { "Yes" } else { "Not yet" }}
+                    <Show when=move || !verified>
+                        <ActionForm action=resend attr:class="inline-form">
+                            <input type="hidden" name="id" value=id/>
+                            " "
+                            <button type="submit" class="link-button" disabled=move || resend.pending().get()>
+                                "Resend the verification email"
+                            </button>
+                        </ActionForm>
+                        <FormError error=resend_error/>
+                    </Show>
+                </dd>
                 <dt>"Created"</dt><dd>{user.created_at.format("%Y-%m-%d %H:%M UTC").to_string()}</dd>
                 <dt>"Updated"</dt><dd>{user.updated_at.format("%Y-%m-%d %H:%M UTC").to_string()}</dd>
             </dl>

@@ -2,6 +2,7 @@ use crate::{
     app::{
         components::{action_error, refresh_after, Field, FormError, Submit},
         error::AppError,
+        pages::recovery::RequestVerificationForm,
         server::{check_password_strength, get_site_info, Login, Register},
     },
     domain::PasswordStrength,
@@ -32,6 +33,8 @@ pub fn LoginPage() -> impl IntoView {
     });
     let pending = action.pending();
     let disabled = move || pending.get() || wait.seconds.get() > 0;
+    let email_input = NodeRef::<leptos::html::Input>::new();
+    let unverified = move || error.get().is_some_and(|e| e.is_email_not_verified());
     view! {
         <Title text="Sign in"/>
         <section class="card narrow">
@@ -42,7 +45,7 @@ pub fn LoginPage() -> impl IntoView {
                 <Show when=move || wait.over.get()>
                     <p class="notice" role="status" data-testid="throttle-over">"The wait is over: you can try signing in again."</p>
                 </Show>
-                <Field name="email" label="Email" kind="email" autocomplete="email" error/>
+                <Field name="email" label="Email" kind="email" autocomplete="email" error node_ref=email_input/>
                 <Field name="password" label="Password" kind="password" autocomplete="current-password" error/>
                 <button type="submit" class="button" disabled=disabled aria-busy=move || pending.get().to_string()>
                     {move || match (pending.get(), wait.seconds.get()) {
@@ -52,6 +55,16 @@ pub fn LoginPage() -> impl IntoView {
                     }}
                 </button>
             </ActionForm>
+            <Show when=unverified>
+                {move || {
+                    let email = email_input
+                        .get_untracked()
+                        .map(|input| input.value())
+                        .unwrap_or_default();
+                    view! { <RequestVerificationForm email/> }
+                }}
+            </Show>
+            <p class="muted"><a href="/forgot-password" data-testid="forgot-password">"Forgot your password?"</a></p>
             <p class="muted">"No account yet? "<a href="/register">"Create one"</a></p>
         </section>
     }

@@ -3,7 +3,7 @@ use crate::{
         components::{action_error, page_error, refresh_after, Field, FormError, Submit},
         server::{
             my_account, my_audit_events, my_sessions, ChangeEmail, ChangePassword, DeleteAccount,
-            EndOtherSessions, EndSession,
+            EndOtherSessions, EndSession, ResendMyVerification,
         },
         DataVersion,
     },
@@ -32,6 +32,7 @@ pub fn ProfilePage() -> impl IntoView {
                             <h1>"Your profile"</h1>
                             <dl class="details">
                                 <dt>"Email"</dt><dd data-testid="profile-email">{me.email.clone()}</dd>
+                                <dt>"Confirmed"</dt><dd data-testid="profile-email-verified"><EmailVerification verified=me.email_verified/></dd>
                                 <dt>"Role"</dt><dd>{me.role.to_string()}</dd>
                                 <dt>"Member since"</dt><dd>{me.created_at.format("%B %-d, %Y").to_string()}</dd>
                             </dl>
@@ -48,6 +49,27 @@ pub fn ProfilePage() -> impl IntoView {
             })}
         </Suspense>
     }
+}
+
+/// Whether the address is confirmed; if not, a button for a new link.
+#[component]
+fn EmailVerification(verified: bool) -> impl IntoView {
+    let action = ServerAction::<ResendMyVerification>::new();
+    let error = action_error(action);
+    if verified {
+        return view! { <span class="status active">"Yes"</span> }.into_any();
+    }
+    view! {
+        <span class="status pending">"Not yet"</span>
+        " "
+        <ActionForm action=action attr:class="inline-form">
+            <button type="submit" class="link-button" disabled=move || action.pending().get()>
+                "Send me a new confirmation link"
+            </button>
+        </ActionForm>
+        <FormError error/>
+    }
+    .into_any()
 }
 
 #[component]

@@ -2,6 +2,7 @@
 //! backend and offers typed helpers.
 
 pub mod pg;
+pub mod smtp;
 
 use axum::{
     body::Body,
@@ -87,7 +88,8 @@ pub struct TestApp {
     /// The app's own pool, for tests that move stored times (there is no
     /// clock to fake: rows are aged instead).
     pub pool: Pool,
-    _dir: tempfile::TempDir,
+    /// The instance's `DATA_DIR` (the outbox is `outbox/` in it).
+    pub dir: tempfile::TempDir,
 }
 
 /// A response, with the body parsed as JSON when it is JSON.
@@ -166,11 +168,16 @@ pub fn test_settings(database_url: &str, data_dir: &std::path::Path) -> HashMap<
         "LOGIN_IP_MAX_FAILURES_PER_HOUR",
         "REGISTRATION_MAX_PER_IP_PER_HOUR",
         "REFRESH_IP_MAX_FAILURES_PER_HOUR",
+        "EMAIL_REQUEST_INTERVAL_SECONDS",
+        "EMAIL_REQUESTS_PER_IP_PER_HOUR",
     ] {
         vars.insert(limit.into(), "0".into());
     }
     vars
 }
+
+/// `PUBLIC_URL` of instances made by [`TestApp::with_mail`].
+pub const MAIL_PUBLIC_URL: &str = "https://auth.example.test";
 
 /// The address the in-process router sees as the socket peer.
 pub const PEER_IP: &str = "203.0.113.7";
@@ -207,8 +214,30 @@ impl TestApp {
             state,
             backend,
             pool,
-            _dir: dir,
+            dir,
         }
+    }
+
+    /// A fresh instance that sends mail over SMTP to a new sink, with links
+    /// to [`MAIL_PUBLIC_URL`].
+    pub async fn with_mail(
+        backend: Backend,
+        overrides: &[(&str, &str)],
+    ) -> (TestApp, smtp::SmtpSink) {
+        let sink = smtp::SmtpSink::start().await;
+        let url = sink.url();
+        let mut settings = vec![
+            ("SMTP_URL", url.as_str()),
+            ("MAIL_FROM", "leptos-auth <no-reply@example.com>"),
+            ("PUBLIC_URL", MAIL_PUBLIC_URL),
+        ];
+        settings.extend_from_slice(overrides);
+        (TestApp::start(backend, &settings).await, sink)
+    }
+
+    /// Waits until every queued message was delivered (or given up on).
+    pub async fn flush_mail(&self) {
+        self.state.services.mailer.flush().await;
     }
 
     /// Runs one SQL statement on the app's database; returns the rows affected.

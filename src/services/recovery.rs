@@ -1,0 +1,222 @@
+//! Proving an address and recovering an account by email: verification
+//! links (sent at sign-up and on an email change, resent on request) and
+//! password reset. Requests that send mail are throttled per client address
+//! (429) and per account (at most one message per interval; extra requests
+//! are answered the same way and send nothing). Anonymous requests answer
+//! the same whether or not an account exists.
+
+use super::{
+    audit::{AuditEntry, AuditLog},
+    mail_links::MailLinks,
+    throttle::{account_key, Throttle},
+    users::UserService,
+    Actor, ClientInfo, ServiceError, ServiceResult,
+};
+use crate::{
+    domain::{AuditEventType, Email},
+    repositories::{EmailTokenProblem, EmailTokenPurpose, Repositories, User},
+};
+use chrono::Utc;
+use secrecy::SecretString;
+
+/// Verification and password reset.
+#[derive(Clone)]
+pub struct AccountRecovery {
+    repos: Repositories,
+    users: UserService,
+    links: MailLinks,
+    throttle: Throttle,
+    audit: AuditLog,
+}
+
+impl AccountRecovery {
+    /// Builds the service.
+    pub fn new(
+        repos: Repositories,
+        users: UserService,
+        links: MailLinks,
+        throttle: Throttle,
+        audit: AuditLog,
+    ) -> Self {
+        AccountRecovery {
+            repos,
+            users,
+            links,
+            throttle,
+            audit,
+        }
+    }
+
+    /// The account an anonymous request names, when the address parses and
+    /// an account has it. Malformed addresses are refused (422).
+    async fn find_account(&self, email: &str) -> ServiceResult<Option<User>> {
+        let email =
+            Email::parse(email).map_err(|e| ServiceError::invalid("email", e.to_string()))?;
+        Ok(self.repos.users.find_by_email(&email).await?)
+    }
+
+    /// Counts a mail request against the client address (429 beyond the
+    /// hourly limit) and tells whether the account may get a message now.
+    async fn may_send(&self, email: &str, client: &ClientInfo) -> ServiceResult<bool> {
+        let now = Utc::now();
+        self.throttle
+            .email_request(client.ip.as_deref(), now)
+            .await?;
+        Ok(self
+            .throttle
+            .email_to_account(&account_key(email), now)
+            .await?
+            .is_ok())
+    }
+
+    /// `POST /auth/password-recovery`: sends a reset link when an active
+    /// account has this address. The answer is the same either way, and so
+    /// is the work up to the last step (the account counter is read and
+    /// written for unknown addresses too).
+    #[tracing::instrument(skip_all)]
+    pub async fn request_password_reset(
+        &self,
+        email: &str,
+        client: &ClientInfo,
+    ) -> ServiceResult<()> {
+        let user = self.find_account(email).await?;
+        let may_send = self.may_send(email, client).await?;
+        let Some(user) = user.filter(|user| user.is_active && may_send) else {
+            return Ok(());
+        };
+        self.links.send_reset(&user).await?;
+        self.audit.record(
+            AuditEntry::new(AuditEventType::PasswordResetRequested)
+                .subject(user.id)
+                .client(client),
+        );
+        Ok(())
+    }
+
+    /// Whether a reset link can still be used (the reset page checks before
+    /// showing its form).
+    pub async fn check_reset_link(&self, token: &str) -> ServiceResult<()> {
+        let record = self
+            .links
+            .check(token, EmailTokenPurpose::ResetPassword)
+            .await?;
+        self.active_user(record.user_id).await.map(|_| ())
+    }
+
+    /// The active user a link belongs to; a link of a deactivated (or
+    /// deleted) account is no longer valid.
+    async fn active_user(&self, user_id: i64) -> ServiceResult<User> {
+        self.repos
+            .users
+            .find_by_id(user_id)
+            .await?
+            .filter(|user| user.is_active)
+            .ok_or(ServiceError::InvalidLink(EmailTokenProblem::Unknown))
+    }
+
+    /// Sets a new password with a reset link: the policy applies (422 on
+    /// `new_password`, the link stays usable), the link is used up, every
+    /// session of the user ends, and a notice goes to the address.
+    #[tracing::instrument(skip_all)]
+    pub async fn reset_password(
+        &self,
+        token: &str,
+        new_password: SecretString,
+        client: &ClientInfo,
+    ) -> ServiceResult<User> {
+        let record = self
+            .links
+            .check(token, EmailTokenPurpose::ResetPassword)
+            .await?;
+        let user = self.active_user(record.user_id).await?;
+        let password_hash = self.users.hash_new_password(&user, &new_password).await?;
+        let used = self
+            .links
+            .use_up(token, EmailTokenPurpose::ResetPassword)
+            .await?;
+        self.users
+            .apply_password_reset(&user, password_hash, &used.email, client)
+            .await
+    }
+
+    /// Confirms an address with a verification link. A link sent to an
+    /// address the account no longer has verifies nothing.
+    #[tracing::instrument(skip_all)]
+    pub async fn verify_email(&self, token: &str, client: &ClientInfo) -> ServiceResult<User> {
+        let used = self
+            .links
+            .use_up(token, EmailTokenPurpose::VerifyEmail)
+            .await?;
+        let verified = self
+            .repos
+            .users
+            .mark_email_verified(used.user_id, &used.email, Utc::now())
+            .await?;
+        if !verified {
+            return Err(ServiceError::InvalidLink(EmailTokenProblem::Revoked));
+        }
+        self.audit.record(
+            AuditEntry::new(AuditEventType::EmailVerified)
+                .actor(used.user_id)
+                .subject(used.user_id)
+                .client(client)
+                .detail("email", used.email.as_str()),
+        );
+        self.repos
+            .users
+            .find_by_id(used.user_id)
+            .await?
+            .ok_or(ServiceError::InvalidLink(EmailTokenProblem::Unknown))
+    }
+
+    /// Sends the caller a new verification link (429 when asked again too soon).
+    #[tracing::instrument(skip_all, fields(user_id = actor.user.id))]
+    pub async fn resend_verification(&self, actor: &Actor) -> ServiceResult<()> {
+        self.resend_to(&actor.user, &actor.client).await
+    }
+
+    /// Admin: sends a user a new verification link.
+    #[tracing::instrument(skip_all, fields(user_id = id))]
+    pub async fn admin_resend_verification(&self, actor: &Actor, id: i64) -> ServiceResult<()> {
+        actor.require_admin()?;
+        let user = self
+            .repos
+            .users
+            .find_by_id(id)
+            .await?
+            .ok_or(ServiceError::UserNotFound)?;
+        self.resend_to(&user, &actor.client).await
+    }
+
+    async fn resend_to(&self, user: &User, client: &ClientInfo) -> ServiceResult<()> {
+        if user.email_verified {
+            return Err(ServiceError::EmailAlreadyVerified);
+        }
+        let now = Utc::now();
+        self.throttle
+            .email_request(client.ip.as_deref(), now)
+            .await?;
+        self.throttle
+            .email_to_account(&account_key(&user.email), now)
+            .await?
+            .map_err(ServiceError::from)?;
+        self.links.send_verification(user).await
+    }
+
+    /// From the sign-in page, without a session: sends a verification link
+    /// when an active, unverified account has this address. The answer is
+    /// the same whatever the account's state.
+    #[tracing::instrument(skip_all)]
+    pub async fn request_verification(
+        &self,
+        email: &str,
+        client: &ClientInfo,
+    ) -> ServiceResult<()> {
+        let user = self.find_account(email).await?;
+        let may_send = self.may_send(email, client).await?;
+        match user.filter(|user| user.is_active && !user.email_verified && may_send) {
+            Some(user) => self.links.send_verification(&user).await,
+            None => Ok(()),
+        }
+    }
+}
