@@ -868,6 +868,28 @@ async fn sign_in_waits_for_a_confirmed_address_when_required(backend: Backend) {
     )
     .await
     .assert_status(StatusCode::FORBIDDEN);
+    // An admin resends a link to an unverified user from their page.
+    let created = app.register("ray@example.com", PASSWORD).await;
+    let id = created.body["id"].as_i64().expect("id").to_string();
+    app.admin("root@example.com").await;
+    let admin = browser_login(&app, "root@example.com", PASSWORD).await;
+    let user_page = page(&app, &format!("/admin/users/{id}"), &admin).await;
+    assert!(
+        user_page.text.contains("Resend the verification email"),
+        "{}",
+        user_page.text
+    );
+    call_fn(
+        &app,
+        "resend_user_verification",
+        &[("id", &id)],
+        &admin,
+        Some(ORIGIN),
+    )
+    .await
+    .assert_status(StatusCode::OK);
+    app.flush_mail().await;
+    assert_eq!(sink.messages_to("ray@example.com").len(), 2);
 }
 
 each_backend!(
