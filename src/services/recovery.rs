@@ -8,7 +8,7 @@
 use super::{
     audit::{AuditEntry, AuditLog},
     mail_links::MailLinks,
-    throttle::{account_key, Throttle},
+    throttle::{account_key, Throttle, Throttled},
     users::UserService,
     Actor, ClientInfo, ServiceError, ServiceResult,
 };
@@ -56,17 +56,27 @@ impl AccountRecovery {
     }
 
     /// Counts a mail request against the client address (429 beyond the
-    /// hourly limit) and tells whether the account may get a message now.
-    async fn may_send(&self, email: &str, client: &ClientInfo) -> ServiceResult<bool> {
+    /// hourly limit), then whether the account may get a message now (a
+    /// refusal says how long to wait).
+    async fn mail_allowance(
+        &self,
+        email: &str,
+        client: &ClientInfo,
+    ) -> ServiceResult<Result<(), Throttled>> {
         let now = Utc::now();
         self.throttle
             .email_request(client.ip.as_deref(), now)
             .await?;
-        Ok(self
-            .throttle
+        self.throttle
             .email_to_account(&account_key(email), now)
-            .await?
-            .is_ok())
+            .await
+    }
+
+    /// Like [`Self::mail_allowance`], for anonymous requests: an account
+    /// that got a message too recently is simply sent nothing (answering
+    /// differently would tell that the account exists).
+    async fn may_send(&self, email: &str, client: &ClientInfo) -> ServiceResult<bool> {
+        Ok(self.mail_allowance(email, client).await?.is_ok())
     }
 
     /// `POST /auth/password-recovery`: sends a reset link when an active
@@ -192,12 +202,7 @@ impl AccountRecovery {
         if user.email_verified {
             return Err(ServiceError::EmailAlreadyVerified);
         }
-        let now = Utc::now();
-        self.throttle
-            .email_request(client.ip.as_deref(), now)
-            .await?;
-        self.throttle
-            .email_to_account(&account_key(&user.email), now)
+        self.mail_allowance(&user.email, client)
             .await?
             .map_err(ServiceError::from)?;
         self.links.send_verification(user).await
