@@ -96,7 +96,9 @@ class Postgres:
 
     def __init__(self):
         initdb = shutil.which("initdb") or sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))[-1]
-        self.bin = Path(initdb).parent
+        # /usr/local/bin/initdb may be a link into the server's bin folder,
+        # which also holds pg_ctl and psql.
+        self.bin = Path(initdb).resolve().parent
         self.dir = Path(tempfile.mkdtemp(prefix="leptos-auth-bench-pg-"))
         self.as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
         if self.as_pg:

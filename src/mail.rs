@@ -75,8 +75,13 @@ enum Transport {
     },
 }
 
+/// Work that prepares a message (for example storing the token of its link)
+/// before it is delivered; `None`: nothing to send.
+type Compose = std::pin::Pin<Box<dyn std::future::Future<Output = Option<MailMessage>> + Send>>;
+
 enum Command {
     Send(Box<MailMessage>),
+    Compose(Compose),
     /// Answered once every message queued before it was delivered or given up on.
     Flush(oneshot::Sender<()>),
 }
@@ -135,6 +140,20 @@ impl Mailer {
         }
     }
 
+    /// Queues the preparation of a message as well as its delivery: a
+    /// request that sends mail for some inputs and not for others (a password
+    /// reset for an address that may have no account) then does the same
+    /// work and takes the same time either way.
+    pub fn send_later(
+        &self,
+        compose: impl std::future::Future<Output = Option<MailMessage>> + Send + 'static,
+    ) {
+        if let Err(err) = self.queue.try_send(Command::Compose(Box::pin(compose))) {
+            crate::metrics::mail_message("dropped");
+            tracing::error!(error = %err, "mail queue full or stopped: message dropped");
+        }
+    }
+
     /// Waits until every message queued so far has been delivered or given up
     /// on (shutdown, and tests that read what was sent).
     pub async fn flush(&self) {
@@ -158,6 +177,17 @@ async fn deliver_all(
                     deliveries.join_next().await;
                 }
                 deliveries.spawn(deliver(transport.clone(), from.clone(), *message));
+            }
+            Command::Compose(compose) => {
+                while deliveries.len() >= CONCURRENT_DELIVERIES {
+                    deliveries.join_next().await;
+                }
+                let (transport, from) = (transport.clone(), from.clone());
+                deliveries.spawn(async move {
+                    if let Some(message) = compose.await {
+                        deliver(transport, from, message).await;
+                    }
+                });
             }
             Command::Flush(done) => {
                 while deliveries.join_next().await.is_some() {}

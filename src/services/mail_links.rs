@@ -85,41 +85,34 @@ impl MailLinks {
     /// Sends a verification link to the user's current address.
     pub async fn send_verification(&self, user: &User) -> ServiceResult<()> {
         let link = self.issue(user, EmailTokenPurpose::VerifyEmail).await?;
-        let email = &user.email;
-        self.mailer.send(message(
-            email,
-            "Confirm your email address",
-            &[format!(
-                "Please confirm that {email} is your address by opening this link:"
-            )],
-            Some(("Confirm my email address", &link)),
-            &[
-                "The link works once and expires in 24 hours.".to_owned(),
-                "If you did not create an account, you can ignore this message.".to_owned(),
-            ],
-        ));
+        self.mailer.send(verification_message(&user.email, &link));
         Ok(())
     }
 
-    /// Sends a password-reset link to the user's address.
-    pub async fn send_reset(&self, user: &User) -> ServiceResult<()> {
-        let link = self.issue(user, EmailTokenPurpose::ResetPassword).await?;
-        let email = &user.email;
-        self.mailer.send(message(
-            email,
-            "Reset your password",
-            &[format!(
-                "Someone (hopefully you) asked to reset the password of the account {email}. \
-                 Choose a new password here:"
-            )],
-            Some(("Choose a new password", &link)),
-            &[
-                "The link works once and expires in 1 hour.".to_owned(),
-                "If you did not ask for this, ignore this message: your password stays as it is."
-                    .to_owned(),
-            ],
-        ));
-        Ok(())
+    /// Issues a link of `purpose` and sends it, all in the background (see
+    /// [`Mailer::send_later`]); `issued` runs once the link is stored.
+    pub fn send_in_background(
+        &self,
+        user: User,
+        purpose: EmailTokenPurpose,
+        issued: impl FnOnce() + Send + 'static,
+    ) {
+        let links = self.clone();
+        self.mailer.send_later(async move {
+            match links.issue(&user, purpose).await {
+                Ok(link) => {
+                    issued();
+                    Some(match purpose {
+                        EmailTokenPurpose::VerifyEmail => verification_message(&user.email, &link),
+                        EmailTokenPurpose::ResetPassword => reset_message(&user.email, &link),
+                    })
+                }
+                Err(err) => {
+                    tracing::error!(user_id = user.id, error = %err, "could not issue an emailed link");
+                    None
+                }
+            }
+        });
     }
 
     /// Tells the user their password was changed (and what to do if it was not them).
@@ -198,6 +191,38 @@ impl MailLinks {
             .await?
             .map_err(ServiceError::InvalidLink)
     }
+}
+
+fn verification_message(email: &str, link: &str) -> MailMessage {
+    message(
+        email,
+        "Confirm your email address",
+        &[format!(
+            "Please confirm that {email} is your address by opening this link:"
+        )],
+        Some(("Confirm my email address", link)),
+        &[
+            "The link works once and expires in 24 hours.".to_owned(),
+            "If you did not create an account, you can ignore this message.".to_owned(),
+        ],
+    )
+}
+
+fn reset_message(email: &str, link: &str) -> MailMessage {
+    message(
+        email,
+        "Reset your password",
+        &[format!(
+            "Someone (hopefully you) asked to reset the password of the account {email}. \
+             Choose a new password here:"
+        )],
+        Some(("Choose a new password", link)),
+        &[
+            "The link works once and expires in 1 hour.".to_owned(),
+            "If you did not ask for this, ignore this message: your password stays as it is."
+                .to_owned(),
+        ],
+    )
 }
 
 /// A message with paragraphs, an optional call-to-action link, and closing

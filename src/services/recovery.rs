@@ -81,8 +81,9 @@ impl AccountRecovery {
 
     /// `POST /auth/password-recovery`: sends a reset link when an active
     /// account has this address. The answer is the same either way, and so
-    /// is the work up to the last step (the account counter is read and
-    /// written for unknown addresses too).
+    /// is the work done before answering: the account counter is read and
+    /// written for unknown addresses too, and the link is stored and sent
+    /// after the answer.
     #[tracing::instrument(skip_all)]
     pub async fn request_password_reset(
         &self,
@@ -94,12 +95,16 @@ impl AccountRecovery {
         let Some(user) = user.filter(|user| user.is_active && may_send) else {
             return Ok(());
         };
-        self.links.send_reset(&user).await?;
-        self.audit.record(
+        let (audit, entry) = (
+            self.audit.clone(),
             AuditEntry::new(AuditEventType::PasswordResetRequested)
                 .subject(user.id)
                 .client(client),
         );
+        self.links
+            .send_in_background(user, EmailTokenPurpose::ResetPassword, move || {
+                audit.record(entry)
+            });
         Ok(())
     }
 
@@ -219,9 +224,10 @@ impl AccountRecovery {
     ) -> ServiceResult<()> {
         let user = self.find_account(email).await?;
         let may_send = self.may_send(email, client).await?;
-        match user.filter(|user| user.is_active && !user.email_verified && may_send) {
-            Some(user) => self.links.send_verification(&user).await,
-            None => Ok(()),
+        if let Some(user) = user.filter(|user| user.is_active && !user.email_verified && may_send) {
+            self.links
+                .send_in_background(user, EmailTokenPurpose::VerifyEmail, || ());
         }
+        Ok(())
     }
 }
