@@ -102,6 +102,17 @@ def targets(report):
     return "\n".join(out)
 
 
+def micro(report):
+    rows = report.get("micro") or {}
+    if not rows:
+        return "Not measured."
+    out = ["| Benchmark | Median | 95% interval |", "|---|---|---|"]
+    for name, r in rows.items():
+        lo, hi = r["ci95_us"]
+        out.append(f"| `{name}` | {r['median_us']:,} µs | {lo:,} – {hi:,} µs |")
+    return "\n".join(out)
+
+
 def render(report):
     m, v, p = report["machine"], report["versions"], report["parameters"]
     assets = "\n".join(f"| `{k}` | {a['raw'] / 1024:.0f} KiB | {a['gzip'] / 1024:.0f} KiB |"
@@ -131,6 +142,10 @@ search {p.get('admin_connections', 8)} connections; Argon2 scenarios 8 connectio
 {table(report)}
 
 One Argon2id hash with the default parameters: {f'{argon2} ms' if argon2 else 'not measured (run `cargo bench`)'}.
+
+### Micro-benchmarks (criterion, `cargo bench --features ssr --bench micro`)
+
+{micro(report)}
 
 ### Login flood
 

@@ -117,8 +117,9 @@ class Postgres:
         self.version = self.sql("SHOW server_version").strip()
 
     def sql(self, statement):
+        # On stdin: a batch of seeded rows is too long for a command line.
         return subprocess.run([str(self.bin / "psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1",
-                               self.url, "-c", statement],
+                               self.url, "-f", "-"], input=statement,
                               check=True, capture_output=True, text=True).stdout
 
     def stop(self):
@@ -404,6 +405,27 @@ def argon2_single_hash_ms():
     return None
 
 
+def micro_benchmarks():
+    """Every criterion result of `cargo bench --bench micro`: median and its
+    95% confidence interval, in microseconds."""
+    target = Path(os.environ.get("CARGO_TARGET_DIR", "target"))
+    if not target.is_absolute():
+        target = ROOT / target
+    results = {}
+    for estimates in sorted((target / "criterion").glob("**/new/estimates.json")):
+        name = str(estimates.parent.parent.relative_to(target / "criterion"))
+        try:
+            median = json.loads(estimates.read_text())["median"]
+            results[name] = {
+                "median_us": round(median["point_estimate"] / 1000, 3),
+                "ci95_us": [round(median["confidence_interval"]["lower_bound"] / 1000, 3),
+                            round(median["confidence_interval"]["upper_bound"] / 1000, 3)],
+            }
+        except (OSError, KeyError, ValueError):
+            continue
+    return results
+
+
 def versions():
     def out(cmd):
         try:
@@ -450,6 +472,7 @@ def main():
                        "database_max_connections": 16, "admin_connections": ADMIN_CONNECTIONS},
         "assets": asset_sizes(),
         "argon2id_single_hash_ms": argon2_single_hash_ms(),
+        "micro": micro_benchmarks(),
         "backends": {},
     }
     for backend in BACKENDS:

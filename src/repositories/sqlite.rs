@@ -14,19 +14,34 @@ fn ts(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
-/// Repositories over a PostgreSQL pool.
+/// Repositories over a SQLite database: reads share a pool; every write
+/// goes through one dedicated connection.
+///
+/// SQLite lets one writer in at a time. With writes spread over the pool,
+/// concurrent writers meet `SQLITE_BUSY` and SQLite's busy handler makes
+/// them sleep in steps of up to 100 ms: under load, a few hundred writes
+/// per second at seconds of latency. Queued for the single writer
+/// connection instead (a fair async wait in the pool), they run back to
+/// back; readers are never blocked (WAL).
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    writer: SqlitePool,
 }
 
 impl SqliteStore {
-    /// Wraps a pool (migrations already applied).
+    /// Wraps a pool (migrations already applied) and opens the writer
+    /// connection with the same options, lazily.
     pub fn new(pool: SqlitePool) -> Self {
-        SqliteStore { pool }
+        let options = (*pool.connect_options()).clone();
+        let writer = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(pool.options().get_acquire_timeout())
+            .connect_lazy_with(options);
+        SqliteStore { pool, writer }
     }
 
-    /// All repositories backed by this pool.
+    /// All repositories backed by this database.
     pub fn repositories(pool: SqlitePool) -> Repositories {
         let store = Arc::new(SqliteStore::new(pool));
         Repositories {
@@ -57,7 +72,7 @@ impl UserRepository for SqliteStore {
             .bind(new.is_active)
             .bind(ts(new.now))
             .bind(new.email_verified)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.writer)
             .await
             .map_err(map_unique)
     }
@@ -100,7 +115,7 @@ impl UserRepository for SqliteStore {
         keep_an_active_admin: bool,
         now: DateTime<Utc>,
     ) -> RepoResult<User> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         let updated = sqlx::query_as::<_, User>(sql::UPDATE_USER)
             .bind(id)
             .bind(changes.email.as_ref().map(Email::as_str))
@@ -141,7 +156,7 @@ impl UserRepository for SqliteStore {
             .bind(id)
             .bind(email)
             .bind(ts(now))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(result.rows_affected() > 0)
     }
@@ -156,13 +171,13 @@ impl UserRepository for SqliteStore {
             .bind(id)
             .bind(password_hash)
             .bind(ts(now))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
 
     async fn delete(&self, id: i64) -> RepoResult<User> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         let deleted = sqlx::query_as::<_, User>(sql::DELETE_USER)
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -202,7 +217,7 @@ impl SessionRepository for SqliteStore {
             .bind(ts(new.max_expires_at))
             .bind(new.user_agent)
             .bind(new.ip)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.writer)
             .await?)
     }
 
@@ -218,7 +233,7 @@ impl SessionRepository for SqliteStore {
             .bind(new_hash)
             .bind(ts(now))
             .bind(ts(new_expires_at))
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.writer)
             .await?;
         if let Some((session_id, user_id)) = rotated {
             return Ok(Rotation::Rotated {
@@ -229,7 +244,7 @@ impl SessionRepository for SqliteStore {
         let reused: Option<(i64, i64)> = sqlx::query_as(sql::REVOKE_REUSED_SESSION)
             .bind(presented_hash)
             .bind(ts(now))
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.writer)
             .await?;
         Ok(match reused {
             Some((session_id, user_id)) => Rotation::ReuseDetected {
@@ -261,7 +276,7 @@ impl SessionRepository for SqliteStore {
         let result = sqlx::query(sql::REVOKE_SESSION)
             .bind(session_id)
             .bind(ts(now))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(result.rows_affected() > 0)
     }
@@ -276,7 +291,7 @@ impl SessionRepository for SqliteStore {
             .bind(session_id)
             .bind(user_id)
             .bind(ts(now))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(result.rows_affected() > 0)
     }
@@ -295,7 +310,7 @@ impl SessionRepository for SqliteStore {
         except: Option<i64>,
         now: DateTime<Utc>,
     ) -> RepoResult<u64> {
-        revoke_all(&self.pool, user_id, except, now).await
+        revoke_all(&self.writer, user_id, except, now).await
     }
 
     async fn count_live(&self, now: DateTime<Utc>) -> RepoResult<i64> {
@@ -313,7 +328,7 @@ impl SessionRepository for SqliteStore {
         let result = sqlx::query(sql::PURGE_SESSIONS)
             .bind(ts(expired_before))
             .bind(ts(revoked_before))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(result.rows_affected())
     }
@@ -357,7 +372,7 @@ impl ThrottleRepository for SqliteStore {
             .bind(account)
             .bind(ip)
             .bind(ts(at))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -394,7 +409,7 @@ impl ThrottleRepository for SqliteStore {
         sqlx::query(sql::CLEAR_THROTTLE_ACCOUNT)
             .bind(kind.as_str())
             .bind(account)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -402,7 +417,7 @@ impl ThrottleRepository for SqliteStore {
     async fn purge(&self, before: DateTime<Utc>) -> RepoResult<u64> {
         let result = sqlx::query(sql::PURGE_THROTTLE)
             .bind(ts(before))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(result.rows_affected())
     }
@@ -424,7 +439,7 @@ impl AuditRepository for SqliteStore {
                 .push_bind(event.user_agent.clone())
                 .push_bind(sqlx::types::Json(event.details.clone()));
         });
-        insert.build().execute(&self.pool).await?;
+        insert.build().execute(&self.writer).await?;
         Ok(())
     }
 
@@ -450,7 +465,7 @@ impl AuditRepository for SqliteStore {
     async fn purge(&self, before: DateTime<Utc>) -> RepoResult<u64> {
         let result = sqlx::query(sql::PURGE_AUDIT)
             .bind(ts(before))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(result.rows_affected())
     }
@@ -459,7 +474,7 @@ impl AuditRepository for SqliteStore {
 #[async_trait]
 impl EmailTokenRepository for SqliteStore {
     async fn issue(&self, new: NewEmailToken<'_>) -> RepoResult<()> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         sqlx::query(sql::REVOKE_EMAIL_TOKENS)
             .bind(new.user_id)
             .bind(new.purpose.as_str())
@@ -501,7 +516,7 @@ impl EmailTokenRepository for SqliteStore {
             .bind(token_hash)
             .bind(purpose.as_str())
             .bind(ts(now))
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.writer)
             .await?;
         if let Some(used) = used {
             return Ok(Ok(used));
@@ -524,7 +539,7 @@ impl EmailTokenRepository for SqliteStore {
             .bind(user_id)
             .bind(purpose.as_str())
             .bind(ts(now))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(result.rows_affected())
     }
@@ -532,7 +547,7 @@ impl EmailTokenRepository for SqliteStore {
     async fn purge(&self, before: DateTime<Utc>) -> RepoResult<u64> {
         let result = sqlx::query(sql::PURGE_EMAIL_TOKENS)
             .bind(ts(before))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(result.rows_affected())
     }
