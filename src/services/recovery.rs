@@ -72,11 +72,20 @@ impl AccountRecovery {
             .await
     }
 
-    /// Like [`Self::mail_allowance`], for anonymous requests: an account
-    /// that got a message too recently is simply sent nothing (answering
-    /// differently would tell that the account exists).
-    async fn may_send(&self, email: &str, client: &ClientInfo) -> ServiceResult<bool> {
-        Ok(self.mail_allowance(email, client).await?.is_ok())
+    /// For anonymous requests: the account with this address that may get
+    /// a message now and that `wanted` accepts. The work is the same for
+    /// every address (the lookup, and the counters, also for unknown ones);
+    /// an account that got a message too recently is simply sent nothing
+    /// (answering differently would tell that the account exists).
+    async fn anonymous_recipient(
+        &self,
+        email: &str,
+        client: &ClientInfo,
+        wanted: impl FnOnce(&User) -> bool,
+    ) -> ServiceResult<Option<User>> {
+        let user = self.find_account(email).await?;
+        let allowed = self.mail_allowance(email, client).await?.is_ok();
+        Ok(user.filter(|user| allowed && user.is_active && wanted(user)))
     }
 
     /// `POST /auth/password-recovery`: sends a reset link when an active
@@ -90,9 +99,7 @@ impl AccountRecovery {
         email: &str,
         client: &ClientInfo,
     ) -> ServiceResult<()> {
-        let user = self.find_account(email).await?;
-        let may_send = self.may_send(email, client).await?;
-        let Some(user) = user.filter(|user| user.is_active && may_send) else {
+        let Some(user) = self.anonymous_recipient(email, client, |_| true).await? else {
             return Ok(());
         };
         let (audit, entry) = (
@@ -222,9 +229,10 @@ impl AccountRecovery {
         email: &str,
         client: &ClientInfo,
     ) -> ServiceResult<()> {
-        let user = self.find_account(email).await?;
-        let may_send = self.may_send(email, client).await?;
-        if let Some(user) = user.filter(|user| user.is_active && !user.email_verified && may_send) {
+        let recipient = self
+            .anonymous_recipient(email, client, |user| !user.email_verified)
+            .await?;
+        if let Some(user) = recipient {
             self.links
                 .send_in_background(user, EmailTokenPurpose::VerifyEmail, || ());
         }
