@@ -3,6 +3,7 @@
 //! Every setting is documented in the README and in `.env.example`.
 
 use crate::domain::{Email, PasswordPolicy, MAX_PASSWORD_CHARS, MIN_PASSWORD_FLOOR};
+use crate::repositories::cache::AuthCacheSettings;
 use secrecy::{ExposeSecret, SecretString};
 use std::{
     fmt,
@@ -243,6 +244,10 @@ pub struct Config {
     pub database_url: DatabaseUrl,
     /// `DATABASE_MAX_CONNECTIONS`: pool size (default 10).
     pub database_max_connections: u32,
+    /// `AUTH_CACHE_SECONDS` (default 30; 0 turns the cache off) and
+    /// `AUTH_CACHE_ENTRIES` (default 10000): the per-instance cache of the
+    /// authentication check (see `repositories::cache`).
+    pub auth_cache: AuthCacheSettings,
     /// `JWT_SECRET`: HS256 key, at least 32 bytes.
     pub jwt_secret: SecretString,
     /// `JWT_ISSUER`: the `iss` claim (default `leptos-auth`).
@@ -497,11 +502,29 @@ impl Config {
             .transpose()?
             .unwrap_or_default();
 
+        let auth_cache_seconds: u64 = parse_or(&get, "AUTH_CACHE_SECONDS", 30)?;
+        if auth_cache_seconds > 3600 {
+            return Err(ConfigError::new(
+                "AUTH_CACHE_SECONDS",
+                "must be at most 3600 (0 turns the cache off)",
+            ));
+        }
+        let auth_cache_entries: usize = parse_or(&get, "AUTH_CACHE_ENTRIES", 10_000)?;
+        if !(1..=10_000_000).contains(&auth_cache_entries) {
+            return Err(ConfigError::new(
+                "AUTH_CACHE_ENTRIES",
+                "must be between 1 and 10000000",
+            ));
+        }
         Ok(Config {
             app_env,
             data_dir,
             database_url,
             database_max_connections,
+            auth_cache: AuthCacheSettings {
+                max_age: Duration::from_secs(auth_cache_seconds),
+                capacity: auth_cache_entries,
+            },
             jwt_secret: SecretString::from(jwt_secret),
             jwt_issuer: get("JWT_ISSUER").unwrap_or_else(|| "leptos-auth".to_owned()),
             jwt_audience: get("JWT_AUDIENCE").unwrap_or_else(|| "leptos-auth".to_owned()),
@@ -549,6 +572,11 @@ impl Config {
                 "DATABASE_MAX_CONNECTIONS",
                 self.database_max_connections.to_string(),
             ),
+            (
+                "AUTH_CACHE_SECONDS",
+                self.auth_cache.max_age.as_secs().to_string(),
+            ),
+            ("AUTH_CACHE_ENTRIES", self.auth_cache.capacity.to_string()),
             ("JWT_SECRET", MASK.to_owned()),
             ("JWT_ISSUER", self.jwt_issuer.clone()),
             ("JWT_AUDIENCE", self.jwt_audience.clone()),

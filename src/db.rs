@@ -2,7 +2,13 @@
 //! migrations for its backend.
 
 use crate::config::Config;
-use crate::repositories::{postgres::PostgresStore, sqlite::SqliteStore, Repositories};
+use crate::repositories::{
+    cache::{AuthCache, AuthCacheSettings},
+    change_feed,
+    postgres::PostgresStore,
+    sqlite::SqliteStore,
+    Repositories,
+};
 use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
@@ -126,6 +132,21 @@ impl Pool {
             Pool::Sqlite(pool) => SqliteStore::repositories(pool.clone()),
             Pool::Postgres(pool) => PostgresStore::repositories(pool.clone()),
         }
+    }
+
+    /// The repositories a serving instance uses: with the authentication
+    /// cache unless `settings` turn it off, kept in step with other instances
+    /// by the PostgreSQL change feed (started here, stopped by [`Pool::close`]).
+    pub fn serving_repositories(&self, settings: AuthCacheSettings) -> Repositories {
+        let repositories = self.repositories();
+        if settings.max_age.is_zero() {
+            return repositories;
+        }
+        let cache = AuthCache::new(settings);
+        if let Pool::Postgres(pool) = self {
+            change_feed::spawn(pool.clone(), cache.clone());
+        }
+        repositories.with_auth_cache(cache)
     }
 
     /// Closes every connection (at shutdown).

@@ -75,6 +75,14 @@ fn describe() {
     );
     describe_gauge!("http_requests_in_flight", "HTTP requests being served.");
     describe_counter!(
+        "auth_cache_lookups_total",
+        "Authentication checks by result: hit (answered from this instance's cache) or miss (read from the database)."
+    );
+    describe_gauge!(
+        "auth_cache_change_feed_up",
+        "1 while this instance follows the PostgreSQL change feed that keeps its authentication cache current."
+    );
+    describe_counter!(
         "auth_login_attempts_total",
         "Sign-ins (API and pages) by outcome: success, failure, throttled."
     );

@@ -58,7 +58,7 @@ impl AppState {
             .await
             .context("opening the database")?;
         pool.migrate().await.context("applying migrations")?;
-        let services = Services::new(&config, pool.repositories())?;
+        let services = Services::new(&config, pool.serving_repositories(config.auth_cache))?;
         ensure_configured_admin(&config, &services).await?;
         let state = AppState {
             leptos_options: leptos_options(&config)?,

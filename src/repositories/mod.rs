@@ -12,6 +12,8 @@
 //! - The SQL of both backends is kept as similar as the dialects allow; the
 //!   shared test suite in `tests/it/repositories.rs` proves they behave the same.
 
+pub mod cache;
+pub mod change_feed;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
@@ -527,6 +529,27 @@ pub struct Repositories {
     pub audit: Arc<dyn AuditRepository>,
     pub email_tokens: Arc<dyn EmailTokenRepository>,
     pub health: Arc<dyn HealthCheck>,
+    /// The authentication cache in front of `sessions` and `users`, when on.
+    pub auth_cache: Option<cache::AuthCache>,
+}
+
+impl Repositories {
+    /// The same repositories with the authentication check served from
+    /// `cache`, and every change to sessions and users applied to it.
+    pub fn with_auth_cache(self, cache: cache::AuthCache) -> Repositories {
+        Repositories {
+            users: Arc::new(cache::CachedUsers {
+                inner: self.users,
+                cache: cache.clone(),
+            }),
+            sessions: Arc::new(cache::CachedSessions {
+                inner: self.sessions,
+                cache: cache.clone(),
+            }),
+            auth_cache: Some(cache),
+            ..self
+        }
+    }
 }
 
 /// Database liveness, for `/health/ready`.

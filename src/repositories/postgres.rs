@@ -28,6 +28,7 @@ impl PostgresStore {
             audit: store.clone(),
             email_tokens: store.clone(),
             health: store,
+            auth_cache: None,
         }
     }
 }

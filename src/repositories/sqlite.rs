@@ -51,6 +51,7 @@ impl SqliteStore {
             audit: store.clone(),
             email_tokens: store.clone(),
             health: store,
+            auth_cache: None,
         }
     }
 }

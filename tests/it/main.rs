@@ -6,6 +6,7 @@ mod common;
 
 mod audit;
 mod auth;
+mod auth_cache;
 mod cli;
 mod cluster;
 mod email;

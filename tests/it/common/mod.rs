@@ -240,8 +240,19 @@ impl TestApp {
         self.state.services.mailer.flush().await;
     }
 
-    /// Runs one SQL statement on the app's database; returns the rows affected.
+    /// Runs one SQL statement on the app's database; returns the rows
+    /// affected. The instance's authentication cache is emptied afterwards,
+    /// as tests use this to make time pass (see [`TestApp::exec_unannounced`]).
     pub async fn exec(&self, statement: &str) -> u64 {
+        let affected = self.exec_unannounced(statement).await;
+        if let Some(cache) = &self.state.services.repositories.auth_cache {
+            cache.forget_all();
+        }
+        affected
+    }
+
+    /// Runs one SQL statement behind the instance's back (its cache is not told).
+    pub async fn exec_unannounced(&self, statement: &str) -> u64 {
         match &self.pool {
             Pool::Sqlite(pool) => sqlx::query(statement)
                 .execute(pool)
