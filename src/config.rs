@@ -989,6 +989,8 @@ mod tests {
             Some(Duration::from_secs(90 * 86_400))
         );
         assert_eq!(config.maintenance_interval, Duration::from_secs(3600));
+        assert_eq!(config.auth_cache, AuthCacheSettings::default());
+        assert_eq!(config.auth_cache.max_age, Duration::from_secs(30));
         assert_eq!(config.site_addr.to_string(), "127.0.0.1:3000");
         assert!(config.allow_registration);
         assert_eq!(config.argon2.memory_kib, 19_456);
@@ -1184,6 +1186,9 @@ mod tests {
             ("TRUSTED_PROXIES", "10.0.0.0/8, proxy.internal"),
             ("AUDIT_RETENTION_DAYS", "ninety"),
             ("MAINTENANCE_INTERVAL_SECONDS", "0"),
+            ("AUTH_CACHE_SECONDS", "3601"),
+            ("AUTH_CACHE_SECONDS", "-1"),
+            ("AUTH_CACHE_ENTRIES", "0"),
             ("LOG_FORMAT", "xml"),
             ("METRICS_ADDR", "localhost"),
             ("METRICS_ADDR", "127.0.0.1:3000"),
