@@ -68,18 +68,26 @@ fn argon2(c: &mut Criterion) {
     group.finish();
 }
 
-/// The per-request check: verify the JWT, read session and user in one query.
+/// The per-request check: verify the JWT, then read session and user in one
+/// query (`*_database`, cache off) or find them in the instance's
+/// authentication cache (`*_cached`, the default).
 fn auth_check(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let dir = tempfile::tempdir().expect("temp dir");
-    let backends = [
-        (
-            "sqlite",
-            format!("sqlite://{}", dir.path().join("bench.db").display()),
-        ),
-        ("postgres", runtime.block_on(pg::fresh_database())),
-    ];
-    for (name, url) in backends {
+    for (name, cache_seconds) in [
+        ("sqlite_database", "0"),
+        ("sqlite_cached", "30"),
+        ("postgres_database", "0"),
+        ("postgres_cached", "30"),
+    ] {
+        let url = if name.starts_with("sqlite") {
+            format!(
+                "sqlite://{}",
+                dir.path().join(format!("{name}.db")).display()
+            )
+        } else {
+            runtime.block_on(pg::fresh_database())
+        };
         let mut vars = HashMap::new();
         vars.insert("DATABASE_URL", url);
         vars.insert("DATA_DIR", dir.path().display().to_string());
@@ -89,6 +97,7 @@ fn auth_check(c: &mut Criterion) {
         );
         vars.insert("ARGON2_MEMORY_KIB", "1024".to_owned());
         vars.insert("ARGON2_ITERATIONS", "1".to_owned());
+        vars.insert("AUTH_CACHE_SECONDS", cache_seconds.to_owned());
         let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("config");
         let services = runtime.block_on(async {
             let (state, _pool) = AppState::initialize(config).await.expect("app");
