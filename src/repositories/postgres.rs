@@ -74,11 +74,13 @@ impl UserRepository for PostgresStore {
         offset: i64,
         limit: i64,
     ) -> RepoResult<(Vec<User>, i64)> {
+        // The trigram index `users_email_trgm_idx` serves `email LIKE` for
+        // the count and the page alike; the planner picks it by the needle.
         let mut count = QueryBuilder::new(sql::COUNT_USERS);
-        sql::push_user_filter(&mut count, filter);
+        sql::push_user_filter(&mut count, filter, sql::EmailSearch::Like);
         let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
         let mut page = QueryBuilder::new(sql::SELECT_USERS);
-        sql::push_user_filter(&mut page, filter);
+        sql::push_user_filter(&mut page, filter, sql::EmailSearch::Like);
         sql::push_user_page(&mut page, offset, limit);
         let users = page.build_query_as::<User>().fetch_all(&self.pool).await?;
         Ok((users, total))
