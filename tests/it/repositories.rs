@@ -649,6 +649,91 @@ async fn users_stored_before_the_search_index_are_found(backend: Backend) {
     assert_eq!(found, vec!["new@after.io"]);
 }
 
+/// The total of the unfiltered list (X-Total-Count) is the number of users
+/// after every kind of write: single and concurrent inserts, a refused
+/// duplicate, a bulk insert, single and bulk deletes, a rolled back insert,
+/// and on PostgreSQL a truncate.
+async fn the_unfiltered_total_counts_every_user(app: TestApp) {
+    let repos = repos(&app);
+    let total = |repos: Repositories| async move {
+        repos
+            .users
+            .list(&UserFilter::default(), 0, 5)
+            .await
+            .expect("list")
+            .1
+    };
+    assert_eq!(total(repos.clone()).await, 0);
+    let first = create_user(&repos, "one@count.io", Role::Admin, true).await;
+    create_user(&repos, "two@count.io", Role::Regular, false).await;
+    assert_eq!(total(repos.clone()).await, 2);
+
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let repos = repos.clone();
+        tasks.push(tokio::spawn(async move {
+            create_user(&repos, &format!("many{i}@count.io"), Role::Regular, true).await
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task");
+    }
+    assert_eq!(total(repos.clone()).await, 22);
+    let again = email("ONE@count.io");
+    let duplicate = repos
+        .users
+        .create(NewUser {
+            email: &again,
+            password_hash: "x",
+            role: Role::Regular,
+            is_active: true,
+            email_verified: false,
+            now: Utc::now(),
+        })
+        .await;
+    assert!(matches!(duplicate, Err(RepoError::EmailTaken)));
+    assert_eq!(total(repos.clone()).await, 22);
+
+    app.exec(
+        "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 300) \
+         INSERT INTO users (email, password_hash, role, is_active, created_at, updated_at) \
+         SELECT 'bulk' || n || '@count.io', 'x', 'regular', TRUE, \
+         '2024-01-01T00:00:00.000000Z', '2024-01-01T00:00:00.000000Z' FROM g",
+    )
+    .await;
+    assert_eq!(total(repos.clone()).await, 322);
+    assert_eq!(app.count("users", "TRUE").await, 322);
+
+    repos.users.delete(first + 1).await.expect("delete");
+    assert_eq!(total(repos.clone()).await, 321);
+    assert_eq!(
+        app.exec("DELETE FROM users WHERE email LIKE 'bulk1%'")
+            .await,
+        111
+    );
+    assert_eq!(total(repos.clone()).await, 210);
+    // A bulk insert that fails half-way (a duplicate) counts nothing.
+    let refused = app
+        .try_exec(
+            "INSERT INTO users (email, password_hash, role, is_active, created_at, updated_at) VALUES \
+             ('fresh@count.io', 'x', 'regular', TRUE, '2024-01-01T00:00:00.000000Z', '2024-01-01T00:00:00.000000Z'), \
+             ('one@count.io', 'x', 'regular', TRUE, '2024-01-01T00:00:00.000000Z', '2024-01-01T00:00:00.000000Z')",
+        )
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(total(repos.clone()).await, 210);
+    assert_eq!(app.count("users", "TRUE").await, 210);
+
+    if app.backend == Backend::Postgres {
+        app.exec("TRUNCATE users CASCADE").await;
+    } else {
+        app.exec("DELETE FROM users").await;
+    }
+    assert_eq!(total(repos.clone()).await, 0);
+    create_user(&repos, "after@count.io", Role::Regular, true).await;
+    assert_eq!(total(repos.clone()).await, 1);
+}
+
 async fn updates_apply_only_the_given_fields(app: TestApp) {
     let repos = repos(&app);
     let id = create_user(&repos, "edit@example.com", Role::Regular, true).await;
@@ -1574,6 +1659,7 @@ both_backends!(
     search_combines_with_role_status_and_paging,
     search_follows_email_changes_and_deletions,
     search_for_a_needle_most_users_contain,
+    the_unfiltered_total_counts_every_user,
     updates_apply_only_the_given_fields,
     the_last_active_admin_is_guarded,
     two_admins_demoting_each_other_at_once_leave_one_admin,

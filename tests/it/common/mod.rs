@@ -242,6 +242,13 @@ impl TestApp {
 
     /// Runs one SQL statement on the app's database; returns the rows affected.
     pub async fn exec(&self, statement: &str) -> u64 {
+        self.try_exec(statement)
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"))
+    }
+
+    /// Runs one SQL statement that may fail.
+    pub async fn try_exec(&self, statement: &str) -> Result<u64, sqlx::Error> {
         match &self.pool {
             Pool::Sqlite(pool) => sqlx::query(statement)
                 .execute(pool)
@@ -252,7 +259,6 @@ impl TestApp {
                 .await
                 .map(|r| r.rows_affected()),
         }
-        .unwrap_or_else(|e| panic!("{statement}: {e}"))
     }
 
     /// Rows in a table matching a condition.
