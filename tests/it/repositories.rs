@@ -483,6 +483,20 @@ async fn search_follows_email_changes_and_deletions(app: TestApp) {
     assert_search_index_in_sync(&app).await;
     assert_eq!(found("keeper@").await, vec![keeper]);
 
+    // A refused change (the address is taken) leaves the index as it was.
+    let clash = UserChanges {
+        email: Some(email("after.move@elsewhere.net")),
+        ..UserChanges::default()
+    };
+    let refused = repos
+        .users
+        .update(keeper, &clash, RevokeSessions::None, false, now)
+        .await;
+    assert!(matches!(refused, Err(RepoError::EmailTaken)), "{refused:?}");
+    assert_search_index_in_sync(&app).await;
+    assert_eq!(found("keeper@").await, vec![keeper]);
+    assert_eq!(found("after.move").await, vec![mover]);
+
     // Moving back to an address used before finds it again.
     let back = UserChanges {
         email: Some(email("before.change@sync.io")),
