@@ -573,13 +573,28 @@ pub(crate) fn like_contains(needle: &str) -> String {
     pattern
 }
 
+/// An FTS5 query that matches `needle` as one phrase: the text between
+/// double quotes is taken literally (wildcards and operators included), a
+/// double quote is written twice. With the trigram tokenizer, a phrase of 3 or
+/// more characters matches the rows that contain it, ignoring case.
+pub(crate) fn fts_phrase(needle: &str) -> String {
+    format!("\"{}\"", needle.replace('"', "\"\""))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::like_contains;
+    use super::{fts_phrase, like_contains};
 
     #[test]
     fn like_patterns_escape_wildcards() {
         assert_eq!(like_contains("a_b%c\\"), "%a\\_b\\%c\\\\%");
         assert_eq!(like_contains("alice"), "%alice%");
+    }
+
+    #[test]
+    fn fts_phrases_quote_the_needle() {
+        assert_eq!(fts_phrase("alice"), "\"alice\"");
+        assert_eq!(fts_phrase("a\"b*c:"), "\"a\"\"b*c:\"");
+        assert_eq!(fts_phrase("%_\\"), "\"%_\\\"");
     }
 }

@@ -161,10 +161,24 @@ pub(super) const FIND_EMAIL_TOKEN: &str = "SELECT user_id, email, expires_at, us
 /// Links that expired before `$1` are of no use to anyone.
 pub(super) const PURGE_EMAIL_TOKENS: &str = "DELETE FROM email_tokens WHERE expires_at < $1";
 
+/// How [`push_user_filter`] finds the emails that contain the needle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum EmailSearch {
+    /// `email LIKE '%needle%'` alone. On PostgreSQL the trigram index
+    /// `users_email_trgm_idx` serves it (needles of 3+ characters); on SQLite
+    /// it reads every user.
+    Like,
+    /// SQLite only: the candidates the FTS5 trigram index `users_email_fts`
+    /// finds for the needle (3+ characters), each confirmed by the same
+    /// `LIKE`, so the matches are exactly those of [`EmailSearch::Like`].
+    Trigram,
+}
+
 /// Appends the `WHERE` clause of the user list to a query.
 pub(super) fn push_user_filter<'a, DB>(
     qb: &mut sqlx::QueryBuilder<'a, DB>,
     filter: &super::UserFilter,
+    search: EmailSearch,
 ) where
     DB: sqlx::Database,
     String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
@@ -173,8 +187,14 @@ pub(super) fn push_user_filter<'a, DB>(
 {
     qb.push(" WHERE TRUE");
     if let Some(needle) = &filter.email_contains {
+        let needle = needle.to_lowercase();
+        if search == EmailSearch::Trigram {
+            qb.push(" AND id IN (SELECT rowid FROM users_email_fts WHERE users_email_fts MATCH ")
+                .push_bind(super::fts_phrase(&needle))
+                .push(")");
+        }
         qb.push(" AND email LIKE ")
-            .push_bind(super::like_contains(&needle.to_lowercase()))
+            .push_bind(super::like_contains(&needle))
             .push(" ESCAPE '\\'");
     }
     if let Some(role) = filter.role {

@@ -56,6 +56,51 @@ impl SqliteStore {
     }
 }
 
+/// The shortest needle the trigram index can look up (one trigram).
+const TRIGRAM_MIN_CHARS: usize = 3;
+
+/// Above this many candidates, the trigram index costs more than the scan.
+const TRIGRAM_MAX_HITS: i64 = 1000;
+
+/// Counts the trigram index's candidates for a needle, up to `$2`.
+const COUNT_TRIGRAM_HITS: &str = "SELECT count(*) FROM (SELECT 1 FROM users_email_fts \
+     WHERE users_email_fts MATCH $1 LIMIT $2)";
+
+impl SqliteStore {
+    /// How the user list finds the emails containing the needle.
+    ///
+    /// The FTS5 trigram index (`users_email_fts`) turns a needle of 3 or more
+    /// characters into a lookup: with 100k users, about 0.5 ms for the count
+    /// and as much for the page, instead of scans of 8 and 15 ms. Shorter
+    /// needles have no trigram: they scan, as before. A needle that most
+    /// users contain (`example`, `.com`) scans too: the index would hand
+    /// over every user as a candidate, each looked up (50 ms to count 100k,
+    /// 30 ms for a page), while the scan counts them from the email index
+    /// (8 ms) and a page in id order stops at its last row. One bounded index
+    /// query (at most [`TRIGRAM_MAX_HITS`] rows, about 0.5 ms) tells which
+    /// case this is. Either way the matches are the same: index candidates
+    /// are confirmed with the scan's `LIKE`.
+    async fn email_search(&self, filter: &UserFilter) -> RepoResult<sql::EmailSearch> {
+        let Some(needle) = filter.email_contains.as_deref() else {
+            return Ok(sql::EmailSearch::Like);
+        };
+        let needle = needle.to_lowercase();
+        if needle.chars().count() < TRIGRAM_MIN_CHARS {
+            return Ok(sql::EmailSearch::Like);
+        }
+        let hits: i64 = sqlx::query_scalar(COUNT_TRIGRAM_HITS)
+            .bind(fts_phrase(&needle))
+            .bind(TRIGRAM_MAX_HITS)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(if hits < TRIGRAM_MAX_HITS {
+            sql::EmailSearch::Trigram
+        } else {
+            sql::EmailSearch::Like
+        })
+    }
+}
+
 fn map_unique(err: sqlx::Error) -> RepoError {
     match &err {
         sqlx::Error::Database(db) if db.is_unique_violation() => RepoError::EmailTaken,
@@ -98,11 +143,12 @@ impl UserRepository for SqliteStore {
         offset: i64,
         limit: i64,
     ) -> RepoResult<(Vec<User>, i64)> {
+        let search = self.email_search(filter).await?;
         let mut count = QueryBuilder::new(sql::COUNT_USERS);
-        sql::push_user_filter(&mut count, filter);
+        sql::push_user_filter(&mut count, filter, search);
         let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
         let mut page = QueryBuilder::new(sql::SELECT_USERS);
-        sql::push_user_filter(&mut page, filter);
+        sql::push_user_filter(&mut page, filter, search);
         sql::push_user_page(&mut page, offset, limit);
         let users = page.build_query_as::<User>().fetch_all(&self.pool).await?;
         Ok((users, total))

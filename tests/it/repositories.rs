@@ -1,7 +1,7 @@
 //! The repository behaviour suite: the same assertions against the SQLite and
 //! the PostgreSQL implementation, so the two cannot drift apart.
 
-use crate::common::TestApp;
+use crate::common::{Backend, TestApp};
 use chrono::{Duration, Utc};
 use leptos_auth::{
     domain::{AuditEventType, Email, Role},
@@ -189,6 +189,563 @@ async fn listing_filters_pages_and_counts(app: TestApp) {
         .await
         .expect("list");
     assert_eq!(admins, 1);
+}
+
+/// The admin search of `filter` over all pages of `per_page`: the emails in
+/// order and the total of every page (each page must report the same one).
+async fn search_all_pages(
+    repos: &Repositories,
+    filter: &UserFilter,
+    per_page: i64,
+) -> (Vec<String>, i64) {
+    let mut emails = Vec::new();
+    let mut total = None;
+    let mut last_id = 0;
+    loop {
+        let (page, page_total) = repos
+            .users
+            .list(filter, emails.len() as i64, per_page)
+            .await
+            .expect("list");
+        assert_eq!(*total.get_or_insert(page_total), page_total, "{filter:?}");
+        for user in &page {
+            assert!(user.id > last_id, "ordered by id: {filter:?}");
+            last_id = user.id;
+        }
+        let full = page.len() as i64 == per_page;
+        emails.extend(page.into_iter().map(|u| u.email));
+        if !full {
+            break;
+        }
+    }
+    (emails, total.unwrap_or(0))
+}
+
+fn contains(needle: &str) -> UserFilter {
+    UserFilter {
+        email_contains: Some(needle.into()),
+        ..UserFilter::default()
+    }
+}
+
+/// The SQLite search index (an FTS5 table fed by triggers) must list exactly
+/// the stored emails: a stale or missing entry fails the check. PostgreSQL's
+/// index is maintained by the server.
+async fn assert_search_index_in_sync(app: &TestApp) {
+    if app.backend == Backend::Sqlite {
+        app.exec(
+            "INSERT INTO users_email_fts (users_email_fts, rank) VALUES ('integrity-check', 1)",
+        )
+        .await;
+    }
+}
+
+/// Every needle finds exactly the emails that contain it, in any letter case,
+/// wherever it is in the address, whether it is long enough for the trigram
+/// index (3+ characters) or not.
+async fn search_finds_substrings_anywhere_ignoring_case(app: TestApp) {
+    let repos = repos(&app);
+    let addresses = [
+        "alice.smith@alpha.io",
+        "bob.jones@beta.io",
+        "Carol@Alphabet.org",
+        "dave@zeta.net",
+        "Émile.Äbc@ünï.fr",
+        "smithson@gamma.io",
+    ];
+    let mut stored = Vec::new();
+    for address in addresses {
+        create_user(&repos, address, Role::Regular, true).await;
+        stored.push(email(address).as_str().to_owned());
+    }
+    assert_search_index_in_sync(&app).await;
+    let expected = |needle: &str| -> Vec<String> {
+        let needle = needle.to_lowercase();
+        stored
+            .iter()
+            .filter(|e| e.contains(&needle))
+            .cloned()
+            .collect()
+    };
+    for (needle, matches) in [
+        // Start, middle, end of the address, and the whole of it.
+        ("alice", 1),
+        ("smith", 2),
+        ("h@alp", 1),
+        ("lpha", 2),
+        (".io", 3),
+        ("pha.io", 1),
+        ("bob.jones@beta.io", 1),
+        // Letter case, ASCII and not.
+        ("ALPHA", 2),
+        ("Smith@ALPHA.IO", 1),
+        ("CAROL@", 1),
+        ("ÉMILE.ÄBC", 1),
+        ("ünï", 1),
+        // Short needles (no trigram): the plain scan.
+        ("z", 1),
+        ("a", 5),
+        ("io", 3),
+        ("É", 1),
+        // Absent.
+        ("xyz", 0),
+        ("alice.smith@alpha.io.", 0),
+        ("q", 0),
+    ] {
+        let (found, total) = search_all_pages(&repos, &contains(needle), 2).await;
+        assert_eq!(found, expected(needle), "{needle}");
+        assert_eq!(found.len(), matches, "{needle}");
+        assert_eq!(total, matches as i64, "{needle}");
+    }
+}
+
+/// `%`, `_` and `\` are LIKE wildcards and the escape, `"`, `*`, `:` and
+/// words like `OR` are FTS5 query syntax: in a needle they are all literal.
+async fn search_takes_wildcards_and_query_syntax_literally(app: TestApp) {
+    let repos = repos(&app);
+    let addresses = [
+        "100%pure@x.io",
+        "100xpure@x.io",
+        "under_score@x.io",
+        "underxscore@x.io",
+        "back\\slash@x.io",
+        "backslash@x.io",
+        "quo\"ted@x.io",
+        "star*name@x.io",
+        "col:on@x.io",
+        "fish^or@x.io",
+        "plain@x.io",
+    ];
+    let mut stored = Vec::new();
+    for address in addresses {
+        create_user(&repos, address, Role::Regular, true).await;
+        stored.push(email(address).as_str().to_owned());
+    }
+    assert_search_index_in_sync(&app).await;
+    for (needle, matches) in [
+        ("%", 1),
+        ("_", 1),
+        ("\\", 1),
+        ("0%p", 1),
+        ("100%pure", 1),
+        ("r_s", 1),
+        ("under_score@", 1),
+        ("k\\s", 1),
+        ("back\\slash", 1),
+        ("%%", 0),
+        ("a%e", 0),
+        ("\"", 1),
+        ("o\"t", 1),
+        ("quo\"ted", 1),
+        ("\"\"\"", 0),
+        ("r*n", 1),
+        ("*", 1),
+        ("l:o", 1),
+        ("email:plain", 0),
+        ("h^o", 1),
+        ("\" OR \"", 0),
+        ("plain\" OR \"x", 0),
+        ("NEAR(", 0),
+        ("x.io", addresses.len()),
+    ] {
+        let (found, total) = search_all_pages(&repos, &contains(needle), 3).await;
+        let expected: Vec<String> = stored
+            .iter()
+            .filter(|e| e.contains(&needle.to_lowercase()))
+            .cloned()
+            .collect();
+        assert_eq!(found, expected, "{needle}");
+        assert_eq!(found.len(), matches, "{needle}");
+        assert_eq!(total, matches as i64, "{needle}");
+    }
+}
+
+/// The search combines with the role and status filters, and pages of any
+/// size add up to the matches, each page reporting the same total.
+async fn search_combines_with_role_status_and_paging(app: TestApp) {
+    let repos = repos(&app);
+    let mut stored = Vec::new();
+    for i in 0..30 {
+        let role = if i % 5 == 0 {
+            Role::Admin
+        } else {
+            Role::Regular
+        };
+        let active = i % 3 != 0;
+        let address = format!("p{i:02}@page.io");
+        create_user(&repos, &address, role, active).await;
+        stored.push((address, role, active));
+        let decoy = format!("page{i:02}@else.org");
+        create_user(&repos, &decoy, role, active).await;
+        stored.push((decoy, role, active));
+    }
+    assert_search_index_in_sync(&app).await;
+    for needle in [
+        "page.io", "@PAGE.", "p1", "p2", "e.o", "else.org", "nowhere",
+    ] {
+        for role in [None, Some(Role::Admin), Some(Role::Regular)] {
+            for is_active in [None, Some(true), Some(false)] {
+                let filter = UserFilter {
+                    email_contains: Some(needle.into()),
+                    role,
+                    is_active,
+                };
+                let expected: Vec<String> = stored
+                    .iter()
+                    .filter(|(e, r, a)| {
+                        e.contains(&needle.to_lowercase())
+                            && role.is_none_or(|role| role == *r)
+                            && is_active.is_none_or(|active| active == *a)
+                    })
+                    .map(|(e, _, _)| e.clone())
+                    .collect();
+                for per_page in [1, 4, 100] {
+                    let (found, total) = search_all_pages(&repos, &filter, per_page).await;
+                    assert_eq!(found, expected, "{filter:?} by {per_page}");
+                    assert_eq!(total, expected.len() as i64, "{filter:?}");
+                }
+            }
+        }
+    }
+    // A page past the end is empty but still counts the matches.
+    let (page, total) = repos
+        .users
+        .list(&contains("page.io"), 1000, 10)
+        .await
+        .expect("list");
+    assert!(page.is_empty());
+    assert_eq!(total, 30);
+}
+
+/// An email change moves the user in the search (the new address is found,
+/// the old one no longer), a deleted user leaves it, and other changes
+/// keep it where it is.
+async fn search_follows_email_changes_and_deletions(app: TestApp) {
+    let repos = repos(&app);
+    let mover = create_user(&repos, "before.change@sync.io", Role::Regular, true).await;
+    let keeper = create_user(&repos, "keeper@sync.io", Role::Regular, true).await;
+    let doomed = create_user(&repos, "doomed@sync.io", Role::Regular, true).await;
+    let found = |needle: &'static str| {
+        let repos = repos.clone();
+        async move {
+            let (users, total) = repos
+                .users
+                .list(&contains(needle), 0, 100)
+                .await
+                .expect("list");
+            assert_eq!(users.len() as i64, total, "{needle}");
+            users.into_iter().map(|u| u.id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(found("before.change").await, vec![mover]);
+    assert_eq!(found("sync.io").await, vec![mover, keeper, doomed]);
+
+    let now = Utc::now();
+    let changes = UserChanges {
+        email: Some(email("After.Move@elsewhere.net")),
+        ..UserChanges::default()
+    };
+    repos
+        .users
+        .update(mover, &changes, RevokeSessions::None, false, now)
+        .await
+        .expect("update");
+    assert_search_index_in_sync(&app).await;
+    assert_eq!(found("before.change").await, Vec::<i64>::new());
+    assert_eq!(found("ore.cha").await, Vec::<i64>::new());
+    assert_eq!(found("after.move").await, vec![mover]);
+    assert_eq!(found("AFTER.MOVE@ELSEWHERE.NET").await, vec![mover]);
+    assert_eq!(found("sync.io").await, vec![keeper, doomed]);
+    assert_eq!(found("where.n").await, vec![mover]);
+
+    // Changes that keep the address keep the user findable.
+    let promote = UserChanges {
+        role: Some(Role::Admin),
+        is_active: Some(false),
+        password_hash: Some("other-hash".into()),
+        ..UserChanges::default()
+    };
+    repos
+        .users
+        .update(keeper, &promote, RevokeSessions::None, false, now)
+        .await
+        .expect("update");
+    repos
+        .users
+        .set_password_hash(keeper, "third-hash", now)
+        .await
+        .expect("rehash");
+    assert!(repos
+        .users
+        .mark_email_verified(keeper, "keeper@sync.io", now)
+        .await
+        .expect("verify"));
+    assert_search_index_in_sync(&app).await;
+    assert_eq!(found("keeper@").await, vec![keeper]);
+
+    // A refused change (the address is taken) leaves the index as it was.
+    let clash = UserChanges {
+        email: Some(email("after.move@elsewhere.net")),
+        ..UserChanges::default()
+    };
+    let refused = repos
+        .users
+        .update(keeper, &clash, RevokeSessions::None, false, now)
+        .await;
+    assert!(matches!(refused, Err(RepoError::EmailTaken)), "{refused:?}");
+    assert_search_index_in_sync(&app).await;
+    assert_eq!(found("keeper@").await, vec![keeper]);
+    assert_eq!(found("after.move").await, vec![mover]);
+
+    // Moving back to an address used before finds it again.
+    let back = UserChanges {
+        email: Some(email("before.change@sync.io")),
+        ..UserChanges::default()
+    };
+    repos
+        .users
+        .update(mover, &back, RevokeSessions::None, false, now)
+        .await
+        .expect("update");
+    assert_eq!(found("before.change").await, vec![mover]);
+    assert_eq!(found("after.move").await, Vec::<i64>::new());
+
+    repos.users.delete(doomed).await.expect("delete");
+    assert_search_index_in_sync(&app).await;
+    assert_eq!(found("doomed").await, Vec::<i64>::new());
+    assert_eq!(found("sync.io").await, vec![mover, keeper]);
+    // A new user with the deleted address is found, once.
+    let reborn = create_user(&repos, "doomed@sync.io", Role::Regular, true).await;
+    assert_search_index_in_sync(&app).await;
+    assert_eq!(found("doomed").await, vec![reborn]);
+    assert_eq!(found("sync.io").await, vec![mover, keeper, reborn]);
+}
+
+/// A needle most users contain (more than the SQLite trigram index is worth
+/// asking, which then scans) finds, counts and pages exactly like a rare one.
+async fn search_for_a_needle_most_users_contain(app: TestApp) {
+    let repos = repos(&app);
+    create_user(&repos, "first@other.io", Role::Admin, true).await;
+    app.exec(
+        "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 1500) \
+         INSERT INTO users (email, password_hash, role, is_active, created_at, updated_at) \
+         SELECT 'bulk' || n || '@many.io', 'x', 'regular', n % 3 <> 0, \
+         '2024-01-01T00:00:00.000000Z', '2024-01-01T00:00:00.000000Z' FROM g",
+    )
+    .await;
+    create_user(&repos, "last@many.io", Role::Regular, false).await;
+    assert_search_index_in_sync(&app).await;
+
+    let (page, total) = repos
+        .users
+        .list(&contains("many.io"), 0, 100)
+        .await
+        .expect("list");
+    assert_eq!(total, 1501);
+    assert_eq!(page.len(), 100);
+    assert_eq!(page[0].email, "bulk1@many.io");
+    let (page, total) = repos
+        .users
+        .list(&contains("MANY.IO"), 1450, 100)
+        .await
+        .expect("list");
+    assert_eq!(total, 1501);
+    let emails: Vec<&str> = page.iter().map(|u| u.email.as_str()).collect();
+    assert_eq!(emails.len(), 51);
+    assert_eq!(emails[0], "bulk1451@many.io");
+    assert_eq!(emails[49], "bulk1500@many.io");
+    assert_eq!(emails[50], "last@many.io");
+
+    let inactive = UserFilter {
+        is_active: Some(false),
+        ..contains("@many")
+    };
+    let (_, total) = repos.users.list(&inactive, 0, 10).await.expect("list");
+    assert_eq!(total, 501, "every third bulk user and the last one");
+
+    // Rarer needles among them.
+    let (found, total) = search_all_pages(&repos, &contains("ulk14"), 100).await;
+    assert_eq!(total, 111, "bulk14, bulk140-149, bulk1400-1499");
+    assert_eq!(found.len(), 111);
+    assert!(found.iter().all(|e| e.contains("ulk14")));
+    let (found, _) = search_all_pages(&repos, &contains("bulk1234@"), 100).await;
+    assert_eq!(found, vec!["bulk1234@many.io"]);
+    let (found, _) = search_all_pages(&repos, &contains("other"), 100).await;
+    assert_eq!(found, vec!["first@other.io"]);
+    let (_, total) = repos.users.list(&contains("m"), 0, 1).await.expect("list");
+    assert_eq!(total, 1501);
+}
+
+/// Users stored before the search index existed are found through it: the
+/// migration that adds it indexes them (and counts them).
+async fn users_stored_before_the_search_index_are_found(backend: Backend) {
+    use sqlx::migrate::Migrator;
+    use std::path::Path;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join(match backend {
+        Backend::Sqlite => "migrations/sqlite",
+        Backend::Postgres => "migrations/postgres",
+    });
+    // The schema as it was before the search index (migrations 0001 to 0003).
+    let before = dir.path().join("before");
+    std::fs::create_dir(&before).expect("folder");
+    for entry in std::fs::read_dir(&folder).expect("migrations") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        if ["0001_", "0002_", "0003_"]
+            .iter()
+            .any(|p| name.starts_with(p))
+        {
+            std::fs::copy(&path, before.join(&name)).expect("copy");
+        }
+    }
+    let earlier = Migrator::new(before.as_path()).await.expect("migrations");
+    let all = Migrator::new(folder.as_path()).await.expect("migrations");
+    let seed = "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 1200) \
+         INSERT INTO users (email, password_hash, role, is_active, created_at, updated_at) \
+         SELECT 'old' || n || '@before.io', 'x', 'regular', TRUE, \
+         '2024-01-01T00:00:00.000000Z', '2024-01-01T00:00:00.000000Z' FROM g";
+    let repos = match backend {
+        Backend::Sqlite => {
+            let options = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(dir.path().join("old.db"))
+                .create_if_missing(true);
+            let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                .connect_with(options)
+                .await
+                .expect("connect");
+            earlier.run(&pool).await.expect("migrate to 0003");
+            sqlx::query(seed).execute(&pool).await.expect("seed");
+            all.run(&pool).await.expect("migrate");
+            sqlx::query(
+                "INSERT INTO users_email_fts (users_email_fts, rank) VALUES ('integrity-check', 1)",
+            )
+            .execute(&pool)
+            .await
+            .expect("the index lists every stored email");
+            leptos_auth::repositories::sqlite::SqliteStore::repositories(pool)
+        }
+        Backend::Postgres => {
+            let url = crate::common::pg::fresh_database().await;
+            let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+            earlier.run(&pool).await.expect("migrate to 0003");
+            sqlx::query(seed).execute(&pool).await.expect("seed");
+            all.run(&pool).await.expect("migrate");
+            leptos_auth::repositories::postgres::PostgresStore::repositories(pool)
+        }
+    };
+    let (_, total) = repos
+        .users
+        .list(&UserFilter::default(), 0, 10)
+        .await
+        .expect("list");
+    assert_eq!(total, 1200);
+    let (found, total) = search_all_pages(&repos, &contains("OLD1199@"), 10).await;
+    assert_eq!(found, vec!["old1199@before.io"]);
+    assert_eq!(total, 1);
+    let (found, total) = search_all_pages(&repos, &contains("d114"), 100).await;
+    assert_eq!(total, 11, "old114, old1140-old1149");
+    assert!(found.iter().all(|e| e.contains("d114")));
+    let (_, total) = repos
+        .users
+        .list(&contains("before.io"), 0, 10)
+        .await
+        .expect("list");
+    assert_eq!(total, 1200);
+    // New users join the index.
+    create_user(&repos, "new@after.io", Role::Regular, true).await;
+    let (found, _) = search_all_pages(&repos, &contains("w@aft"), 10).await;
+    assert_eq!(found, vec!["new@after.io"]);
+}
+
+/// The total of the unfiltered list (X-Total-Count) is the number of users
+/// after every kind of write: single and concurrent inserts, a refused
+/// duplicate, a bulk insert, single and bulk deletes, a rolled back insert,
+/// and on PostgreSQL a truncate.
+async fn the_unfiltered_total_counts_every_user(app: TestApp) {
+    let repos = repos(&app);
+    let total = |repos: Repositories| async move {
+        repos
+            .users
+            .list(&UserFilter::default(), 0, 5)
+            .await
+            .expect("list")
+            .1
+    };
+    assert_eq!(total(repos.clone()).await, 0);
+    let first = create_user(&repos, "one@count.io", Role::Admin, true).await;
+    create_user(&repos, "two@count.io", Role::Regular, false).await;
+    assert_eq!(total(repos.clone()).await, 2);
+
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let repos = repos.clone();
+        tasks.push(tokio::spawn(async move {
+            create_user(&repos, &format!("many{i}@count.io"), Role::Regular, true).await
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task");
+    }
+    assert_eq!(total(repos.clone()).await, 22);
+    let again = email("ONE@count.io");
+    let duplicate = repos
+        .users
+        .create(NewUser {
+            email: &again,
+            password_hash: "x",
+            role: Role::Regular,
+            is_active: true,
+            email_verified: false,
+            now: Utc::now(),
+        })
+        .await;
+    assert!(matches!(duplicate, Err(RepoError::EmailTaken)));
+    assert_eq!(total(repos.clone()).await, 22);
+
+    app.exec(
+        "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 300) \
+         INSERT INTO users (email, password_hash, role, is_active, created_at, updated_at) \
+         SELECT 'bulk' || n || '@count.io', 'x', 'regular', TRUE, \
+         '2024-01-01T00:00:00.000000Z', '2024-01-01T00:00:00.000000Z' FROM g",
+    )
+    .await;
+    assert_eq!(total(repos.clone()).await, 322);
+    assert_eq!(app.count("users", "TRUE").await, 322);
+
+    repos.users.delete(first + 1).await.expect("delete");
+    assert_eq!(total(repos.clone()).await, 321);
+    assert_eq!(
+        app.exec("DELETE FROM users WHERE email LIKE 'bulk1%'")
+            .await,
+        111
+    );
+    assert_eq!(total(repos.clone()).await, 210);
+    // A bulk insert that fails half-way (a duplicate) counts nothing.
+    let refused = app
+        .try_exec(
+            "INSERT INTO users (email, password_hash, role, is_active, created_at, updated_at) VALUES \
+             ('fresh@count.io', 'x', 'regular', TRUE, '2024-01-01T00:00:00.000000Z', '2024-01-01T00:00:00.000000Z'), \
+             ('one@count.io', 'x', 'regular', TRUE, '2024-01-01T00:00:00.000000Z', '2024-01-01T00:00:00.000000Z')",
+        )
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(total(repos.clone()).await, 210);
+    assert_eq!(app.count("users", "TRUE").await, 210);
+
+    if app.backend == Backend::Postgres {
+        app.exec("TRUNCATE users CASCADE").await;
+    } else {
+        app.exec("DELETE FROM users").await;
+    }
+    assert_eq!(total(repos.clone()).await, 0);
+    create_user(&repos, "after@count.io", Role::Regular, true).await;
+    assert_eq!(total(repos.clone()).await, 1);
 }
 
 async fn updates_apply_only_the_given_fields(app: TestApp) {
@@ -1111,6 +1668,12 @@ both_backends!(
     a_second_user_with_the_same_email_is_email_taken,
     concurrent_creates_of_one_email_make_exactly_one_user,
     listing_filters_pages_and_counts,
+    search_finds_substrings_anywhere_ignoring_case,
+    search_takes_wildcards_and_query_syntax_literally,
+    search_combines_with_role_status_and_paging,
+    search_follows_email_changes_and_deletions,
+    search_for_a_needle_most_users_contain,
+    the_unfiltered_total_counts_every_user,
     updates_apply_only_the_given_fields,
     the_last_active_admin_is_guarded,
     two_admins_demoting_each_other_at_once_leave_one_admin,
@@ -1123,3 +1686,5 @@ both_backends!(
     live_sessions_are_listed_newest_first_and_revoked_per_user,
     the_database_answers_health_checks,
 );
+
+each_backend!(users_stored_before_the_search_index_are_found);

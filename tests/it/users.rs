@@ -424,6 +424,55 @@ async fn admins_list_users_with_filters_paging_and_a_total(app: TestApp) {
     assert_eq!(beyond.headers["x-total-count"], "14");
 }
 
+/// The search by email follows changes made through the API: the new
+/// address is found and counted, the old one no longer, nor a deleted user.
+async fn the_user_search_follows_email_changes_and_deletions(app: TestApp) {
+    let (_, admin) = app.admin("root@example.com").await;
+    let (id, _) = app.user("original.name@search.test").await;
+    let (gone, _) = app.user("leaving.soon@search.test").await;
+    let search = |q: &'static str| {
+        let app = &app;
+        let token = admin.access.clone();
+        async move {
+            let found = app
+                .get(&format!("/api/v1/users?q={q}&limit=100"), Some(&token))
+                .await;
+            found.assert_status(StatusCode::OK);
+            let ids: Vec<i64> = found
+                .body
+                .as_array()
+                .expect("array")
+                .iter()
+                .map(|u| u["id"].as_i64().expect("id"))
+                .collect();
+            assert_eq!(
+                found.headers["x-total-count"],
+                ids.len().to_string().as_str()
+            );
+            ids
+        }
+    };
+    assert_eq!(search("original.name").await, vec![id]);
+    assert_eq!(search("search.test").await, vec![id, gone]);
+
+    app.put(
+        &format!("/api/v1/users/{id}"),
+        json!({ "email": "Renamed.Person@Search.Test" }),
+        Some(&admin.access),
+    )
+    .await
+    .assert_status(StatusCode::OK);
+    assert_eq!(search("original").await, Vec::<i64>::new());
+    assert_eq!(search("RENAMED.PERSON").await, vec![id]);
+    assert_eq!(search("search.test").await, vec![id, gone]);
+
+    app.delete(&format!("/api/v1/users/{gone}"), Some(&admin.access))
+        .await
+        .assert_status(StatusCode::OK);
+    assert_eq!(search("leaving").await, Vec::<i64>::new());
+    assert_eq!(search("search.test").await, vec![id]);
+}
+
 async fn list_paging_out_of_range_is_a_422(app: TestApp) {
     let (_, admin) = app.admin("root@example.com").await;
     for (query, field) in [
@@ -646,6 +695,7 @@ both_backends!(
     nobody_changes_their_own_role,
     regular_users_cannot_use_admin_routes,
     admins_list_users_with_filters_paging_and_a_total,
+    the_user_search_follows_email_changes_and_deletions,
     list_paging_out_of_range_is_a_422,
     admins_read_one_user,
     admins_update_users,

@@ -253,6 +253,13 @@ impl TestApp {
 
     /// Runs one SQL statement behind the instance's back (its cache is not told).
     pub async fn exec_unannounced(&self, statement: &str) -> u64 {
+        self.try_exec(statement)
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"))
+    }
+
+    /// Runs one SQL statement that may fail (the instance's cache is not told).
+    pub async fn try_exec(&self, statement: &str) -> Result<u64, sqlx::Error> {
         match &self.pool {
             Pool::Sqlite(pool) => sqlx::query(statement)
                 .execute(pool)
@@ -263,7 +270,6 @@ impl TestApp {
                 .await
                 .map(|r| r.rows_affected()),
         }
-        .unwrap_or_else(|e| panic!("{statement}: {e}"))
     }
 
     /// Rows in a table matching a condition.
