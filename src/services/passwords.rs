@@ -21,7 +21,10 @@
 
 use crate::config::Argon2Settings;
 use argon2::{
-    password_hash::{rand_core::OsRng, Output, ParamsString, PasswordHash, Salt, SaltString},
+    password_hash::{
+        rand_core::{OsRng, RngCore as _},
+        Output, ParamsString, PasswordHash, Salt, SaltString,
+    },
     Algorithm, Argon2, Block, Params, Version,
 };
 use secrecy::{ExposeSecret, SecretString};
@@ -64,15 +67,17 @@ pub struct PasswordHasher {
     threads: HashThreads,
     /// Working memory, reused by one computation after another.
     memory: Arc<MemoryPool>,
-    /// A real hash of a random password with the configured parameters: verified
-    /// against when the email is unknown, so both cases take the same time.
+    /// A PHC string with the configured parameters, a random salt and a random
+    /// output: verified against when the email is unknown, so both cases do
+    /// the same work (no password has that output).
     dummy_hash: Arc<str>,
     /// Argon2 computations started (hashes and verifications).
     operations: Arc<AtomicU64>,
 }
 
 impl PasswordHasher {
-    /// Builds a hasher; computes the dummy hash once (a few tens of milliseconds).
+    /// Builds a hasher. No Argon2 work and no working memory until the first
+    /// hash or verification.
     pub fn new(settings: &Argon2Settings) -> Result<Self, HashError> {
         let params = Params::new(
             settings.memory_kib,
@@ -83,15 +88,13 @@ impl PasswordHasher {
         .map_err(|e| HashError::Argon2(e.to_string()))?;
         let argon2 = Argon2::new(ALGORITHM, VERSION, params.clone());
         let max_concurrent = settings.max_concurrent.max(1);
-        let memory = Arc::new(MemoryPool::new(params.block_count()));
-        let dummy_password = SaltString::generate(&mut OsRng);
-        let dummy_hash = hash_phc(&argon2, dummy_password.as_str().as_bytes(), &memory)?;
+        let dummy_hash = dummy_phc(&params)?;
         Ok(PasswordHasher {
+            memory: Arc::new(MemoryPool::new(params.block_count())),
             argon2,
             params,
             permits: Arc::new(Semaphore::new(max_concurrent)),
             threads: HashThreads::start(max_concurrent)?,
-            memory,
             dummy_hash: dummy_hash.into(),
             operations: Arc::new(AtomicU64::new(0)),
         })
@@ -189,6 +192,25 @@ fn hash_phc(
         params: ParamsString::try_from(argon2.params()).map_err(failed)?,
         salt: Some(salt.as_salt()),
         hash: Some(output),
+    };
+    Ok(hash.to_string())
+}
+
+/// What a stored hash with the configured parameters looks like, with a
+/// random output instead of a computed one: verifying a password against it
+/// costs exactly what verifying against a real one does, and it needs no
+/// Argon2 work (nor 19 MiB kept resident) at startup.
+fn dummy_phc(params: &Params) -> Result<String, HashError> {
+    let failed = |e: argon2::password_hash::Error| HashError::Argon2(e.to_string());
+    let salt = SaltString::generate(&mut OsRng);
+    let mut output = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    OsRng.fill_bytes(&mut output);
+    let hash = PasswordHash {
+        algorithm: ALGORITHM.ident(),
+        version: Some(VERSION.into()),
+        params: ParamsString::try_from(params).map_err(failed)?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&output).map_err(failed)?),
     };
     Ok(hash.to_string())
 }
@@ -645,6 +667,15 @@ mod tests {
         let hasher = PasswordHasher::new(&settings(1024)).expect("hasher");
         let dummy = PasswordHash::new(&hasher.dummy_hash).expect("PHC string");
         assert!(uses_params(&dummy, &hasher.params));
+        // Same algorithm, version, parameters, salt and output lengths as a
+        // real hash: the same computation.
+        let real = hasher.hash(secret(PASSWORD)).await.expect("hash");
+        let real = PasswordHash::new(&real).expect("PHC string");
+        assert_eq!(dummy.algorithm, real.algorithm);
+        assert_eq!(dummy.version, real.version);
+        assert_eq!(dummy.params, real.params);
+        assert_eq!(dummy.salt.map(|s| s.len()), real.salt.map(|s| s.len()));
+        assert_eq!(dummy.hash.map(|h| h.len()), real.hash.map(|h| h.len()));
         let before = hasher.operations();
         let result = hasher.verify(secret(PASSWORD), None).await.expect("verify");
         assert!(!result.matches && !result.needs_rehash);
