@@ -412,7 +412,13 @@ def micro_benchmarks():
     if not target.is_absolute():
         target = ROOT / target
     results = {}
-    for estimates in sorted((target / "criterion").glob("**/new/estimates.json")):
+    found = sorted((target / "criterion").glob("**/new/estimates.json"))
+    # Criterion keeps the results of benchmarks that no longer exist: report
+    # only those written by this run (within an hour of the newest).
+    newest = max((f.stat().st_mtime for f in found), default=0)
+    for estimates in found:
+        if estimates.stat().st_mtime < newest - 3600:
+            continue
         name = str(estimates.parent.parent.relative_to(target / "criterion"))
         try:
             median = json.loads(estimates.read_text())["median"]

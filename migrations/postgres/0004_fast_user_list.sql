@@ -8,7 +8,12 @@
 -- needed. The index is built in this migration's transaction, blocking writes
 -- to users while it builds (about half a second per 100k users).
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
-CREATE INDEX users_email_trgm_idx ON users USING gin (email gin_trgm_ops);
+-- fastupdate off: new users go straight into the index instead of a pending
+-- list that every search scans until vacuum merges it (after 100k sign-ups
+-- in a row a search read 3,811 pending entries: 3.8 ms instead of 1.8 ms).
+-- A sign-up pays a few more index page writes, far below its Argon2 cost.
+CREATE INDEX users_email_trgm_idx ON users USING gin (email gin_trgm_ops)
+    WITH (fastupdate = off);
 
 -- The number of users, for the X-Total-Count of the unfiltered admin list:
 -- count(*) reads every user for every page (5 to 12 ms with 100k users, and
