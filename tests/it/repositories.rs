@@ -741,8 +741,9 @@ async fn the_unfiltered_total_counts_every_user(app: TestApp) {
     if app.backend == Backend::Postgres {
         app.exec("TRUNCATE users CASCADE").await;
     } else {
-        app.exec("DELETE FROM users").await;
+        assert_eq!(app.exec("DELETE FROM users").await, 210);
     }
+    assert_eq!(app.count("users", "TRUE").await, 0);
     assert_eq!(total(repos.clone()).await, 0);
     create_user(&repos, "after@count.io", Role::Regular, true).await;
     assert_eq!(total(repos.clone()).await, 1);

@@ -259,12 +259,21 @@ impl TestApp {
     }
 
     /// Runs one SQL statement that may fail (the instance's cache is not told).
+    /// On SQLite it runs on a connection of its own: the app writes only
+    /// through its writer connection, and a write that fails on one of its
+    /// read connections can leave that connection reading an old snapshot.
     pub async fn try_exec(&self, statement: &str) -> Result<u64, sqlx::Error> {
         match &self.pool {
-            Pool::Sqlite(pool) => sqlx::query(statement)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected()),
+            Pool::Sqlite(pool) => {
+                use sqlx::{ConnectOptions, Connection};
+                let mut own = pool.connect_options().connect().await?;
+                let affected = sqlx::query(statement)
+                    .execute(&mut own)
+                    .await
+                    .map(|r| r.rows_affected());
+                own.close().await?;
+                affected
+            }
             Pool::Postgres(pool) => sqlx::query(statement)
                 .execute(pool)
                 .await
