@@ -8,6 +8,18 @@
 -- Payload: comma-separated `s<session id>` and `u<user id>`, or `*` (forget
 -- everything) when the list would not fit in a notification.
 
+-- Sends one payload (nothing when NULL; `*` when it would not fit in a
+-- notification's 8000 bytes).
+CREATE FUNCTION leptos_auth_announce(payload TEXT) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF payload IS NOT NULL THEN
+        PERFORM pg_notify('leptos_auth_changes',
+                          CASE WHEN length(payload) > 7000 THEN '*' ELSE payload END);
+    END IF;
+END;
+$$;
+
 CREATE FUNCTION leptos_auth_notify_sessions() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -19,12 +31,7 @@ BEGIN
      WHERE (n.revoked_at IS NOT NULL AND o.revoked_at IS NULL)
         OR n.expires_at < o.expires_at
         OR n.user_id <> o.user_id;
-    IF payload IS NOT NULL THEN
-        IF length(payload) > 7000 THEN
-            payload := '*';
-        END IF;
-        PERFORM pg_notify('leptos_auth_changes', payload);
-    END IF;
+    PERFORM leptos_auth_announce(payload);
     RETURN NULL;
 END;
 $$;
@@ -40,12 +47,7 @@ DECLARE
     payload TEXT;
 BEGIN
     SELECT string_agg('u' || o.id, ',') INTO payload FROM old_rows o;
-    IF payload IS NOT NULL THEN
-        IF length(payload) > 7000 THEN
-            payload := '*';
-        END IF;
-        PERFORM pg_notify('leptos_auth_changes', payload);
-    END IF;
+    PERFORM leptos_auth_announce(payload);
     RETURN NULL;
 END;
 $$;

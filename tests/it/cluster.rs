@@ -140,6 +140,11 @@ async fn me(http: &Client, at: &Instance, access: &str) -> StatusCode {
         .status()
 }
 
+/// Sends a request and returns its status.
+async fn status_of(request: reqwest::RequestBuilder) -> StatusCode {
+    request.send().await.expect("request").status()
+}
+
 /// Polls `users/me` on `at` until the token is refused; fails if that takes
 /// a second or more (the bound for changes made on another instance).
 /// Returns how long it took.
@@ -556,78 +561,83 @@ async fn every_revocation_reaches_the_other_instances_cache_within_a_second() {
     // Sign-out on A.
     user_id("one@example.com").await;
     let access = cached_session(&http, a, b, &b_metrics, "one@example.com").await;
-    let logout = http
-        .post(a.url("/api/v1/auth/logout"))
-        .bearer_auth(&access)
-        .send()
-        .await
-        .expect("logout");
-    assert_eq!(logout.status(), StatusCode::OK);
+    assert_eq!(
+        status_of(http.post(a.url("/api/v1/auth/logout")).bearer_auth(&access)).await,
+        StatusCode::OK
+    );
     took.push(refused_within_a_second(&http, b, &access).await);
 
     // The user ends their other sessions from A.
     user_id("two@example.com").await;
     let access = cached_session(&http, a, b, &b_metrics, "two@example.com").await;
     let (other, _) = tokens(&http, a, "two@example.com").await;
-    let ended = http
-        .delete(a.url("/api/v1/users/me/sessions"))
-        .bearer_auth(&other)
-        .send()
-        .await
-        .expect("end others");
-    assert_eq!(ended.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        status_of(
+            http.delete(a.url("/api/v1/users/me/sessions"))
+                .bearer_auth(&other)
+        )
+        .await,
+        StatusCode::NO_CONTENT
+    );
     took.push(refused_within_a_second(&http, b, &access).await);
 
     // A password change on A.
     user_id("three@example.com").await;
     let access = cached_session(&http, a, b, &b_metrics, "three@example.com").await;
     let (other, _) = tokens(&http, a, "three@example.com").await;
-    let changed = http
-        .patch(a.url("/api/v1/users/me"))
-        .bearer_auth(&other)
-        .json(&json!({ "password": crate::common::OTHER_PASSWORD, "current_password": PASSWORD }))
-        .send()
-        .await
-        .expect("password change");
-    assert_eq!(changed.status(), StatusCode::OK);
+    assert_eq!(
+        status_of(
+            http.patch(a.url("/api/v1/users/me"))
+                .bearer_auth(&other)
+                .json(&json!({
+                    "password": crate::common::OTHER_PASSWORD,
+                    "current_password": PASSWORD,
+                }))
+        )
+        .await,
+        StatusCode::OK
+    );
     took.push(refused_within_a_second(&http, b, &access).await);
 
     // An admin on A ends every session of the user.
     let id = user_id("four@example.com").await;
     let access = cached_session(&http, a, b, &b_metrics, "four@example.com").await;
-    let ended = http
-        .delete(a.url(&format!("/api/v1/users/{id}/sessions")))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .expect("end sessions");
-    assert_eq!(ended.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        status_of(
+            http.delete(a.url(&format!("/api/v1/users/{id}/sessions")))
+                .bearer_auth(&admin)
+        )
+        .await,
+        StatusCode::NO_CONTENT
+    );
     took.push(refused_within_a_second(&http, b, &access).await);
 
     // Deactivation on A.
     let id = user_id("five@example.com").await;
     let access = cached_session(&http, a, b, &b_metrics, "five@example.com").await;
-    let patched = http
-        .patch(a.url(&format!("/api/v1/users/{id}")))
-        .bearer_auth(&admin)
-        .json(&json!({ "is_active": false }))
-        .send()
-        .await
-        .expect("deactivate");
-    assert_eq!(patched.status(), StatusCode::OK);
+    assert_eq!(
+        status_of(
+            http.patch(a.url(&format!("/api/v1/users/{id}")))
+                .bearer_auth(&admin)
+                .json(&json!({ "is_active": false }))
+        )
+        .await,
+        StatusCode::OK
+    );
     took.push(refused_within_a_second(&http, b, &access).await);
 
     // A role change on A shows on B (the cached user is dropped too).
     let id = user_id("six@example.com").await;
     let access = cached_session(&http, a, b, &b_metrics, "six@example.com").await;
-    let promoted = http
-        .patch(a.url(&format!("/api/v1/users/{id}")))
-        .bearer_auth(&admin)
-        .json(&json!({ "role": "admin" }))
-        .send()
-        .await
-        .expect("promote");
-    assert_eq!(promoted.status(), StatusCode::OK);
+    assert_eq!(
+        status_of(
+            http.patch(a.url(&format!("/api/v1/users/{id}")))
+                .bearer_auth(&admin)
+                .json(&json!({ "role": "admin" }))
+        )
+        .await,
+        StatusCode::OK
+    );
     let start = Instant::now();
     loop {
         let listed = http
@@ -694,13 +704,10 @@ async fn every_revocation_reaches_the_other_instances_cache_within_a_second() {
     }
     user_id("eight@example.com").await;
     let access = cached_session(&http, a, b, &b_metrics, "eight@example.com").await;
-    let logout = http
-        .post(a.url("/api/v1/auth/logout"))
-        .bearer_auth(&access)
-        .send()
-        .await
-        .expect("logout");
-    assert_eq!(logout.status(), StatusCode::OK);
+    assert_eq!(
+        status_of(http.post(a.url("/api/v1/auth/logout")).bearer_auth(&access)).await,
+        StatusCode::OK
+    );
     took.push(refused_within_a_second(&http, b, &access).await);
     println!("revocations seen on the other instance after: {took:?}");
 }
