@@ -13,6 +13,8 @@ Environment:
   BENCH_BACKENDS      comma-separated: sqlite,postgres (default both)
   BENCH_USERS         users seeded for the listing scenarios (default 100000)
   BENCH_SESSIONS_MAX  session rows for the scaling check (default 1000000)
+  BENCH_SERVER_ENV    extra server environment for experiments, for example
+                      "MALLOC_ARENA_MAX=2" (space-separated NAME=value pairs)
 """
 
 import base64
@@ -165,6 +167,7 @@ class Server:
             "EMAIL_REQUESTS_PER_IP_PER_HOUR": "0",
         }
         env.update(extra or {})
+        env.update(pair.split("=", 1) for pair in os.environ.get("BENCH_SERVER_ENV", "").split())
         self.log = open(workdir / f"server-{self.port}.log", "w")
         self.started = time.monotonic()
         self.proc = subprocess.Popen([str(BIN), "serve"], cwd=workdir, env=env,

@@ -581,9 +581,36 @@ pub(crate) fn fts_phrase(needle: &str) -> String {
     format!("\"{}\"", needle.replace('"', "\"\""))
 }
 
+/// The total number of matches of a listing when its page alone tells it,
+/// so the count query can be skipped: a page holding rows but fewer than
+/// asked for is the last one (`offset` + its rows), and an empty first page
+/// means no match at all. A full page, or an empty one past the start, says
+/// nothing about the rest: then the matches are counted.
+pub(crate) fn total_told_by_page(offset: i64, limit: i64, rows: usize) -> Option<i64> {
+    let rows = i64::try_from(rows).ok()?;
+    if rows == 0 {
+        (offset == 0).then_some(0)
+    } else if rows < limit {
+        Some(offset + rows)
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{fts_phrase, like_contains};
+    use super::{fts_phrase, like_contains, total_told_by_page};
+
+    #[test]
+    fn a_partial_or_empty_first_page_tells_the_total() {
+        assert_eq!(total_told_by_page(0, 100, 11), Some(11));
+        assert_eq!(total_told_by_page(40, 20, 7), Some(47));
+        assert_eq!(total_told_by_page(0, 20, 0), Some(0));
+        // A full page may have more behind it; an empty page past the
+        // start may be past the end of any number of matches.
+        assert_eq!(total_told_by_page(0, 20, 20), None);
+        assert_eq!(total_told_by_page(60, 20, 0), None);
+    }
 
     #[test]
     fn like_patterns_escape_wildcards() {

@@ -144,13 +144,18 @@ impl UserRepository for SqliteStore {
         limit: i64,
     ) -> RepoResult<(Vec<User>, i64)> {
         let search = self.email_search(filter).await?;
-        let mut count = QueryBuilder::new(sql::COUNT_USERS);
-        sql::push_user_filter(&mut count, filter, search);
-        let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
         let mut page = QueryBuilder::new(sql::SELECT_USERS);
         sql::push_user_filter(&mut page, filter, search);
         sql::push_user_page(&mut page, offset, limit);
         let users = page.build_query_as::<User>().fetch_all(&self.pool).await?;
+        let total = match total_told_by_page(offset, limit, users.len()) {
+            Some(total) => total,
+            None => {
+                let mut count = QueryBuilder::new(sql::COUNT_USERS);
+                sql::push_user_filter(&mut count, filter, search);
+                count.build_query_scalar().fetch_one(&self.pool).await?
+            }
+        };
         Ok((users, total))
     }
 
@@ -496,9 +501,6 @@ impl AuditRepository for SqliteStore {
         offset: i64,
         limit: i64,
     ) -> RepoResult<(Vec<AuditRecord>, i64)> {
-        let mut count = QueryBuilder::new(sql::COUNT_AUDIT);
-        sql::push_audit_filter(&mut count, filter, ts);
-        let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
         let mut page = QueryBuilder::new(sql::SELECT_AUDIT);
         sql::push_audit_filter(&mut page, filter, ts);
         sql::push_audit_page(&mut page, offset, limit);
@@ -506,6 +508,14 @@ impl AuditRepository for SqliteStore {
             .build_query_as::<AuditRecord>()
             .fetch_all(&self.pool)
             .await?;
+        let total = match total_told_by_page(offset, limit, events.len()) {
+            Some(total) => total,
+            None => {
+                let mut count = QueryBuilder::new(sql::COUNT_AUDIT);
+                sql::push_audit_filter(&mut count, filter, ts);
+                count.build_query_scalar().fetch_one(&self.pool).await?
+            }
+        };
         Ok((events, total))
     }
 
