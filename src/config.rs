@@ -166,6 +166,18 @@ impl Default for Argon2Settings {
     }
 }
 
+/// The default pool size of a backend. PostgreSQL: 10 per instance. SQLite:
+/// 2 read connections per core; its reads run in this process and are
+/// CPU-bound, so more connections add no throughput, only memory (each keeps
+/// a page cache of up to 2 MiB and a thread: with 16 read connections the
+/// admin list alone grew a server by 35 MiB, with 4 by 9 MiB; BENCHMARKS.md).
+fn default_max_connections(backend: crate::db::Backend) -> u32 {
+    match backend {
+        crate::db::Backend::Postgres => 10,
+        crate::db::Backend::Sqlite => u32::try_from(2 * default_parallelism()).unwrap_or(u32::MAX),
+    }
+}
+
 fn default_parallelism() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
@@ -242,7 +254,8 @@ pub struct Config {
     /// `DATABASE_URL`: `sqlite://...` or `postgres://...`
     /// (default `sqlite://<DATA_DIR>/leptos-auth.db`).
     pub database_url: DatabaseUrl,
-    /// `DATABASE_MAX_CONNECTIONS`: pool size (default 10).
+    /// `DATABASE_MAX_CONNECTIONS`: pool size (default 10 on PostgreSQL, 2 per
+    /// core on SQLite, whose writes use one more connection).
     pub database_max_connections: u32,
     /// `AUTH_CACHE_SECONDS` (default 30; 0 turns the cache off) and
     /// `AUTH_CACHE_ENTRIES` (default 10000): the per-instance cache of the
@@ -330,7 +343,7 @@ impl Config {
             get("DATABASE_URL")
                 .unwrap_or_else(|| format!("sqlite://{}/leptos-auth.db", data_dir.display())),
         );
-        crate::db::Backend::from_url(database_url.expose())
+        let backend = crate::db::Backend::from_url(database_url.expose())
             .map_err(|e| ConfigError::new("DATABASE_URL", e.to_string()))?;
 
         let jwt_secret = match get("JWT_SECRET") {
@@ -441,7 +454,11 @@ impl Config {
                 "must be between 1 and 604800",
             ));
         }
-        let database_max_connections: u32 = parse_or(&get, "DATABASE_MAX_CONNECTIONS", 10)?;
+        let database_max_connections: u32 = parse_or(
+            &get,
+            "DATABASE_MAX_CONNECTIONS",
+            default_max_connections(backend),
+        )?;
         if database_max_connections == 0 {
             return Err(ConfigError::new(
                 "DATABASE_MAX_CONNECTIONS",
@@ -971,9 +988,25 @@ mod tests {
     const SECRET: &str = "0123456789abcdef0123456789abcdef0123";
 
     #[test]
+    fn a_postgres_pool_has_ten_connections_unless_told() {
+        let url = ("DATABASE_URL", "postgres://app@db/app");
+        let config = config_from(&[("JWT_SECRET", SECRET), url]).expect("valid");
+        assert_eq!(config.database_max_connections, 10);
+        let config = config_from(&[
+            ("JWT_SECRET", SECRET),
+            url,
+            ("DATABASE_MAX_CONNECTIONS", "3"),
+        ])
+        .expect("valid");
+        assert_eq!(config.database_max_connections, 3);
+    }
+
+    #[test]
     fn defaults_describe_a_local_sqlite_instance() {
         let config = config_from(&[("JWT_SECRET", SECRET)]).expect("valid");
         assert_eq!(config.database_url.expose(), "sqlite://data/leptos-auth.db");
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        assert_eq!(config.database_max_connections as usize, 2 * cores);
         assert_eq!(config.access_token_ttl, Duration::from_secs(15 * 60));
         assert_eq!(config.session_idle, Duration::from_secs(7 * 86_400));
         assert_eq!(config.session_max, Duration::from_secs(30 * 86_400));
