@@ -131,7 +131,8 @@ def render(report):
             f"p50 {f['health_probe']['p50_ms']} ms, p99 {f['health_probe']['p99_ms']} ms.")
     startup = "\n".join(
         f"- {b}: startup to ready {r['startup_to_ready_ms']} ms, idle RSS {r['idle_rss_mib']} MiB "
-        f"({r['database_version']})" for b, r in report["backends"].items())
+        f"({r['database_version']}{', files in ' + r['database_folder'] if r.get('database_folder') else ''})"
+        for b, r in report["backends"].items())
     argon2 = report.get("argon2id_single_hash_ms")
     return f"""{BEGIN}
 

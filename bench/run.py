@@ -311,7 +311,13 @@ def asset_sizes():
 
 
 def bench_backend(backend):
-    workdir = Path(tempfile.mkdtemp(prefix=f"leptos-auth-bench-{backend}-"))
+    # The SQLite file lives in memory (tmpfs) when the machine has one, as
+    # PostgreSQL runs without fsync: this measures the server, not the disk.
+    # On this machine's disk, a checkpoint's fsync now and then holds up the
+    # writes behind it (login p99 380 ms instead of 79 ms, BENCHMARKS.md).
+    shm = Path("/dev/shm")
+    memory = shm if backend == "sqlite" and shm.is_dir() and os.access(shm, os.W_OK) else None
+    workdir = Path(tempfile.mkdtemp(prefix=f"leptos-auth-bench-{backend}-", dir=memory))
     pg = None
     results = {}
     try:
@@ -321,6 +327,7 @@ def bench_backend(backend):
         else:
             db = Sqlite(workdir)
         results["database_version"] = db.version
+        results["database_folder"] = str(workdir.parent)
         # First start migrates and creates the admin; the measured start is the second.
         server = Server(db.url, workdir)
         server.stop()
