@@ -117,7 +117,7 @@ fn auth_check(c: &mut Criterion) {
         let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("config");
         let services = runtime.block_on(async {
             let (state, _pool) = AppState::initialize(config).await.expect("app");
-            state.services
+            state.services.clone()
         });
         let token = runtime.block_on(async {
             services

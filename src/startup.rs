@@ -39,15 +39,37 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-/// Shared by every handler and server function: built once, cloned cheaply.
-#[derive(Clone, FromRef)]
-pub struct AppState {
+/// Shared by every handler and server function: built once, and a clone is
+/// one reference count. axum clones the state into the handler of every
+/// request at every layer; cloning the services themselves (each holds its
+/// repositories, hasher, mailer...) took about a quarter of the CPU time of
+/// `GET /api/v1/users/me` (perf, BENCHMARKS.md).
+#[derive(Clone)]
+pub struct AppState(Arc<SharedState>);
+
+/// What [`AppState`] points at (fields reached through `Deref`).
+pub struct SharedState {
     /// Leptos rendering options (site root, output name...).
     pub leptos_options: LeptosOptions,
     /// The business layer.
     pub services: Services,
     /// The settings of this instance.
     pub config: Arc<Config>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = SharedState;
+
+    fn deref(&self) -> &SharedState {
+        &self.0
+    }
+}
+
+/// Leptos' handlers take their options from the router state.
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> LeptosOptions {
+        state.leptos_options.clone()
+    }
 }
 
 impl AppState {
@@ -60,11 +82,11 @@ impl AppState {
         pool.migrate().await.context("applying migrations")?;
         let services = Services::new(&config, pool.serving_repositories(config.auth_cache))?;
         ensure_configured_admin(&config, &services).await?;
-        let state = AppState {
+        let state = AppState(Arc::new(SharedState {
             leptos_options: leptos_options(&config)?,
             services,
             config: Arc::new(config),
-        };
+        }));
         Ok((state, pool))
     }
 }

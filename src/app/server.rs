@@ -69,7 +69,8 @@ pub async fn register(email: String, password: String, confirm: String) -> Resul
             "The passwords do not match",
         )));
     }
-    let services = ctx::state().services;
+    let state = ctx::state();
+    let services = &state.services;
     let input = crate::services::NewUserInput {
         email,
         password: password.into(),
