@@ -1,5 +1,12 @@
 //! The `leptos-auth` binary: parse the command line, run the command.
 
+/// mimalloc instead of glibc's malloc: rendering a page allocates and frees
+/// many small objects, and glibc spent about a quarter of the CPU time of
+/// `GET /login` in them (perf, BENCHMARKS.md). Only this binary uses it; the
+/// library and its tests keep the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     leptos_auth::cli::run().await
