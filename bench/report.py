@@ -15,13 +15,14 @@ END = "<!-- bench:end -->"
 SCENARIOS = [
     ("health", "`GET /health` (HTTP stack ceiling)"),
     ("users_me", "`GET /api/v1/users/me`, bearer (1k session rows)"),
-    ("users_me_many_sessions", "`GET /api/v1/users/me`, bearer (1M more session rows)"),
     ("users_list", "`GET /api/v1/users?limit=100`, admin, 100k users"),
     ("users_search", "`GET /api/v1/users?q=member4242`, admin, 100k users"),
     ("refresh", "`POST /api/v1/auth/refresh`, fresh token each"),
     ("login_page", "`GET /login` (server-side rendered)"),
     ("login", "`POST /api/v1/auth/login` (Argon2)"),
     ("register", "`POST /api/v1/users` (Argon2)"),
+    ("users_me_before_many_sessions", "`GET /api/v1/users/me` again after the above (1k session rows)"),
+    ("users_me_many_sessions", "`GET /api/v1/users/me` right after, with 1M more session rows"),
 ]
 
 
@@ -68,7 +69,8 @@ def targets(report):
         for key, label in (("users_list", "list"), ("users_search", "search")):
             rows.append((f"{b}: admin {label} p95, 100k users", "< 20 ms", f"{r[key]['p95_ms']} ms",
                          verdict(r[key]["p95_ms"] < 20)))
-        few, many = r["users_me"]["p50_ms"], r["users_me_many_sessions"]["p50_ms"]
+        few = r.get("users_me_before_many_sessions", r["users_me"])["p50_ms"]
+        many = r["users_me_many_sessions"]["p50_ms"]
         growth = (many - few) / few if few else 0
         rows.append((f"{b}: `users/me` p50 growth, 1k -> 1M sessions", "<= 10%", f"{growth:+.0%}",
                      verdict(growth <= 0.10)))
