@@ -586,7 +586,7 @@ pub(crate) fn fts_phrase(needle: &str) -> String {
 /// asked for is the last one (`offset` + its rows), and an empty first page
 /// means no match at all. A full page, or an empty one past the start, says
 /// nothing about the rest: then the matches are counted.
-pub(crate) fn total_told_by_page(offset: i64, limit: i64, rows: usize) -> Option<i64> {
+fn total_told_by_page(offset: i64, limit: i64, rows: usize) -> Option<i64> {
     let rows = i64::try_from(rows).ok()?;
     if rows == 0 {
         (offset == 0).then_some(0)
@@ -594,6 +594,21 @@ pub(crate) fn total_told_by_page(offset: i64, limit: i64, rows: usize) -> Option
         Some(offset + rows)
     } else {
         None
+    }
+}
+
+/// The total of a listing whose page of `rows` came from `offset` and
+/// `limit`: told by the page when it can be ([`total_told_by_page`]),
+/// otherwise counted by `count`, a query that only runs then.
+pub(crate) async fn listing_total(
+    offset: i64,
+    limit: i64,
+    rows: usize,
+    count: impl std::future::Future<Output = Result<i64, sqlx::Error>>,
+) -> RepoResult<i64> {
+    match total_told_by_page(offset, limit, rows) {
+        Some(total) => Ok(total),
+        None => Ok(count.await?),
     }
 }
 

@@ -100,23 +100,24 @@ impl UserRepository for PostgresStore {
             .await?;
         let unfiltered =
             filter.email_contains.is_none() && filter.role.is_none() && filter.is_active.is_none();
-        let total: i64 = if let Some(total) = total_told_by_page(offset, limit, users.len()) {
-            // A search for a rare needle fits one page: one trigram scan, not two.
-            total
-        } else if unfiltered {
-            // Kept by triggers (migration 0004): no count of every user per page.
-            sqlx::query_scalar(COUNT_ALL_USERS)
-                .fetch_one(&self.pool)
-                .await?
-        } else {
-            let mut count = QueryBuilder::new(sql::COUNT_USERS);
-            sql::push_user_filter(&mut count, filter, sql::EmailSearch::Like);
-            count
-                .build_query_scalar()
-                .persistent(prepared)
-                .fetch_one(&self.pool)
-                .await?
-        };
+        // A search for a rare needle fits one page: one trigram scan, not two.
+        let total = listing_total(offset, limit, users.len(), async {
+            if unfiltered {
+                // Kept by triggers (migration 0004): no count of every user per page.
+                sqlx::query_scalar(COUNT_ALL_USERS)
+                    .fetch_one(&self.pool)
+                    .await
+            } else {
+                let mut count = QueryBuilder::new(sql::COUNT_USERS);
+                sql::push_user_filter(&mut count, filter, sql::EmailSearch::Like);
+                count
+                    .build_query_scalar()
+                    .persistent(prepared)
+                    .fetch_one(&self.pool)
+                    .await
+            }
+        })
+        .await?;
         Ok((users, total))
     }
 
@@ -479,14 +480,12 @@ impl AuditRepository for PostgresStore {
             .build_query_as::<AuditRecord>()
             .fetch_all(&self.pool)
             .await?;
-        let total = match total_told_by_page(offset, limit, events.len()) {
-            Some(total) => total,
-            None => {
-                let mut count = QueryBuilder::new(sql::COUNT_AUDIT);
-                sql::push_audit_filter(&mut count, filter, |t| t);
-                count.build_query_scalar().fetch_one(&self.pool).await?
-            }
-        };
+        let total = listing_total(offset, limit, events.len(), async {
+            let mut count = QueryBuilder::new(sql::COUNT_AUDIT);
+            sql::push_audit_filter(&mut count, filter, |t| t);
+            count.build_query_scalar().fetch_one(&self.pool).await
+        })
+        .await?;
         Ok((events, total))
     }
 

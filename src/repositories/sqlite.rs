@@ -148,14 +148,12 @@ impl UserRepository for SqliteStore {
         sql::push_user_filter(&mut page, filter, search);
         sql::push_user_page(&mut page, offset, limit);
         let users = page.build_query_as::<User>().fetch_all(&self.pool).await?;
-        let total = match total_told_by_page(offset, limit, users.len()) {
-            Some(total) => total,
-            None => {
-                let mut count = QueryBuilder::new(sql::COUNT_USERS);
-                sql::push_user_filter(&mut count, filter, search);
-                count.build_query_scalar().fetch_one(&self.pool).await?
-            }
-        };
+        let total = listing_total(offset, limit, users.len(), async {
+            let mut count = QueryBuilder::new(sql::COUNT_USERS);
+            sql::push_user_filter(&mut count, filter, search);
+            count.build_query_scalar().fetch_one(&self.pool).await
+        })
+        .await?;
         Ok((users, total))
     }
 
@@ -508,14 +506,12 @@ impl AuditRepository for SqliteStore {
             .build_query_as::<AuditRecord>()
             .fetch_all(&self.pool)
             .await?;
-        let total = match total_told_by_page(offset, limit, events.len()) {
-            Some(total) => total,
-            None => {
-                let mut count = QueryBuilder::new(sql::COUNT_AUDIT);
-                sql::push_audit_filter(&mut count, filter, ts);
-                count.build_query_scalar().fetch_one(&self.pool).await?
-            }
-        };
+        let total = listing_total(offset, limit, events.len(), async {
+            let mut count = QueryBuilder::new(sql::COUNT_AUDIT);
+            sql::push_audit_filter(&mut count, filter, ts);
+            count.build_query_scalar().fetch_one(&self.pool).await
+        })
+        .await?;
         Ok((events, total))
     }
 
