@@ -7,7 +7,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use leptos_auth::{
     config::{Argon2Settings, Config},
     domain::PasswordPolicy,
-    services::{tokens::hash_refresh_token, ClientInfo, PasswordHasher, TokenService},
+    services::{tokens::hash_opaque_token, ClientInfo, PasswordHasher, TokenService},
     startup::AppState,
 };
 use secrecy::SecretString;
@@ -42,7 +42,7 @@ fn tokens(c: &mut Criterion) {
     let refresh = service.new_refresh_token();
     let _ = refresh.hash;
     c.bench_function("refresh_token_hash", |b| {
-        b.iter(|| hash_refresh_token(black_box("3q2-7wHDeR0C3Zp8yBtUoYQ9dPzW1vVd0bq8uHgk1Fc")))
+        b.iter(|| hash_opaque_token(black_box("3q2-7wHDeR0C3Zp8yBtUoYQ9dPzW1vVd0bq8uHgk1Fc")))
     });
 }
 

@@ -152,7 +152,9 @@ async fn create_admin(email: &str, password_stdin: bool) -> anyhow::Result<()> {
     }
     .await;
     services.audit_log.flush().await;
-    services.mailer.flush().await;
+    // Queued messages stay in the outbox for the server if not sent now.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), services.outbox.flush()).await;
+    services.outbox.stop();
     pool.close().await;
     result
 }

@@ -276,6 +276,11 @@ pub struct Config {
     /// `SESSION_MAX_DAYS` (default 30): a session ends this long after its
     /// sign-in, however often it is refreshed.
     pub session_max: Duration,
+    /// `REFRESH_REUSE_GRACE_SECONDS` (default 10; 0: strict): a refresh token
+    /// rotated out less than this long ago, presented again while its
+    /// session is live, is a racing refresh and gets the same successor
+    /// instead of revoking the session.
+    pub refresh_reuse_grace: Duration,
     /// Brute-force throttling limits (`LOGIN_*`, `REGISTRATION_*`, `REFRESH_*`).
     pub throttle: ThrottleSettings,
     /// `TRUSTED_PROXIES`: comma-separated CIDRs (or addresses) of reverse
@@ -434,6 +439,13 @@ impl Config {
                 "must be between 1 and 3650",
             ));
         }
+        let reuse_grace_seconds: u64 = parse_or(&get, "REFRESH_REUSE_GRACE_SECONDS", 10)?;
+        if reuse_grace_seconds > 300 {
+            return Err(ConfigError::new(
+                "REFRESH_REUSE_GRACE_SECONDS",
+                "must be at most 300 (0 refuses every reuse)",
+            ));
+        }
         let throttle = throttle_settings(&get)?;
         let trusted_proxies = get("TRUSTED_PROXIES")
             .map(|raw| parse_networks(&raw))
@@ -548,6 +560,7 @@ impl Config {
             access_token_ttl: Duration::from_secs(access_minutes * 60),
             session_idle: Duration::from_secs(idle_days * DAY),
             session_max: Duration::from_secs(max_days * DAY),
+            refresh_reuse_grace: Duration::from_secs(reuse_grace_seconds),
             throttle,
             trusted_proxies,
             audit_retention: (audit_days > 0).then(|| Duration::from_secs(audit_days * DAY)),
@@ -608,6 +621,10 @@ impl Config {
             (
                 "SESSION_MAX_DAYS",
                 (self.session_max.as_secs() / DAY).to_string(),
+            ),
+            (
+                "REFRESH_REUSE_GRACE_SECONDS",
+                self.refresh_reuse_grace.as_secs().to_string(),
             ),
             (
                 "LOGIN_MAX_FAILURES",

@@ -19,6 +19,9 @@ pub mod cli;
 /// Settings read from the environment (and `.env`).
 #[cfg(feature = "ssr")]
 pub mod config;
+/// Keys derived from configured secrets, and sealing (authenticated encryption).
+#[cfg(feature = "ssr")]
+pub mod crypto;
 /// Opening the database chosen by `DATABASE_URL` and running the embedded migrations.
 #[cfg(feature = "ssr")]
 pub mod db;

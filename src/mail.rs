@@ -1,9 +1,9 @@
-//! Outgoing mail, off the request path. Services hand a [`MailMessage`] to
-//! the [`Mailer`], which queues it (bounded) and returns at once; a
-//! background task delivers it with `lettre` over SMTP when `SMTP_URL` is set,
-//! or writes it as an `.eml` file into the outbox folder (`<DATA_DIR>/outbox`)
-//! otherwise, so development works offline. A failed delivery is retried with
-//! a growing delay, then logged; it never reaches the user as an error.
+//! Outgoing mail transports: SMTP with `lettre` when `SMTP_URL` is set, or
+//! `.eml` files in the outbox folder (`<DATA_DIR>/outbox`) otherwise, so
+//! development works offline. This module sends one message once; queueing,
+//! retries and giving up belong to the durable outbox
+//! (`services::outbox`), which keeps messages in the database until they
+//! are delivered.
 
 use crate::config::{AppEnv, MailSettings};
 use anyhow::Context;
@@ -11,26 +11,14 @@ use lettre::{
     message::{header::ContentType, Mailbox, MultiPart, SinglePart},
     AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
 };
-use std::{path::PathBuf, sync::Arc, time::Duration};
-use tokio::{
-    sync::{mpsc, oneshot},
-    task::JoinSet,
-};
+use serde::{Deserialize, Serialize};
+use std::{path::PathBuf, time::Duration};
 
-/// Messages waiting to be sent; beyond this, new ones are dropped (and the
-/// drop logged) rather than making requests wait.
-const QUEUE_CAPACITY: usize = 1_000;
-/// Deliveries in progress at once.
-const CONCURRENT_DELIVERIES: usize = 4;
-/// Attempts per message before giving up on it.
-pub const ATTEMPTS: u32 = 5;
-/// Delay before the first retry; it doubles after each failure.
-const FIRST_RETRY: Duration = Duration::from_secs(1);
 /// How long one SMTP exchange may take.
-const SMTP_TIMEOUT: Duration = Duration::from_secs(20);
+pub const SMTP_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// One message: plain text plus a simple HTML alternative.
-#[derive(Clone)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct MailMessage {
     /// The recipient's address.
     pub to: String,
@@ -64,50 +52,49 @@ pub fn mask_address(address: &str) -> String {
     }
 }
 
-/// Where messages go.
+/// Where messages go: built once from the settings, shared by the outbox's
+/// deliveries.
 #[derive(Clone)]
-enum Transport {
+pub struct Transport {
+    kind: TransportKind,
+    from: Mailbox,
+}
+
+#[derive(Clone)]
+enum TransportKind {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
     /// `.eml` files in a folder; `log_links` in development only.
-    Outbox {
+    Folder {
         dir: PathBuf,
         log_links: bool,
     },
 }
 
-/// Work that prepares a message (for example storing the token of its link)
-/// before it is delivered; `None`: nothing to send.
-type Compose = std::pin::Pin<Box<dyn std::future::Future<Output = Option<MailMessage>> + Send>>;
-
-enum Command {
-    Send(Box<MailMessage>),
-    Compose(Compose),
-    /// Answered once every message queued before it was delivered or given up on.
-    Flush(oneshot::Sender<()>),
+/// Why a message was not sent.
+#[derive(Debug)]
+pub enum Failure {
+    /// Worth another try (connection refused, 4xx reply, full disk...).
+    Transient(anyhow::Error),
+    /// The message itself was refused (5xx reply, unusable address):
+    /// retrying changes nothing.
+    Permanent(anyhow::Error),
 }
 
-/// The sending side: cheap to clone, never fails or blocks the caller.
-#[derive(Clone)]
-pub struct Mailer {
-    queue: mpsc::Sender<Command>,
-}
-
-impl Mailer {
-    /// Builds the transport the settings describe and starts the background
-    /// sender (needs a Tokio runtime).
-    pub fn start(settings: &MailSettings, app_env: AppEnv) -> anyhow::Result<Mailer> {
+impl Transport {
+    /// The transport the settings describe.
+    pub fn from_settings(settings: &MailSettings, app_env: AppEnv) -> anyhow::Result<Transport> {
         let from: Mailbox = settings
             .from
             .parse()
             .context("MAIL_FROM is not a valid sender")?;
-        let transport = match &settings.smtp_url {
+        let kind = match &settings.smtp_url {
             Some(url) => {
                 let smtp = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose())
                     .with_context(|| format!("SMTP_URL {} is not usable", url.masked()))?
                     .timeout(Some(SMTP_TIMEOUT))
                     .build();
                 tracing::info!(smtp = %url.masked(), "sending mail over SMTP");
-                Transport::Smtp(smtp)
+                TransportKind::Smtp(smtp)
             }
             None => {
                 let dir = settings.outbox_dir.clone();
@@ -118,93 +105,35 @@ impl Mailer {
                 if app_env == AppEnv::Production {
                     tracing::warn!("no SMTP_URL in production: nobody will receive verification or password-reset messages");
                 }
-                Transport::Outbox {
+                TransportKind::Folder {
                     dir,
                     log_links: app_env == AppEnv::Development,
                 }
             }
         };
-        let (queue, commands) = mpsc::channel(QUEUE_CAPACITY);
-        tokio::spawn(deliver_all(Arc::new(transport), from, commands));
-        Ok(Mailer { queue })
+        Ok(Transport { kind, from })
     }
 
-    /// Queues a message. Never waits and never fails: a full queue or a
-    /// stopped sender is logged and the request goes on.
-    pub fn send(&self, message: MailMessage) {
-        let to = mask_address(&message.to);
-        let subject = message.subject.clone();
-        if let Err(err) = self.queue.try_send(Command::Send(Box::new(message))) {
-            crate::metrics::mail_message("dropped");
-            tracing::error!(to, subject, error = %err, "mail queue full or stopped: message dropped");
-        }
+    /// The domain of the sender address (for `Message-ID`s).
+    pub fn sender_domain(&self) -> String {
+        self.from.email.domain().to_owned()
     }
 
-    /// Queues the preparation of a message as well as its delivery: a
-    /// request that sends mail for some inputs and not for others (a password
-    /// reset for an address that may have no account) then does the same
-    /// work and takes the same time either way.
-    pub fn send_later(
-        &self,
-        compose: impl std::future::Future<Output = Option<MailMessage>> + Send + 'static,
-    ) {
-        if let Err(err) = self.queue.try_send(Command::Compose(Box::pin(compose))) {
-            crate::metrics::mail_message("dropped");
-            tracing::error!(error = %err, "mail queue full or stopped: message dropped");
-        }
+    /// Sends one message once, with this `Message-ID`.
+    pub async fn send(&self, message: &MailMessage, message_id: &str) -> Result<(), Failure> {
+        let email = build(&self.from, message, message_id).map_err(Failure::Permanent)?;
+        send_once(&self.kind, &email, message).await
     }
-
-    /// Waits until every message queued so far has been delivered or given up
-    /// on (shutdown, and tests that read what was sent).
-    pub async fn flush(&self) {
-        let (done, wait) = oneshot::channel();
-        if self.queue.send(Command::Flush(done)).await.is_ok() {
-            let _ = wait.await;
-        }
-    }
-}
-
-async fn deliver_all(
-    transport: Arc<Transport>,
-    from: Mailbox,
-    mut commands: mpsc::Receiver<Command>,
-) {
-    let mut deliveries = JoinSet::new();
-    while let Some(command) = commands.recv().await {
-        match command {
-            Command::Send(message) => {
-                while deliveries.len() >= CONCURRENT_DELIVERIES {
-                    deliveries.join_next().await;
-                }
-                deliveries.spawn(deliver(transport.clone(), from.clone(), *message));
-            }
-            Command::Compose(compose) => {
-                while deliveries.len() >= CONCURRENT_DELIVERIES {
-                    deliveries.join_next().await;
-                }
-                let (transport, from) = (transport.clone(), from.clone());
-                deliveries.spawn(async move {
-                    if let Some(message) = compose.await {
-                        deliver(transport, from, message).await;
-                    }
-                });
-            }
-            Command::Flush(done) => {
-                while deliveries.join_next().await.is_some() {}
-                let _ = done.send(());
-            }
-        }
-    }
-    while deliveries.join_next().await.is_some() {}
 }
 
 /// Builds the MIME message: `multipart/alternative` with text and HTML.
-fn build(from: &Mailbox, message: &MailMessage) -> anyhow::Result<Message> {
+fn build(from: &Mailbox, message: &MailMessage, message_id: &str) -> anyhow::Result<Message> {
     let to: Mailbox = message
         .to
         .parse()
         .context("the recipient is not a valid address")?;
     Message::builder()
+        .message_id(Some(message_id.to_owned()))
         .from(from.clone())
         .to(to)
         .subject(message.subject.as_str())
@@ -224,57 +153,13 @@ fn build(from: &Mailbox, message: &MailMessage) -> anyhow::Result<Message> {
         .context("building the message")
 }
 
-/// Delivers one message, retrying transient failures with a doubling delay.
-async fn deliver(transport: Arc<Transport>, from: Mailbox, message: MailMessage) {
-    let to = mask_address(&message.to);
-    let subject = message.subject.as_str();
-    let email = match build(&from, &message) {
-        Ok(email) => email,
-        Err(err) => {
-            crate::metrics::mail_message("failed");
-            tracing::error!(to, subject, error = %err, "message not sent");
-            return;
-        }
-    };
-    let mut delay = FIRST_RETRY;
-    for attempt in 1..=ATTEMPTS {
-        match send_once(&transport, &email, &message).await {
-            Ok(()) => {
-                crate::metrics::mail_message("sent");
-                return;
-            }
-            Err(Failure::Permanent(err)) => {
-                crate::metrics::mail_message("failed");
-                tracing::error!(to, subject, error = %err, "message refused: not retrying");
-                return;
-            }
-            Err(Failure::Transient(err)) if attempt < ATTEMPTS => {
-                tracing::warn!(to, subject, attempt, retry_in_seconds = delay.as_secs(), error = %err, "message not sent yet: will retry");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-            Err(Failure::Transient(err)) => {
-                crate::metrics::mail_message("failed");
-                tracing::error!(to, subject, attempts = ATTEMPTS, error = %err, "message not sent: giving up");
-            }
-        }
-    }
-}
-
-enum Failure {
-    /// Worth another try (connection refused, 4xx reply, full disk...).
-    Transient(anyhow::Error),
-    /// The server refused the message itself (5xx): retrying changes nothing.
-    Permanent(anyhow::Error),
-}
-
 async fn send_once(
-    transport: &Transport,
+    transport: &TransportKind,
     email: &Message,
     message: &MailMessage,
 ) -> Result<(), Failure> {
     match transport {
-        Transport::Smtp(smtp) => match smtp.send(email.clone()).await {
+        TransportKind::Smtp(smtp) => match smtp.send(email.clone()).await {
             Ok(_) => {
                 tracing::info!(
                     to = mask_address(&message.to),
@@ -286,7 +171,7 @@ async fn send_once(
             Err(err) if err.is_permanent() => Err(Failure::Permanent(err.into())),
             Err(err) => Err(Failure::Transient(err.into())),
         },
-        Transport::Outbox { dir, log_links } => {
+        TransportKind::Folder { dir, log_links } => {
             let path = write_to_outbox(dir, email)
                 .await
                 .map_err(Failure::Transient)?;
@@ -350,12 +235,20 @@ mod tests {
             link: Some("https://example.com/reset-password?token=secret".into()),
         };
         let from: Mailbox = "leptos-auth <no-reply@example.com>".parse().expect("from");
-        let formatted =
-            String::from_utf8(build(&from, &message).expect("build").formatted()).expect("utf8");
+        let formatted = String::from_utf8(
+            build(&from, &message, "<m1@example.com>")
+                .expect("build")
+                .formatted(),
+        )
+        .expect("utf8");
         assert!(formatted.contains("multipart/alternative"));
         assert!(formatted.contains("text/plain"));
         assert!(formatted.contains("text/html"));
         assert!(formatted.contains("Subject: Reset your password"));
+        assert!(
+            formatted.contains("Message-ID: <m1@example.com>"),
+            "{formatted}"
+        );
         let debug = format!("{message:?}");
         assert!(
             !debug.contains("secret") && !debug.contains("alice@"),

@@ -14,11 +14,13 @@
 //!   raw path would let clients create series at will) and `status`;
 //!   `http_requests_in_flight`;
 //! - `auth_login_attempts_total` by `outcome` (`success`, `failure`, `throttled`);
-//! - `auth_refresh_attempts_total` by `outcome` (`rotated`, `reuse_detected`, `invalid`);
+//! - `auth_refresh_attempts_total` by `outcome` (`rotated`, `within_grace`, `reuse_detected`, `invalid`);
 //! - `argon2_queue_wait_seconds`: from asking to hash to getting a slot;
 //! - `db_pool_connections`, `db_pool_idle_connections`: sampled at each scrape;
 //! - `auth_active_sessions`: live sessions of all users, counted at each scrape;
-//! - `mail_messages_total` by `outcome` (`sent`, `failed`, `dropped`).
+//! - `mail_messages_total` by `outcome` (`sent`, `retried`, `failed`);
+//! - `mail_outbox_pending`: messages waiting in the durable outbox (all
+//!   instances), counted at each scrape.
 
 use crate::{db::Pool, repositories::Rotation};
 use ::metrics::{counter, gauge, histogram};
@@ -88,7 +90,7 @@ fn describe() {
     );
     describe_counter!(
         "auth_refresh_attempts_total",
-        "Refresh-token exchanges by outcome: rotated, reuse_detected, invalid."
+        "Refresh-token exchanges by outcome: rotated, within_grace, reuse_detected, invalid."
     );
     describe_histogram!(
         "argon2_queue_wait_seconds",
@@ -102,7 +104,11 @@ fn describe() {
     describe_gauge!("db_pool_idle_connections", "Idle database connections.");
     describe_counter!(
         "mail_messages_total",
-        "Outgoing messages by outcome: sent (or written to the outbox), failed (after retries), dropped (queue full)."
+        "Delivery attempts by outcome: sent (or written to the outbox folder), retried (a transient failure; another attempt is scheduled), failed (refused, or given up after 24 hours)."
+    );
+    describe_gauge!(
+        "mail_outbox_pending",
+        "Messages waiting in the durable mail outbox (queued by any instance), counted at each scrape."
     );
     describe_gauge!(
         "auth_active_sessions",
@@ -110,7 +116,7 @@ fn describe() {
     );
 }
 
-/// Counts an outgoing message by outcome (`sent`, `failed`, `dropped`).
+/// Counts a delivery attempt by outcome (`sent`, `retried`, `failed`).
 pub fn mail_message(outcome: &'static str) {
     counter!("mail_messages_total", "outcome" => outcome).increment(1);
 }
@@ -140,6 +146,7 @@ pub fn login_attempt(outcome: LoginOutcome) {
 pub fn refresh_rotation(rotation: &Rotation) {
     let outcome = match rotation {
         Rotation::Rotated { .. } => "rotated",
+        Rotation::WithinGrace { .. } => "within_grace",
         Rotation::ReuseDetected { .. } => "reuse_detected",
         Rotation::Invalid => "invalid",
     };
@@ -257,6 +264,16 @@ async fn render(State(scrape): State<Scrape>) -> impl IntoResponse {
     {
         Ok(live) => gauge!("auth_active_sessions").set(live as f64),
         Err(err) => tracing::warn!(error = %err, "could not count live sessions for /metrics"),
+    }
+    match scrape
+        .pool
+        .repositories()
+        .outbox
+        .pending(chrono::Utc::now() + chrono::Duration::days(1))
+        .await
+    {
+        Ok(pending) => gauge!("mail_outbox_pending").set(pending as f64),
+        Err(err) => tracing::warn!(error = %err, "could not count queued messages for /metrics"),
     }
     scrape.handle.run_upkeep();
     (

@@ -55,6 +55,8 @@ pub struct SharedState {
     pub services: Services,
     /// The settings of this instance.
     pub config: Arc<Config>,
+    /// Browser refreshes in flight on this instance (one rotation per token).
+    pub refresh_flights: crate::web::session::RefreshFlights,
 }
 
 impl std::ops::Deref for AppState {
@@ -86,6 +88,7 @@ impl AppState {
             leptos_options: leptos_options(&config)?,
             services,
             config: Arc::new(config),
+            refresh_flights: Default::default(),
         }));
         Ok((state, pool))
     }
@@ -389,12 +392,15 @@ impl Application {
         {
             tracing::error!("timed out writing the last audit events");
         }
-        if tokio::time::timeout(CLOSE_TIMEOUT, services.mailer.flush())
+        // Queued messages are rows: what is not delivered now is delivered
+        // by another instance, or by this one's next start.
+        if tokio::time::timeout(CLOSE_TIMEOUT, services.outbox.flush())
             .await
             .is_err()
         {
-            tracing::error!("timed out sending the last queued messages");
+            tracing::warn!("messages still queued at shutdown: they stay in the outbox");
         }
+        services.outbox.stop();
         // Waits for connections still checked out (by requests cut short).
         if tokio::time::timeout(CLOSE_TIMEOUT, self.pool.close())
             .await

@@ -19,6 +19,10 @@ pub enum AuditEventType {
     Logout,
     /// An already-rotated refresh token was presented again: the session was revoked.
     RefreshReuseDetected,
+    /// A refresh token rotated out moments ago was presented again by a
+    /// racing request (another tab, another thread): within the reuse grace,
+    /// the session stays and the request got the same successor token.
+    RefreshReuseWithinGrace,
     /// The password was changed (by the user or an admin).
     PasswordChanged,
     /// The email address was changed.
@@ -45,12 +49,13 @@ pub enum AuditEventType {
 
 impl AuditEventType {
     /// Every event type, in a stable order (filters list them).
-    pub const ALL: [AuditEventType; 16] = [
+    pub const ALL: [AuditEventType; 17] = [
         AuditEventType::LoginSucceeded,
         AuditEventType::LoginFailed,
         AuditEventType::LoginThrottled,
         AuditEventType::Logout,
         AuditEventType::RefreshReuseDetected,
+        AuditEventType::RefreshReuseWithinGrace,
         AuditEventType::PasswordChanged,
         AuditEventType::EmailChanged,
         AuditEventType::RoleChanged,
@@ -72,6 +77,7 @@ impl AuditEventType {
             AuditEventType::LoginThrottled => "login_throttled",
             AuditEventType::Logout => "logout",
             AuditEventType::RefreshReuseDetected => "refresh_reuse_detected",
+            AuditEventType::RefreshReuseWithinGrace => "refresh_reuse_within_grace",
             AuditEventType::PasswordChanged => "password_changed",
             AuditEventType::EmailChanged => "email_changed",
             AuditEventType::RoleChanged => "role_changed",
@@ -94,6 +100,7 @@ impl AuditEventType {
             AuditEventType::LoginThrottled => "Sign-in throttled",
             AuditEventType::Logout => "Signed out",
             AuditEventType::RefreshReuseDetected => "Stolen session token detected",
+            AuditEventType::RefreshReuseWithinGrace => "Session refreshed by two requests at once",
             AuditEventType::PasswordChanged => "Password changed",
             AuditEventType::EmailChanged => "Email changed",
             AuditEventType::RoleChanged => "Role changed",

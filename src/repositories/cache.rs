@@ -25,8 +25,8 @@
 //! the database every time, so refusals never come from memory.
 
 use super::{
-    NewSession, NewUser, RepoResult, RevokeSessions, Rotation, SessionRecord, SessionRepository,
-    SessionWithUser, User, UserChanges, UserFilter, UserRepository,
+    NewSession, NewUser, RepoResult, RevokeSessions, Rotation, RotationRequest, SessionRecord,
+    SessionRepository, SessionWithUser, User, UserChanges, UserFilter, UserRepository,
 };
 use crate::domain::Email;
 use async_trait::async_trait;
@@ -246,17 +246,8 @@ impl SessionRepository for CachedSessions {
         self.inner.create(new).await
     }
 
-    async fn rotate(
-        &self,
-        presented_hash: &str,
-        new_hash: &str,
-        now: DateTime<Utc>,
-        new_expires_at: DateTime<Utc>,
-    ) -> RepoResult<Rotation> {
-        let rotation = self
-            .inner
-            .rotate(presented_hash, new_hash, now, new_expires_at)
-            .await?;
+    async fn rotate(&self, request: RotationRequest<'_>) -> RepoResult<Rotation> {
+        let rotation = self.inner.rotate(request).await?;
         if let Rotation::ReuseDetected { session_id, .. } = rotation {
             self.cache.forget_session(session_id);
         }

@@ -144,11 +144,31 @@ pub struct NewSession<'a> {
     pub ip: Option<&'a str>,
 }
 
+/// A refresh token presented for rotation.
+#[derive(Debug, Clone, Copy)]
+pub struct RotationRequest<'a> {
+    /// Hash of the presented token.
+    pub presented_hash: &'a str,
+    /// Hash of the token that replaces it. The caller derives it from the
+    /// presented token, so every racing request computes the same one.
+    pub successor_hash: &'a str,
+    pub now: DateTime<Utc>,
+    /// The new idle expiry (capped at the session's absolute end).
+    pub new_expires_at: DateTime<Utc>,
+    /// Start of the reuse grace: the previous token, rotated out after this
+    /// moment into `successor_hash` (still the session's newest), is a racing
+    /// refresh rather than a replay. `None`: no grace.
+    pub grace_since: Option<DateTime<Utc>>,
+}
+
 /// The outcome of presenting a refresh token for rotation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rotation {
-    /// The token was current: it is replaced by the new one.
+    /// The token was current: it is replaced by the successor.
     Rotated { session_id: i64, user_id: i64 },
+    /// The token was rotated out into the successor within the grace, and
+    /// the session is live: nothing changes, the successor stands.
+    WithinGrace { session_id: i64, user_id: i64 },
     /// The token was the previous one of a session (already rotated): the
     /// session has been revoked.
     ReuseDetected { session_id: i64, user_id: i64 },
@@ -194,7 +214,8 @@ pub enum RepoError {
 }
 
 /// What a single-use link sent by email is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum EmailTokenPurpose {
     /// Confirms that the user receives mail at an address.
     VerifyEmail,
@@ -273,9 +294,6 @@ impl EmailTokenRecord {
 /// Single-use links sent by email.
 #[async_trait]
 pub trait EmailTokenRepository: Send + Sync {
-    /// Stores a link and revokes the user's older unused links of the same
-    /// purpose, atomically.
-    async fn issue(&self, new: NewEmailToken<'_>) -> RepoResult<()>;
     /// The link with this token hash and purpose, in whatever state.
     async fn find(
         &self,
@@ -299,6 +317,65 @@ pub trait EmailTokenRepository: Send + Sync {
     ) -> RepoResult<u64>;
     /// Deletes links that expired before `before`; returns how many.
     async fn purge(&self, before: DateTime<Utc>) -> RepoResult<u64>;
+}
+
+/// A message to put in the mail outbox.
+#[derive(Debug, Clone, Copy)]
+pub struct NewOutboxMessage<'a> {
+    /// The stable `Message-ID` of the message.
+    pub message_id: &'a str,
+    /// What to send, sealed.
+    pub payload: &'a [u8],
+    /// Queued at; due at once.
+    pub now: DateTime<Utc>,
+}
+
+/// A message claimed from the outbox for delivery.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub message_id: String,
+    pub payload: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    /// Attempts so far, this one included.
+    pub attempts: i32,
+}
+
+/// The durable mail outbox: messages waiting for delivery. Any instance may
+/// deliver any row; a claim is a lease, so a row whose deliverer died is
+/// claimed again once the lease has passed.
+#[async_trait]
+pub trait OutboxRepository: Send + Sync {
+    /// Stores a message and, with `link`, the link it carries (revoking the
+    /// user's older unused links of that purpose), in one transaction.
+    async fn enqueue(
+        &self,
+        message: NewOutboxMessage<'_>,
+        link: Option<NewEmailToken<'_>>,
+    ) -> RepoResult<()>;
+    /// Claims up to `limit` due messages that nobody holds (or whose lease
+    /// has passed), oldest due first: each is leased until `lease_until`
+    /// and counts one more attempt. Concurrent claims never share a row.
+    async fn claim(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> RepoResult<Vec<OutboxRow>>;
+    /// Replaces the payload of a row (a message composed from a request)
+    /// and issues the link it carries, in one transaction.
+    async fn compose(&self, id: i64, payload: &[u8], link: NewEmailToken<'_>) -> RepoResult<()>;
+    /// Removes a row (delivered, or given up on).
+    async fn remove(&self, id: i64) -> RepoResult<()>;
+    /// Releases a claim and makes the row due again at `next_attempt_at`.
+    async fn retry_at(
+        &self,
+        id: i64,
+        next_attempt_at: DateTime<Utc>,
+        error: &str,
+    ) -> RepoResult<()>;
+    /// How many messages queued at or before `queued_by` still wait.
+    async fn pending(&self, queued_by: DateTime<Utc>) -> RepoResult<i64>;
 }
 
 /// Result alias for repository calls.
@@ -355,16 +432,11 @@ pub trait UserRepository: Send + Sync {
 pub trait SessionRepository: Send + Sync {
     /// Inserts a session and returns its id.
     async fn create(&self, new: NewSession<'_>) -> RepoResult<i64>;
-    /// Atomically replaces the current refresh token `presented_hash` with
-    /// `new_hash` (one conditional update: of concurrent callers exactly one
-    /// wins). A previous token presented again revokes the session.
-    async fn rotate(
-        &self,
-        presented_hash: &str,
-        new_hash: &str,
-        now: DateTime<Utc>,
-        new_expires_at: DateTime<Utc>,
-    ) -> RepoResult<Rotation>;
+    /// Atomically replaces the current refresh token with its successor (one
+    /// conditional update: of concurrent callers exactly one rotates). A
+    /// previous token presented again is [`Rotation::WithinGrace`] when the
+    /// request's grace allows it, and otherwise revokes the session.
+    async fn rotate(&self, request: RotationRequest<'_>) -> RepoResult<Rotation>;
     /// The session and its user, for the per-request authentication check.
     async fn find_with_user(
         &self,
@@ -528,6 +600,7 @@ pub struct Repositories {
     pub throttle: Arc<dyn ThrottleRepository>,
     pub audit: Arc<dyn AuditRepository>,
     pub email_tokens: Arc<dyn EmailTokenRepository>,
+    pub outbox: Arc<dyn OutboxRepository>,
     pub health: Arc<dyn HealthCheck>,
     /// The authentication cache in front of `sessions` and `users`, when on.
     pub auth_cache: Option<cache::AuthCache>,

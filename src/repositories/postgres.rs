@@ -27,6 +27,7 @@ impl PostgresStore {
             throttle: store.clone(),
             audit: store.clone(),
             email_tokens: store.clone(),
+            outbox: store.clone(),
             health: store,
             auth_cache: None,
         }
@@ -245,18 +246,12 @@ impl SessionRepository for PostgresStore {
             .await?)
     }
 
-    async fn rotate(
-        &self,
-        presented_hash: &str,
-        new_hash: &str,
-        now: DateTime<Utc>,
-        new_expires_at: DateTime<Utc>,
-    ) -> RepoResult<Rotation> {
+    async fn rotate(&self, request: RotationRequest<'_>) -> RepoResult<Rotation> {
         let rotated: Option<(i64, i64)> = sqlx::query_as(sql::ROTATE_SESSION)
-            .bind(presented_hash)
-            .bind(new_hash)
-            .bind(now)
-            .bind(new_expires_at)
+            .bind(request.presented_hash)
+            .bind(request.successor_hash)
+            .bind(request.now)
+            .bind(request.new_expires_at)
             .fetch_optional(&self.pool)
             .await?;
         if let Some((session_id, user_id)) = rotated {
@@ -265,9 +260,24 @@ impl SessionRepository for PostgresStore {
                 user_id,
             });
         }
+        if let Some(since) = request.grace_since {
+            let racing: Option<(i64, i64)> = sqlx::query_as(sql::SESSION_IN_REUSE_GRACE)
+                .bind(request.presented_hash)
+                .bind(request.successor_hash)
+                .bind(since)
+                .bind(request.now)
+                .fetch_optional(&self.pool)
+                .await?;
+            if let Some((session_id, user_id)) = racing {
+                return Ok(Rotation::WithinGrace {
+                    session_id,
+                    user_id,
+                });
+            }
+        }
         let reused: Option<(i64, i64)> = sqlx::query_as(sql::REVOKE_REUSED_SESSION)
-            .bind(presented_hash)
-            .bind(now)
+            .bind(request.presented_hash)
+            .bind(request.now)
             .fetch_optional(&self.pool)
             .await?;
         Ok(match reused {
@@ -500,27 +510,6 @@ impl AuditRepository for PostgresStore {
 
 #[async_trait]
 impl EmailTokenRepository for PostgresStore {
-    async fn issue(&self, new: NewEmailToken<'_>) -> RepoResult<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(sql::REVOKE_EMAIL_TOKENS)
-            .bind(new.user_id)
-            .bind(new.purpose.as_str())
-            .bind(new.now)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(sql::INSERT_EMAIL_TOKEN)
-            .bind(new.user_id)
-            .bind(new.purpose.as_str())
-            .bind(new.token_hash)
-            .bind(new.email)
-            .bind(new.now)
-            .bind(new.expires_at)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     async fn find(
         &self,
         token_hash: &str,
@@ -577,5 +566,114 @@ impl EmailTokenRepository for PostgresStore {
             .execute(&self.pool)
             .await?;
         Ok(result.rows_affected())
+    }
+}
+
+/// Revokes the user's older unused links of the purpose and stores the new
+/// one, inside the caller's transaction.
+async fn issue_link(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    new: &NewEmailToken<'_>,
+) -> RepoResult<()> {
+    sqlx::query(sql::REVOKE_EMAIL_TOKENS)
+        .bind(new.user_id)
+        .bind(new.purpose.as_str())
+        .bind(new.now)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(sql::INSERT_EMAIL_TOKEN)
+        .bind(new.user_id)
+        .bind(new.purpose.as_str())
+        .bind(new.token_hash)
+        .bind(new.email)
+        .bind(new.now)
+        .bind(new.expires_at)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl OutboxRepository for PostgresStore {
+    async fn enqueue(
+        &self,
+        message: NewOutboxMessage<'_>,
+        link: Option<NewEmailToken<'_>>,
+    ) -> RepoResult<()> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(link) = &link {
+            issue_link(&mut tx, link).await?;
+        }
+        sqlx::query(sql::INSERT_OUTBOX)
+            .bind(message.message_id)
+            .bind(message.payload)
+            .bind(message.now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn claim(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> RepoResult<Vec<OutboxRow>> {
+        let mut rows = sqlx::query_as::<_, OutboxRow>(sql::CLAIM_OUTBOX_POSTGRES)
+            .bind(now)
+            .bind(lease_until)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        // RETURNING follows no order; callers get them in queue order.
+        rows.sort_by_key(|row| row.id);
+        Ok(rows)
+    }
+
+    async fn compose(&self, id: i64, payload: &[u8], link: NewEmailToken<'_>) -> RepoResult<()> {
+        let mut tx = self.pool.begin().await?;
+        issue_link(&mut tx, &link).await?;
+        let updated = sqlx::query(sql::SET_OUTBOX_PAYLOAD)
+            .bind(id)
+            .bind(payload)
+            .execute(&mut *tx)
+            .await?;
+        if updated.rows_affected() == 0 {
+            // The row is gone (delivered or removed elsewhere): no link either.
+            return Err(RepoError::NotFound);
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn remove(&self, id: i64) -> RepoResult<()> {
+        sqlx::query(sql::DELETE_OUTBOX)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn retry_at(
+        &self,
+        id: i64,
+        next_attempt_at: DateTime<Utc>,
+        error: &str,
+    ) -> RepoResult<()> {
+        sqlx::query(sql::RETRY_OUTBOX)
+            .bind(id)
+            .bind(next_attempt_at)
+            .bind(error)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn pending(&self, queued_by: DateTime<Utc>) -> RepoResult<i64> {
+        Ok(sqlx::query_scalar(sql::COUNT_OUTBOX)
+            .bind(queued_by)
+            .fetch_one(&self.pool)
+            .await?)
     }
 }

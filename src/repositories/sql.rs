@@ -68,11 +68,19 @@ pub(super) const INSERT_SESSION: &str = "INSERT INTO sessions \
 /// on every rotation (10 ms with 100k users).
 pub(super) const ROTATE_SESSION: &str = "UPDATE sessions SET \
      previous_refresh_token_hash = refresh_token_hash, refresh_token_hash = $2, \
-     last_used_at = $3, \
+     last_used_at = $3, rotated_at = $3, \
      expires_at = CASE WHEN max_expires_at IS NULL OR $4 < max_expires_at THEN $4 ELSE max_expires_at END \
      WHERE refresh_token_hash = $1 AND revoked_at IS NULL AND expires_at > $3 \
      AND EXISTS (SELECT 1 FROM users WHERE users.id = sessions.user_id AND users.is_active) \
      RETURNING id, user_id";
+
+/// A previous refresh token `$1` presented again while its rotation to `$2`
+/// is the session's newest and happened after `$3`: a racing refresh within
+/// the reuse grace. The session must still be live at `$4`.
+pub(super) const SESSION_IN_REUSE_GRACE: &str = "SELECT id, user_id FROM sessions \
+     WHERE previous_refresh_token_hash = $1 AND refresh_token_hash = $2 AND rotated_at > $3 \
+     AND revoked_at IS NULL AND expires_at > $4 \
+     AND EXISTS (SELECT 1 FROM users WHERE users.id = sessions.user_id AND users.is_active)";
 
 /// A previous refresh token presented again: revoke its session.
 pub(super) const REVOKE_REUSED_SESSION: &str = "UPDATE sessions SET revoked_at = $2 \
@@ -160,6 +168,43 @@ pub(super) const FIND_EMAIL_TOKEN: &str = "SELECT user_id, email, expires_at, us
 
 /// Links that expired before `$1` are of no use to anyone.
 pub(super) const PURGE_EMAIL_TOKENS: &str = "DELETE FROM email_tokens WHERE expires_at < $1";
+
+pub(super) const INSERT_OUTBOX: &str = "INSERT INTO mail_outbox \
+     (message_id, payload, created_at, next_attempt_at) VALUES ($1, $2, $3, $3)";
+
+/// Due rows nobody holds, oldest due first, up to `$3` (the row lock
+/// clause, PostgreSQL's `FOR UPDATE SKIP LOCKED`, is appended per backend).
+macro_rules! due_outbox_rows {
+    () => {
+        "SELECT id FROM mail_outbox WHERE next_attempt_at <= $1 \
+         AND (locked_until IS NULL OR locked_until <= $1) ORDER BY next_attempt_at, id LIMIT $3"
+    };
+}
+
+macro_rules! claim_outbox {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE mail_outbox SET locked_until = $2, attempts = attempts + 1 WHERE id IN (",
+            due_outbox_rows!(),
+            $lock,
+            ") RETURNING id, message_id, payload, created_at, attempts"
+        )
+    };
+}
+
+/// SQLite: the single writer connection serialises claims.
+pub(super) const CLAIM_OUTBOX_SQLITE: &str = claim_outbox!("");
+/// PostgreSQL: concurrent claims on several instances skip each other's rows.
+pub(super) const CLAIM_OUTBOX_POSTGRES: &str = claim_outbox!(" FOR UPDATE SKIP LOCKED");
+
+pub(super) const SET_OUTBOX_PAYLOAD: &str = "UPDATE mail_outbox SET payload = $2 WHERE id = $1";
+
+pub(super) const DELETE_OUTBOX: &str = "DELETE FROM mail_outbox WHERE id = $1";
+
+pub(super) const RETRY_OUTBOX: &str = "UPDATE mail_outbox \
+     SET locked_until = NULL, next_attempt_at = $2, last_error = $3 WHERE id = $1";
+
+pub(super) const COUNT_OUTBOX: &str = "SELECT count(*) FROM mail_outbox WHERE created_at <= $1";
 
 /// How [`push_user_filter`] finds the emails that contain the needle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

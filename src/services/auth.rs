@@ -5,18 +5,19 @@ use super::{
     audit::{AuditEntry, AuditLog},
     passwords::PasswordHasher,
     throttle::{account_key, Throttle},
-    tokens::{hash_refresh_token, plausible_refresh_token, TokenError, TokenService},
+    tokens::{hash_opaque_token, plausible_refresh_token, TokenError, TokenService},
     Actor, ClientInfo, ServiceError, ServiceResult,
 };
 use crate::{
     domain::{AuditEventType, Email, MAX_PASSWORD_CHARS},
-    repositories::{NewSession, Repositories, Rotation, User},
+    repositories::{NewSession, Repositories, Rotation, RotationRequest, User},
 };
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 
 /// The tokens handed out by a sign-in or a refresh.
+#[derive(Clone)]
 pub struct TokenPair {
     /// Short-lived JWT for `Authorization: Bearer`.
     pub access_token: String,
@@ -36,10 +37,18 @@ pub struct SessionLifetime {
     /// However often refreshed, a session ends this long after sign-in
     /// (`SESSION_MAX_DAYS`).
     pub max: Duration,
+    /// A refresh token rotated out less than this long ago is a racing
+    /// refresh, not a replay (`REFRESH_REUSE_GRACE_SECONDS`; zero: none).
+    pub reuse_grace: Duration,
 }
 
 fn after(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
     now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(7))
+}
+
+/// `d` as a chrono duration (zero if it does not fit, which no setting allows).
+fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or_default()
 }
 
 /// Authentication: sessions and tokens.
@@ -252,10 +261,15 @@ impl AuthService {
     }
 
     /// Exchanges a refresh token for a new pair. The presented token is
-    /// rotated out atomically; presenting it again later is reuse, which
-    /// revokes the whole session (and with it the newest tokens). The new
-    /// idle expiry never passes the session's absolute end. A client address
-    /// that keeps presenting invalid tokens is throttled.
+    /// rotated out atomically into its successor (the same for every request
+    /// that presents it, see [`TokenService::successor_refresh_token`]).
+    /// Presenting it again within the reuse grace, while the session is live
+    /// and the successor still its newest token, is a racing refresh: it gets
+    /// the same successor and a new access token, and nothing is revoked.
+    /// Later it is reuse, which revokes the whole session (and with it the
+    /// newest tokens). The new idle expiry never passes the session's
+    /// absolute end. A client address that keeps presenting invalid tokens
+    /// is throttled.
     #[tracing::instrument(skip_all)]
     pub async fn refresh(
         &self,
@@ -293,28 +307,47 @@ impl AuthService {
             crate::metrics::refresh_refused();
             return Err(ServiceError::InvalidRefreshToken);
         }
-        let next = self.tokens.new_refresh_token();
+        let next = self.tokens.successor_refresh_token(refresh_token);
+        let grace = self.lifetime.reuse_grace;
         let rotation = self
             .repos
             .sessions
-            .rotate(
-                &hash_refresh_token(refresh_token),
-                &next.hash,
+            .rotate(RotationRequest {
+                presented_hash: &hash_opaque_token(refresh_token),
+                successor_hash: &next.hash,
                 now,
-                self.idle_expiry(now),
-            )
+                new_expires_at: self.idle_expiry(now),
+                // Zero means strict: not even a rotation that happened in
+                // the same instant counts as a race.
+                grace_since: (!grace.is_zero()).then(|| now - chrono_duration(grace)),
+            })
             .await?;
         crate::metrics::refresh_rotation(&rotation);
+        let pair = |user_id, session_id| -> ServiceResult<TokenPair> {
+            Ok(TokenPair {
+                access_token: self.tokens.issue_access(user_id, session_id, now)?,
+                refresh_token: next.token.clone(),
+                expires_in: self.tokens.access_ttl_seconds(),
+                session_id,
+            })
+        };
         match rotation {
             Rotation::Rotated {
                 session_id,
                 user_id,
-            } => Ok(TokenPair {
-                access_token: self.tokens.issue_access(user_id, session_id, now)?,
-                refresh_token: next.token,
-                expires_in: self.tokens.access_ttl_seconds(),
+            } => pair(user_id, session_id),
+            Rotation::WithinGrace {
                 session_id,
-            }),
+                user_id,
+            } => {
+                self.audit.record(
+                    AuditEntry::new(AuditEventType::RefreshReuseWithinGrace)
+                        .subject(user_id)
+                        .client(client)
+                        .detail("session_id", session_id),
+                );
+                pair(user_id, session_id)
+            }
             Rotation::ReuseDetected {
                 session_id,
                 user_id,

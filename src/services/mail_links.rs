@@ -3,17 +3,19 @@
 //! account. Tokens have 256 random bits, are stored only as SHA-256 hashes,
 //! expire (verification 24 hours, reset 1 hour), are used once, and a newer
 //! link for the same purpose revokes the older ones. Messages leave through
-//! the [`Mailer`] queue, never on the request path.
+//! the durable [`Outbox`]: a link and the message that carries it are stored
+//! in one transaction, and delivered off the request path.
 
 use super::{
-    tokens::{hash_refresh_token, new_opaque_token, plausible_refresh_token},
-    ServiceError, ServiceResult,
+    outbox::{Composed, LinkRequest, LinkToStore, Outbox},
+    tokens::{hash_opaque_token, new_opaque_token, plausible_refresh_token},
+    ClientInfo, ServiceError, ServiceResult,
 };
 use crate::{
-    mail::{MailMessage, Mailer},
+    domain::Email,
+    mail::MailMessage,
     repositories::{
-        EmailTokenProblem, EmailTokenPurpose, EmailTokenRecord, NewEmailToken, Repositories,
-        UsedEmailToken, User,
+        EmailTokenProblem, EmailTokenPurpose, EmailTokenRecord, Repositories, UsedEmailToken, User,
     },
 };
 use chrono::{DateTime, Utc};
@@ -40,83 +42,94 @@ pub enum PasswordChangedBy {
 #[derive(Clone)]
 pub struct MailLinks {
     repos: Repositories,
-    mailer: Mailer,
+    outbox: Outbox,
     /// `PUBLIC_URL`, without a trailing slash.
     public_url: String,
 }
 
 impl MailLinks {
     /// Builds the service.
-    pub fn new(repos: Repositories, mailer: Mailer, public_url: &str) -> Self {
+    pub fn new(repos: Repositories, outbox: Outbox, public_url: &str) -> Self {
         MailLinks {
             repos,
-            mailer,
+            outbox,
             public_url: public_url.trim_end_matches('/').to_owned(),
         }
     }
 
-    /// Stores a new link for `user` (revoking older ones of the purpose) and
-    /// returns its URL.
-    async fn issue(&self, user: &User, purpose: EmailTokenPurpose) -> ServiceResult<String> {
+    /// A new link of `purpose` for `user` and its message, both still to be
+    /// stored (the outbox stores them together).
+    pub fn compose(&self, user: &User, purpose: EmailTokenPurpose) -> Composed {
         let now = Utc::now();
         let (ttl, path) = match purpose {
             EmailTokenPurpose::VerifyEmail => (VERIFICATION_TTL, "verify-email"),
             EmailTokenPurpose::ResetPassword => (RESET_TTL, "reset-password"),
         };
         let token = new_opaque_token();
-        self.repos
-            .email_tokens
-            .issue(NewEmailToken {
-                user_id: user.id,
-                purpose,
-                token_hash: &token.hash,
-                email: &user.email,
-                now,
-                expires_at: now + chrono::Duration::from_std(ttl).unwrap_or_default(),
-            })
-            .await?;
-        Ok(format!(
+        let url = format!(
             "{}/{path}?token={}",
             self.public_url,
             token.token.expose_secret()
-        ))
+        );
+        let message = match purpose {
+            EmailTokenPurpose::VerifyEmail => verification_message(&user.email, &url),
+            EmailTokenPurpose::ResetPassword => reset_message(&user.email, &url),
+        };
+        Composed {
+            message,
+            link: LinkToStore {
+                user_id: user.id,
+                purpose,
+                token_hash: token.hash,
+                email: user.email.clone(),
+                now,
+                expires_at: now + chrono::Duration::from_std(ttl).unwrap_or_default(),
+            },
+        }
     }
 
-    /// Sends a verification link to the user's current address.
+    /// Sends a verification link to the user's current address: the link
+    /// and its message are stored together before this returns.
     pub async fn send_verification(&self, user: &User) -> ServiceResult<()> {
-        let link = self.issue(user, EmailTokenPurpose::VerifyEmail).await?;
-        self.mailer.send(verification_message(&user.email, &link));
-        Ok(())
+        let composed = self.compose(user, EmailTokenPurpose::VerifyEmail);
+        self.outbox
+            .queue(composed.message, Some(composed.link.as_new()))
+            .await
     }
 
-    /// Issues a link of `purpose` and sends it, all in the background (see
-    /// [`Mailer::send_later`]); `issued` runs once the link is stored.
-    pub fn send_in_background(
+    /// Queues a link of `purpose` for whichever account has `email`, to be
+    /// composed by the outbox's worker (the same work for every address).
+    pub async fn request_link(
         &self,
-        user: User,
+        email: &Email,
         purpose: EmailTokenPurpose,
-        issued: impl FnOnce() + Send + 'static,
-    ) {
-        let links = self.clone();
-        self.mailer.send_later(async move {
-            match links.issue(&user, purpose).await {
-                Ok(link) => {
-                    issued();
-                    Some(match purpose {
-                        EmailTokenPurpose::VerifyEmail => verification_message(&user.email, &link),
-                        EmailTokenPurpose::ResetPassword => reset_message(&user.email, &link),
-                    })
-                }
-                Err(err) => {
-                    tracing::error!(user_id = user.id, error = %err, "could not issue an emailed link");
-                    None
-                }
-            }
-        });
+        client: &ClientInfo,
+    ) -> ServiceResult<()> {
+        self.outbox
+            .queue_link_request(LinkRequest {
+                email: email.as_str().to_owned(),
+                purpose,
+                ip: client.ip.clone(),
+                user_agent: client.user_agent.clone(),
+            })
+            .await
+    }
+
+    /// Queues a notice; a failure is logged, never returned (the change it
+    /// tells about has happened).
+    async fn notify(&self, message: MailMessage) {
+        if let Err(err) = self.outbox.queue(message, None).await {
+            tracing::error!(error = %err, "could not queue a notice");
+        }
     }
 
     /// Tells the user their password was changed (and what to do if it was not them).
-    pub fn notify_password_changed(&self, user: &User, by: PasswordChangedBy, at: DateTime<Utc>) {
+    pub async fn notify_password_changed(
+        &self,
+        user: &User,
+        by: PasswordChangedBy,
+        at: DateTime<Utc>,
+    ) {
         let email = &user.email;
         let how = match by {
             PasswordChangedBy::User => "from your profile",
@@ -124,7 +137,7 @@ impl MailLinks {
             PasswordChangedBy::Reset => "with a password-reset link",
         };
         let forgot = format!("{}/forgot-password", self.public_url);
-        self.mailer.send(message(
+        self.notify(message(
             email,
             "Your password was changed",
             &[
@@ -138,12 +151,13 @@ impl MailLinks {
             &[format!(
                 "If this was not you, reset your password at {forgot} and tell your administrator."
             )],
-        ));
+        ))
+        .await;
     }
 
     /// Tells the old address that the account moved to a new one.
-    pub fn notify_email_changed(&self, old: &str, new: &str, at: DateTime<Utc>) {
-        self.mailer.send(message(
+    pub async fn notify_email_changed(&self, old: &str, new: &str, at: DateTime<Utc>) {
+        self.notify(message(
             old,
             "Your email address was changed",
             &[format!(
@@ -152,7 +166,8 @@ impl MailLinks {
             )],
             None,
             &["If this was not you, tell your administrator at once.".to_owned()],
-        ));
+        ))
+        .await;
     }
 
     /// The link's stored state when it can be used now; otherwise why not.
@@ -167,7 +182,7 @@ impl MailLinks {
         let record = self
             .repos
             .email_tokens
-            .find(&hash_refresh_token(token), purpose)
+            .find(&hash_opaque_token(token), purpose)
             .await?
             .ok_or(ServiceError::InvalidLink(EmailTokenProblem::Unknown))?;
         match record.problem(Utc::now()) {
@@ -187,7 +202,7 @@ impl MailLinks {
         }
         self.repos
             .email_tokens
-            .use_token(&hash_refresh_token(token), purpose, Utc::now())
+            .use_token(&hash_opaque_token(token), purpose, Utc::now())
             .await?
             .map_err(ServiceError::InvalidLink)
     }

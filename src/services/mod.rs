@@ -10,6 +10,7 @@ pub mod audit;
 pub mod auth;
 pub mod mail_links;
 pub mod maintenance;
+pub mod outbox;
 pub mod passwords;
 pub mod recovery;
 pub mod sessions;
@@ -25,7 +26,7 @@ pub use passwords::PasswordHasher;
 pub use recovery::AccountRecovery;
 pub use sessions::SessionService;
 pub use throttle::Throttle;
-pub use tokens::TokenService;
+pub use tokens::{hash_opaque_token, TokenService};
 pub use users::{NewUserInput, UpdateMeInput, UpdateUserInput, UserService};
 
 use crate::{
@@ -243,8 +244,8 @@ pub struct Services {
     pub audit: AuditService,
     /// The audit writer (flushed at shutdown).
     pub audit_log: AuditLog,
-    /// The outgoing mail queue (flushed at shutdown).
-    pub mailer: crate::mail::Mailer,
+    /// The durable mail outbox (its worker stops at shutdown).
+    pub outbox: outbox::Outbox,
     pub maintenance: Maintenance,
     /// The password hasher (its counters show work done).
     pub hasher: PasswordHasher,
@@ -256,12 +257,18 @@ impl Services {
     /// writer and the mail sender (call inside a Tokio runtime).
     pub fn new(config: &Config, repositories: Repositories) -> anyhow::Result<Services> {
         use anyhow::Context;
+        use secrecy::ExposeSecret;
         let hasher = PasswordHasher::new(&config.argon2).context("setting up password hashing")?;
-        let mailer = crate::mail::Mailer::start(&config.mail, config.app_env)
+        let transport = crate::mail::Transport::from_settings(&config.mail, config.app_env)
             .context("setting up outgoing mail")?;
+        let outbox = outbox::Outbox::new(
+            repositories.outbox.clone(),
+            config.jwt_secret.expose_secret().as_bytes(),
+            &transport.sender_domain(),
+        );
         let links = MailLinks::new(
             repositories.clone(),
-            mailer.clone(),
+            outbox.clone(),
             &config.mail.public_url,
         );
         let tokens = TokenService::new(
@@ -279,6 +286,7 @@ impl Services {
             auth::SessionLifetime {
                 idle: config.session_idle,
                 max: config.session_max,
+                reuse_grace: config.refresh_reuse_grace,
             },
             throttle.clone(),
             audit_log.clone(),
@@ -300,6 +308,13 @@ impl Services {
             throttle.clone(),
             audit_log.clone(),
         );
+        {
+            let recovery = recovery.clone();
+            outbox.spawn_worker(transport, move |request| {
+                let recovery = recovery.clone();
+                async move { recovery.compose_requested(request).await }
+            });
+        }
         let sessions = SessionService::new(repositories.clone(), audit_log.clone());
         let audit = AuditService::new(repositories.audit.clone(), audit_log.clone());
         let maintenance = Maintenance::new(
@@ -315,7 +330,7 @@ impl Services {
             recovery,
             audit,
             audit_log,
-            mailer,
+            outbox,
             maintenance,
             hasher,
             repositories,

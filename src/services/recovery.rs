@@ -8,6 +8,7 @@
 use super::{
     audit::{AuditEntry, AuditLog},
     mail_links::MailLinks,
+    outbox::{Composed, LinkRequest},
     throttle::{account_key, Throttle, Throttled},
     users::UserService,
     Actor, ClientInfo, ServiceError, ServiceResult,
@@ -72,47 +73,70 @@ impl AccountRecovery {
             .await
     }
 
-    /// For anonymous requests: the account with this address that may get
-    /// a message now and that `wanted` accepts. The work is the same for
-    /// every address (the lookup, and the counters, also for unknown ones);
-    /// an account that got a message too recently is simply sent nothing
-    /// (answering differently would tell that the account exists).
-    async fn anonymous_recipient(
+    /// For anonymous requests: queues a link request for this address when
+    /// it may get a message now. The work is the same for every address
+    /// (the counters, and the queued request, also for unknown ones); the
+    /// outbox's worker finds the account and decides (see
+    /// [`AccountRecovery::compose_requested`]). An address that got a
+    /// message too recently is simply sent nothing (answering differently
+    /// would tell that the account exists).
+    async fn request_anonymous_link(
         &self,
         email: &str,
+        purpose: EmailTokenPurpose,
         client: &ClientInfo,
-        wanted: impl FnOnce(&User) -> bool,
-    ) -> ServiceResult<Option<User>> {
-        let user = self.find_account(email).await?;
-        let allowed = self.mail_allowance(email, client).await?.is_ok();
-        Ok(user.filter(|user| allowed && user.is_active && wanted(user)))
+    ) -> ServiceResult<()> {
+        let email =
+            Email::parse(email).map_err(|e| ServiceError::invalid("email", e.to_string()))?;
+        if self.mail_allowance(email.as_str(), client).await?.is_err() {
+            return Ok(());
+        }
+        self.links.request_link(&email, purpose, client).await
+    }
+
+    /// The outbox's worker: the message for a queued link request, when an
+    /// account should get it: an active account for a reset, an active
+    /// unverified one for a verification link. A reset request is audited
+    /// here, where the account is known.
+    pub async fn compose_requested(&self, request: LinkRequest) -> ServiceResult<Option<Composed>> {
+        let Some(user) = self.find_account(&request.email).await? else {
+            return Ok(None);
+        };
+        let wanted = user.is_active
+            && match request.purpose {
+                EmailTokenPurpose::ResetPassword => true,
+                EmailTokenPurpose::VerifyEmail => !user.email_verified,
+            };
+        if !wanted {
+            return Ok(None);
+        }
+        if request.purpose == EmailTokenPurpose::ResetPassword {
+            let client = ClientInfo {
+                ip: request.ip.clone(),
+                user_agent: request.user_agent.clone(),
+            };
+            self.audit.record(
+                AuditEntry::new(AuditEventType::PasswordResetRequested)
+                    .subject(user.id)
+                    .client(&client),
+            );
+        }
+        Ok(Some(self.links.compose(&user, request.purpose)))
     }
 
     /// `POST /auth/password-recovery`: sends a reset link when an active
     /// account has this address. The answer is the same either way, and so
-    /// is the work done before answering: the account counter is read and
-    /// written for unknown addresses too, and the link is stored and sent
-    /// after the answer.
+    /// is the work done before answering: the counters are read and written
+    /// and a request is queued for unknown addresses too; the link is stored
+    /// and sent after the answer.
     #[tracing::instrument(skip_all)]
     pub async fn request_password_reset(
         &self,
         email: &str,
         client: &ClientInfo,
     ) -> ServiceResult<()> {
-        let Some(user) = self.anonymous_recipient(email, client, |_| true).await? else {
-            return Ok(());
-        };
-        let (audit, entry) = (
-            self.audit.clone(),
-            AuditEntry::new(AuditEventType::PasswordResetRequested)
-                .subject(user.id)
-                .client(client),
-        );
-        self.links
-            .send_in_background(user, EmailTokenPurpose::ResetPassword, move || {
-                audit.record(entry)
-            });
-        Ok(())
+        self.request_anonymous_link(email, EmailTokenPurpose::ResetPassword, client)
+            .await
     }
 
     /// Whether a reset link can still be used (the reset page checks before
@@ -229,13 +253,7 @@ impl AccountRecovery {
         email: &str,
         client: &ClientInfo,
     ) -> ServiceResult<()> {
-        let recipient = self
-            .anonymous_recipient(email, client, |user| !user.email_verified)
-            .await?;
-        if let Some(user) = recipient {
-            self.links
-                .send_in_background(user, EmailTokenPurpose::VerifyEmail, || ());
-        }
-        Ok(())
+        self.request_anonymous_link(email, EmailTokenPurpose::VerifyEmail, client)
+            .await
     }
 }

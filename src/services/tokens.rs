@@ -1,5 +1,13 @@
-//! Access tokens (short-lived HS256 JWTs) and refresh tokens (opaque random
-//! strings stored only as SHA-256 hashes).
+//! Access tokens (short-lived HS256 JWTs) and refresh tokens (opaque strings
+//! stored only as SHA-256 hashes).
+//!
+//! A session's first refresh token is random; each rotation replaces it by
+//! its *successor*, an HMAC-SHA256 of the presented token under a key derived
+//! from the signing secret. Requests that race to rotate the same token (tabs
+//! of one browser, threads of one script, on any instance) therefore all
+//! compute the same successor: whichever answer a client keeps, it holds the
+//! session's one current token, and a session never has sibling chains.
+//! Without the secret, an old token tells nothing about its successor.
 //!
 //! Verification follows RFC 8725: exactly one algorithm is accepted; `exp`,
 //! `iss`, `aud`, `sub` and the token type are required and checked; header
@@ -75,7 +83,13 @@ pub struct TokenService {
     issuer: String,
     audience: String,
     access_ttl: Duration,
+    /// Key of the refresh-token successor HMAC (derived from the secret, so
+    /// every instance with the same `JWT_SECRET` derives the same successors).
+    successor_key: [u8; 32],
 }
+
+/// Domain separation: the successor key is not the signing key itself.
+const SUCCESSOR_KEY_LABEL: &str = "leptos-auth refresh-token successor v1";
 
 impl TokenService {
     /// A token service with the given key, issuer, audience and lifetime.
@@ -94,6 +108,7 @@ impl TokenService {
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
             access_ttl,
+            successor_key: crate::crypto::derive_key(key, SUCCESSOR_KEY_LABEL),
         }
     }
 
@@ -140,16 +155,28 @@ impl TokenService {
         Ok(claims)
     }
 
-    /// A new refresh token (256 random bits) and its hash.
+    /// A new refresh token (256 random bits) and its hash: the first of a session.
     pub fn new_refresh_token(&self) -> OpaqueToken {
         new_opaque_token()
+    }
+
+    /// The token that replaces `presented` when it is rotated, and its hash.
+    /// The same for every caller that presents the same token.
+    pub fn successor_refresh_token(&self, presented: &str) -> OpaqueToken {
+        let bytes = crate::crypto::hmac_sha256(&self.successor_key, presented.as_bytes());
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let hash = hash_opaque_token(&token);
+        OpaqueToken {
+            token: SecretString::from(token),
+            hash,
+        }
     }
 }
 
 /// A new opaque token (256 random bits, URL-safe) and its SHA-256.
 pub fn new_opaque_token() -> OpaqueToken {
     let token = random_token(REFRESH_TOKEN_BYTES);
-    let hash = hash_refresh_token(&token);
+    let hash = hash_opaque_token(&token);
     OpaqueToken {
         token: SecretString::from(token),
         hash,
@@ -159,7 +186,7 @@ pub fn new_opaque_token() -> OpaqueToken {
 /// SHA-256 (hex) of an opaque token (refresh token or emailed link). They
 /// carry 256 bits of randomness, so a fast hash is enough: there is nothing
 /// to brute-force.
-pub fn hash_refresh_token(token: &str) -> String {
+pub fn hash_opaque_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
@@ -358,6 +385,41 @@ mod tests {
     }
 
     #[test]
+    fn a_token_has_one_successor_that_only_the_secret_derives() {
+        let tokens = service();
+        let first = tokens.new_refresh_token();
+        let presented = first.token.expose_secret();
+        let a = tokens.successor_refresh_token(presented);
+        let b = tokens.successor_refresh_token(presented);
+        assert_eq!(a.token.expose_secret(), b.token.expose_secret());
+        assert_eq!(a.hash, hash_opaque_token(a.token.expose_secret()));
+        assert_ne!(a.token.expose_secret(), presented);
+        assert_eq!(
+            URL_SAFE_NO_PAD
+                .decode(a.token.expose_secret())
+                .expect("b64")
+                .len(),
+            32
+        );
+        // Another token, another successor; the successor of the successor
+        // is new again (a chain, not a cycle).
+        let other =
+            tokens.successor_refresh_token(tokens.new_refresh_token().token.expose_secret());
+        assert_ne!(other.hash, a.hash);
+        let next = tokens.successor_refresh_token(a.token.expose_secret());
+        assert_ne!(next.hash, a.hash);
+        assert_ne!(next.token.expose_secret(), presented);
+        // Another secret derives other successors.
+        let elsewhere = TokenService::new(
+            &SecretString::from("another-secret-another-secret-0123456789"),
+            "leptos-auth",
+            "leptos-auth",
+            Duration::from_secs(900),
+        );
+        assert_ne!(elsewhere.successor_refresh_token(presented).hash, a.hash);
+    }
+
+    #[test]
     fn refresh_tokens_are_random_and_stored_as_sha256() {
         let tokens = service();
         let a = tokens.new_refresh_token();
@@ -370,7 +432,7 @@ mod tests {
                 .len(),
             32
         );
-        assert_eq!(a.hash, hash_refresh_token(a.token.expose_secret()));
+        assert_eq!(a.hash, hash_opaque_token(a.token.expose_secret()));
         assert_eq!(a.hash.len(), 64);
         assert_ne!(a.hash, a.token.expose_secret().to_owned());
     }

@@ -143,11 +143,13 @@ impl UserService {
         if before.email != after.email {
             self.send_verification(after).await;
             self.links
-                .notify_email_changed(&before.email, &after.email, now);
+                .notify_email_changed(&before.email, &after.email, now)
+                .await;
         }
         if password {
             self.links
-                .notify_password_changed(after, by.password_changer(), now);
+                .notify_password_changed(after, by.password_changer(), now)
+                .await;
         }
         let id = after.id;
         if before.email != after.email {
@@ -404,7 +406,8 @@ impl UserService {
                 .detail("by", "reset"),
         );
         self.links
-            .notify_password_changed(&updated, PasswordChangedBy::Reset, Utc::now());
+            .notify_password_changed(&updated, PasswordChangedBy::Reset, Utc::now())
+            .await;
         Ok(updated)
     }
 

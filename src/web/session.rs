@@ -3,7 +3,7 @@
 use super::cookies::SessionCookies;
 use crate::{
     api::extract::client_info,
-    services::{Actor, ClientInfo, ServiceError},
+    services::{hash_opaque_token, Actor, ClientInfo, ServiceError, TokenPair},
     startup::AppState,
 };
 use axum::{
@@ -11,11 +11,62 @@ use axum::{
     middleware::Next,
     response::Response,
 };
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+use tokio::sync::OnceCell;
 use tower_cookies::Cookies;
 
 /// The signed-in user of a page or server-function request (`None`: anonymous).
 #[derive(Debug, Clone, Default)]
 pub struct BrowserSession(pub Option<Actor>);
+
+/// How a browser refresh ended, shared by the requests that waited for it.
+#[derive(Clone)]
+enum Refreshed {
+    Pair(TokenPair),
+    /// The session is over: clear the cookies.
+    Ended,
+    /// The database failed: keep the cookies, treat the request as anonymous.
+    Unavailable,
+}
+
+type Flight = Arc<OnceCell<Refreshed>>;
+
+/// The browser refreshes in flight on this instance, by refresh-token hash.
+///
+/// Tabs of one browser that load pages at the moment their access cookie
+/// expired all carry the same refresh cookie. Here the first request
+/// rotates it and the others wait for its answer instead of rotating
+/// again, so one instance does one rotation per token (even with
+/// `REFRESH_REUSE_GRACE_SECONDS=0`). Across instances, the database's reuse
+/// grace and the one successor per token keep the racers signed in.
+#[derive(Clone, Default)]
+pub struct RefreshFlights(Arc<Mutex<HashMap<String, Flight>>>);
+
+impl RefreshFlights {
+    /// Runs `refresh` once for all concurrent callers with the same token.
+    async fn run<F, Fut>(&self, token: &str, refresh: F) -> Refreshed
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Refreshed>,
+    {
+        let key = hash_opaque_token(token);
+        let flight = {
+            let mut flights = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            flights.entry(key.clone()).or_default().clone()
+        };
+        let outcome = flight.get_or_init(refresh).await.clone();
+        // Whoever finishes first takes the flight down; a later request with
+        // the same token goes to the database (and its reuse rules) again.
+        let mut flights = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if flights.get(&key).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
+            flights.remove(&key);
+        }
+        outcome
+    }
+}
 
 /// Static assets never need a session (and must not cost a database query).
 fn is_asset(path: &str) -> bool {
@@ -68,13 +119,25 @@ async fn session_from_cookies(
         }
     }
     let refresh = jar.refresh_token(cookies)?;
-    match auth.refresh(&refresh, client).await {
-        Ok(pair) => {
+    let refreshed = state
+        .refresh_flights
+        .run(&refresh, || async {
+            match auth.refresh(&refresh, client).await {
+                Ok(pair) => Refreshed::Pair(pair),
+                Err(ServiceError::Unavailable(_) | ServiceError::Internal(_)) => {
+                    Refreshed::Unavailable
+                }
+                Err(_) => Refreshed::Ended,
+            }
+        })
+        .await;
+    match refreshed {
+        Refreshed::Pair(pair) => {
             jar.set(cookies, &pair);
             auth.authenticate(&pair.access_token).await.ok()
         }
-        Err(ServiceError::Unavailable(_) | ServiceError::Internal(_)) => None,
-        Err(_) => {
+        Refreshed::Unavailable => None,
+        Refreshed::Ended => {
             jar.clear(cookies);
             None
         }

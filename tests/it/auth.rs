@@ -1,6 +1,6 @@
 //! `/api/v1/auth/*`: login, refresh (rotation, reuse), logout.
 
-use crate::common::{tokens_of, TestApp, OTHER_PASSWORD, PASSWORD};
+use crate::common::{tokens_of, Backend, TestApp, OTHER_PASSWORD, PASSWORD};
 use axum::http::StatusCode;
 use serde_json::json;
 
@@ -211,6 +211,116 @@ async fn concurrent_refreshes_of_one_token_have_exactly_one_winner(app: TestApp)
     );
 }
 
+/// An instance with the shipped refresh reuse grace (10 s).
+async fn with_grace(backend: Backend) -> TestApp {
+    TestApp::start(backend, &[("REFRESH_REUSE_GRACE_SECONDS", "10")]).await
+}
+
+async fn racing_refreshes_within_the_grace_all_succeed_with_one_successor(backend: Backend) {
+    let app = with_grace(backend).await;
+    let (_, admin) = app.admin("grace-admin@example.com").await;
+    let (user, first) = app.user("grace@example.com").await;
+    let bodies = vec![json!({ "refresh_token": first.refresh }); 10];
+    let responses = app
+        .post_concurrently_responses("/api/v1/auth/refresh", bodies)
+        .await;
+    for response in &responses {
+        response.assert_status(StatusCode::OK);
+    }
+    let pairs: Vec<_> = responses.iter().map(tokens_of).collect();
+    // Every racer holds the session's one current refresh token.
+    assert!(
+        pairs.iter().all(|p| p.refresh == pairs[0].refresh),
+        "one successor for all"
+    );
+    assert_ne!(pairs[0].refresh, first.refresh);
+    for pair in &pairs {
+        app.get("/api/v1/users/me", Some(&pair.access))
+            .await
+            .assert_status(StatusCode::OK);
+    }
+    assert_eq!(
+        app.count(
+            "sessions",
+            &format!("user_id = {user} AND revoked_at IS NULL")
+        )
+        .await,
+        1,
+        "no session added or revoked"
+    );
+    let query = format!("user_id={user}");
+    let kinds: Vec<String> = app
+        .audit_events(&admin, &query)
+        .await
+        .iter()
+        .map(|e| e["type"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| *k == "refresh_reuse_within_grace")
+            .count(),
+        9,
+        "{kinds:?}"
+    );
+    assert!(!kinds.iter().any(|k| k == "refresh_reuse_detected"));
+    // The chain goes on from the successor.
+    let next = tokens_of(
+        app.refresh(&pairs[0].refresh)
+            .await
+            .assert_status(StatusCode::OK),
+    );
+    app.get("/api/v1/users/me", Some(&next.access))
+        .await
+        .assert_status(StatusCode::OK);
+}
+
+async fn a_token_reused_after_the_grace_revokes_the_session(backend: Backend) {
+    let app = with_grace(backend).await;
+    let (user, first) = app.user("late@example.com").await;
+    let second = tokens_of(
+        app.refresh(&first.refresh)
+            .await
+            .assert_status(StatusCode::OK),
+    );
+    // Within the grace, the old token answers the same successor.
+    let again = tokens_of(
+        app.refresh(&first.refresh)
+            .await
+            .assert_status(StatusCode::OK),
+    );
+    assert_eq!(again.refresh, second.refresh);
+    // Eleven seconds later (the rotation moved back in time), it is reuse.
+    app.shift_time("sessions", "rotated_at", -11, &format!("user_id = {user}"))
+        .await;
+    app.refresh(&first.refresh)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "Invalid refresh token");
+    app.assert_session_over(&second).await;
+    app.get("/api/v1/users/me", Some(&again.access))
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
+}
+
+async fn the_grace_never_revives_a_signed_out_session(backend: Backend) {
+    let app = with_grace(backend).await;
+    let (_, first) = app.user("out@example.com").await;
+    let second = tokens_of(
+        app.refresh(&first.refresh)
+            .await
+            .assert_status(StatusCode::OK),
+    );
+    app.post("/api/v1/auth/logout", json!({}), Some(&second.access))
+        .await
+        .assert_status(StatusCode::OK);
+    app.refresh(&first.refresh)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "Invalid refresh token");
+    app.refresh(&second.refresh)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "Invalid refresh token");
+}
+
 async fn refresh_refuses_garbage_and_access_tokens(app: TestApp) {
     let (_, tokens) = app.user("types@example.com").await;
     app.refresh(&tokens.access)
@@ -311,4 +421,10 @@ both_backends!(
     logout_revokes_the_session_and_its_refresh_token,
     logout_needs_a_valid_bearer_token,
     login_upgrades_a_hash_made_with_old_parameters,
+);
+
+each_backend!(
+    racing_refreshes_within_the_grace_all_succeed_with_one_successor,
+    a_token_reused_after_the_grace_revokes_the_session,
+    the_grace_never_revives_a_signed_out_session,
 );

@@ -7,8 +7,8 @@ use leptos_auth::{
     domain::{AuditEventType, Email, Role},
     repositories::{
         AuditFilter, EmailTokenProblem, EmailTokenPurpose, NewAuditEvent, NewEmailToken,
-        NewSession, NewUser, RepoError, Repositories, RevokeSessions, Rotation, ThrottleKind,
-        UsedEmailToken, UserChanges, UserFilter,
+        NewOutboxMessage, NewSession, NewUser, OutboxRow, RepoError, Repositories, RevokeSessions,
+        Rotation, RotationRequest, ThrottleKind, UsedEmailToken, UserChanges, UserFilter,
     },
 };
 use serde_json::json;
@@ -53,6 +53,35 @@ async fn new_session(repos: &Repositories, user_id: i64, hash: &str) -> i64 {
         })
         .await
         .expect("create session")
+}
+
+/// A rotation without reuse grace.
+fn strict<'a>(
+    presented_hash: &'a str,
+    successor_hash: &'a str,
+    now: chrono::DateTime<Utc>,
+    new_expires_at: chrono::DateTime<Utc>,
+) -> RotationRequest<'a> {
+    RotationRequest {
+        presented_hash,
+        successor_hash,
+        now,
+        new_expires_at,
+        grace_since: None,
+    }
+}
+
+/// A rotation at `now` whose grace began `grace` seconds before.
+fn with_grace<'a>(
+    presented_hash: &'a str,
+    successor_hash: &'a str,
+    now: chrono::DateTime<Utc>,
+    grace: i64,
+) -> RotationRequest<'a> {
+    RotationRequest {
+        grace_since: Some(now - Duration::seconds(grace)),
+        ..strict(presented_hash, successor_hash, now, now + Duration::days(7))
+    }
 }
 
 async fn users_round_trip_with_their_fields(app: TestApp) {
@@ -881,12 +910,12 @@ async fn deleting_a_user_deletes_their_sessions(app: TestApp) {
         .is_none());
     let rotation = repos
         .sessions
-        .rotate(
+        .rotate(strict(
             "hash-gone",
             "hash-new",
             Utc::now(),
             Utc::now() + Duration::days(1),
-        )
+        ))
         .await;
     assert_eq!(rotation.expect("rotate"), Rotation::Invalid);
 }
@@ -900,7 +929,7 @@ async fn rotation_replaces_the_token_and_detects_reuse(app: TestApp) {
     assert_eq!(
         repos
             .sessions
-            .rotate("h1", "h2", now, expires)
+            .rotate(strict("h1", "h2", now, expires))
             .await
             .expect("rotate"),
         Rotation::Rotated {
@@ -911,7 +940,7 @@ async fn rotation_replaces_the_token_and_detects_reuse(app: TestApp) {
     assert_eq!(
         repos
             .sessions
-            .rotate("h2", "h3", now, expires)
+            .rotate(strict("h2", "h3", now, expires))
             .await
             .expect("rotate"),
         Rotation::Rotated {
@@ -923,7 +952,7 @@ async fn rotation_replaces_the_token_and_detects_reuse(app: TestApp) {
     assert_eq!(
         repos
             .sessions
-            .rotate("h2", "h4", now, expires)
+            .rotate(strict("h2", "h4", now, expires))
             .await
             .expect("rotate"),
         Rotation::ReuseDetected {
@@ -934,7 +963,7 @@ async fn rotation_replaces_the_token_and_detects_reuse(app: TestApp) {
     assert_eq!(
         repos
             .sessions
-            .rotate("h3", "h5", now, expires)
+            .rotate(strict("h3", "h5", now, expires))
             .await
             .expect("rotate"),
         Rotation::Invalid
@@ -949,7 +978,7 @@ async fn rotation_replaces_the_token_and_detects_reuse(app: TestApp) {
     assert_eq!(
         repos
             .sessions
-            .rotate("unknown", "h6", now, expires)
+            .rotate(strict("unknown", "h6", now, expires))
             .await
             .expect("rotate"),
         Rotation::Invalid
@@ -977,7 +1006,7 @@ async fn expired_sessions_and_inactive_users_do_not_rotate(app: TestApp) {
     assert_eq!(
         repos
             .sessions
-            .rotate("old", "new", now, now + Duration::days(7))
+            .rotate(strict("old", "new", now, now + Duration::days(7)))
             .await
             .expect("rotate"),
         Rotation::Invalid
@@ -987,7 +1016,7 @@ async fn expired_sessions_and_inactive_users_do_not_rotate(app: TestApp) {
     assert_eq!(
         repos
             .sessions
-            .rotate("inactive-hash", "n2", now, now + Duration::days(7))
+            .rotate(strict("inactive-hash", "n2", now, now + Duration::days(7)))
             .await
             .expect("rotate"),
         Rotation::Invalid
@@ -1005,7 +1034,12 @@ async fn concurrent_rotations_of_one_token_have_one_winner(app: TestApp) {
             let now = Utc::now();
             repos
                 .sessions
-                .rotate("shared", &format!("next-{i}"), now, now + Duration::days(7))
+                .rotate(strict(
+                    "shared",
+                    &format!("next-{i}"),
+                    now,
+                    now + Duration::days(7),
+                ))
                 .await
                 .expect("rotate")
         }));
@@ -1017,6 +1051,174 @@ async fn concurrent_rotations_of_one_token_have_one_winner(app: TestApp) {
         }
     }
     assert_eq!(rotated, 1);
+}
+
+async fn a_racing_rotation_within_the_grace_keeps_the_session_and_its_successor(app: TestApp) {
+    let repos = repos(&app);
+    let user = create_user(&repos, "grace@example.com", Role::Regular, true).await;
+    let session = new_session(&repos, user, "g1").await;
+    let now = Utc::now();
+    let rotated = Rotation::Rotated {
+        session_id: session,
+        user_id: user,
+    };
+    let racing = Rotation::WithinGrace {
+        session_id: session,
+        user_id: user,
+    };
+    let rotate = |request| {
+        let repos = repos.clone();
+        async move { repos.sessions.rotate(request).await.expect("rotate") }
+    };
+    assert_eq!(rotate(with_grace("g1", "g2", now, 10)).await, rotated);
+    // The same token again, with the same successor, within the grace: the
+    // session stays, and g2 is still its current token.
+    assert_eq!(rotate(with_grace("g1", "g2", now, 10)).await, racing);
+    assert_eq!(rotate(with_grace("g1", "g2", now, 10)).await, racing);
+    let live = repos.sessions.list_live(user, now).await.expect("list");
+    assert_eq!(live.len(), 1, "no session was revoked or added");
+    assert_eq!(rotate(with_grace("g2", "g3", now, 10)).await, rotated);
+    // g1 is two rotations old now: neither current nor previous.
+    assert_eq!(
+        rotate(with_grace("g1", "g2", now, 10)).await,
+        Rotation::Invalid
+    );
+    // g2 was rotated out at `now`; 11 seconds later the grace (10 s) is over:
+    // reuse, and the session is revoked.
+    let later = now + Duration::seconds(11);
+    assert_eq!(
+        rotate(with_grace("g2", "g3", later, 10)).await,
+        Rotation::ReuseDetected {
+            session_id: session,
+            user_id: user
+        }
+    );
+    let state = repos
+        .sessions
+        .find_with_user(session, user)
+        .await
+        .expect("query")
+        .expect("session");
+    assert!(state.session_revoked_at.is_some());
+    // A revoked session has no grace.
+    assert_eq!(
+        rotate(with_grace("g2", "g3", later, 10)).await,
+        Rotation::Invalid
+    );
+}
+
+async fn within_the_grace_only_the_same_successor_and_a_live_session_count(app: TestApp) {
+    let repos = repos(&app);
+    let user = create_user(&repos, "grace2@example.com", Role::Regular, true).await;
+    let session = new_session(&repos, user, "k1").await;
+    let now = Utc::now();
+    repos
+        .sessions
+        .rotate(with_grace("k1", "k2", now, 10))
+        .await
+        .expect("rotate");
+    // Another successor than the one the session holds (another signing
+    // secret, or a forged request): reuse, even inside the grace.
+    assert_eq!(
+        repos
+            .sessions
+            .rotate(with_grace("k1", "other", now, 10))
+            .await
+            .expect("rotate"),
+        Rotation::ReuseDetected {
+            session_id: session,
+            user_id: user
+        }
+    );
+    // A strict request (no grace) is reuse at once.
+    let other = new_session(&repos, user, "m1").await;
+    repos
+        .sessions
+        .rotate(strict("m1", "m2", now, now + Duration::days(7)))
+        .await
+        .expect("rotate");
+    assert_eq!(
+        repos
+            .sessions
+            .rotate(strict("m1", "m2", now, now + Duration::days(7)))
+            .await
+            .expect("rotate"),
+        Rotation::ReuseDetected {
+            session_id: other,
+            user_id: user
+        }
+    );
+    // A deactivated user's session gets no grace either.
+    let inactive = create_user(&repos, "grace3@example.com", Role::Regular, true).await;
+    new_session(&repos, inactive, "p1").await;
+    repos
+        .sessions
+        .rotate(with_grace("p1", "p2", now, 10))
+        .await
+        .expect("rotate");
+    repos
+        .users
+        .update(
+            inactive,
+            &UserChanges {
+                is_active: Some(false),
+                ..Default::default()
+            },
+            RevokeSessions::None,
+            false,
+            now,
+        )
+        .await
+        .expect("deactivate");
+    assert!(!matches!(
+        repos
+            .sessions
+            .rotate(with_grace("p1", "p2", now, 10))
+            .await
+            .expect("rotate"),
+        Rotation::WithinGrace { .. } | Rotation::Rotated { .. }
+    ));
+}
+
+async fn concurrent_rotations_with_one_successor_all_succeed_within_the_grace(app: TestApp) {
+    let repos = repos(&app);
+    let user = create_user(&repos, "conc-grace@example.com", Role::Regular, true).await;
+    let session = new_session(&repos, user, "together").await;
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let repos = repos.clone();
+        tasks.push(tokio::spawn(async move {
+            repos
+                .sessions
+                .rotate(with_grace("together", "after", Utc::now(), 10))
+                .await
+                .expect("rotate")
+        }));
+    }
+    let (mut rotated, mut racing) = (0, 0);
+    for task in tasks {
+        match task.await.expect("task") {
+            Rotation::Rotated { session_id, .. } if session_id == session => rotated += 1,
+            Rotation::WithinGrace { session_id, .. } if session_id == session => racing += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((rotated, racing), (1, 9));
+    let live = repos
+        .sessions
+        .list_live(user, Utc::now())
+        .await
+        .expect("list");
+    assert_eq!(live.len(), 1);
+    // The successor is the session's token: it rotates.
+    assert!(matches!(
+        repos
+            .sessions
+            .rotate(with_grace("after", "next", Utc::now(), 10))
+            .await
+            .expect("rotate"),
+        Rotation::Rotated { .. }
+    ));
 }
 
 async fn revocation_by_session_and_by_user(app: TestApp) {
@@ -1212,7 +1414,7 @@ async fn rotation_never_extends_a_session_past_its_absolute_end(app: TestApp) {
         .expect("create");
     let rotated = repos
         .sessions
-        .rotate("c1", "c2", now, now + Duration::days(7))
+        .rotate(strict("c1", "c2", now, now + Duration::days(7)))
         .await
         .expect("rotate");
     assert_eq!(
@@ -1233,7 +1435,7 @@ async fn rotation_never_extends_a_session_past_its_absolute_end(app: TestApp) {
     assert_eq!(
         repos
             .sessions
-            .rotate("c2", "c3", later, later + Duration::days(7))
+            .rotate(strict("c2", "c3", later, later + Duration::days(7)))
             .await
             .expect("rotate"),
         Rotation::Invalid
@@ -1515,18 +1717,185 @@ async fn issue_link(
     expires_in: Duration,
 ) {
     let now = Utc::now();
+    // A link is stored with the message that carries it.
     repos
-        .email_tokens
-        .issue(NewEmailToken {
-            user_id,
-            purpose,
-            token_hash: hash,
-            email: "link@example.com",
-            now,
-            expires_at: now + expires_in,
-        })
+        .outbox
+        .enqueue(
+            NewOutboxMessage {
+                message_id: &format!("<{hash}@example.com>"),
+                payload: b"sealed",
+                now,
+            },
+            Some(NewEmailToken {
+                user_id,
+                purpose,
+                token_hash: hash,
+                email: "link@example.com",
+                now,
+                expires_at: now + expires_in,
+            }),
+        )
         .await
         .expect("issue");
+}
+
+async fn queue_message(repos: &Repositories, id: &str, at: chrono::DateTime<Utc>) {
+    repos
+        .outbox
+        .enqueue(
+            NewOutboxMessage {
+                message_id: id,
+                payload: id.as_bytes(),
+                now: at,
+            },
+            None,
+        )
+        .await
+        .expect("enqueue");
+}
+
+fn ids(rows: &[OutboxRow]) -> Vec<&str> {
+    rows.iter().map(|r| r.message_id.as_str()).collect()
+}
+
+async fn outbox_rows_are_claimed_once_per_lease_and_retried_when_due(app: TestApp) {
+    let repos = repos(&app);
+    let outbox = &repos.outbox;
+    let now = Utc::now();
+    queue_message(&repos, "<a@x>", now - Duration::seconds(3)).await;
+    queue_message(&repos, "<b@x>", now - Duration::seconds(2)).await;
+    queue_message(&repos, "<c@x>", now - Duration::seconds(1)).await;
+    assert_eq!(outbox.pending(now).await.expect("pending"), 3);
+    let lease = now + Duration::seconds(60);
+    let first = outbox.claim(now, lease, 2).await.expect("claim");
+    assert_eq!(ids(&first), ["<a@x>", "<b@x>"], "oldest due first");
+    assert!(first.iter().all(|r| r.attempts == 1));
+    assert_eq!(first[0].payload, b"<a@x>");
+    let second = outbox.claim(now, lease, 2).await.expect("claim");
+    assert_eq!(ids(&second), ["<c@x>"], "leased rows are not claimed again");
+    assert!(outbox
+        .claim(now, lease, 10)
+        .await
+        .expect("claim")
+        .is_empty());
+    // The deliverer died: once the lease has passed, the rows come back,
+    // with their Message-IDs, counting a second attempt.
+    let later = lease + Duration::seconds(1);
+    let again = outbox
+        .claim(later, later + Duration::seconds(60), 10)
+        .await
+        .expect("claim");
+    assert_eq!(ids(&again), ["<a@x>", "<b@x>", "<c@x>"]);
+    assert!(again.iter().all(|r| r.attempts == 2));
+    // A failed attempt releases the row until its next attempt is due.
+    outbox
+        .retry_at(again[0].id, later + Duration::seconds(30), "451 try later")
+        .await
+        .expect("retry");
+    outbox.remove(again[1].id).await.expect("remove");
+    let past_lease = later + Duration::seconds(61);
+    assert_eq!(
+        ids(&outbox
+            .claim(past_lease, past_lease, 10)
+            .await
+            .expect("claim")),
+        ["<a@x>", "<c@x>"],
+        "a is due again (30 s), b is gone"
+    );
+    assert_eq!(outbox.pending(now).await.expect("pending"), 2);
+    assert_eq!(
+        outbox
+            .pending(now - Duration::seconds(5))
+            .await
+            .expect("pending"),
+        0,
+        "pending counts rows queued by the given time"
+    );
+}
+
+async fn concurrent_claims_never_share_a_row(app: TestApp) {
+    let repos = repos(&app);
+    let now = Utc::now();
+    for i in 0..20 {
+        queue_message(&repos, &format!("<{i}@x>"), now - Duration::seconds(1)).await;
+    }
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let repos = repos.clone();
+        tasks.push(tokio::spawn(async move {
+            let now = Utc::now();
+            repos
+                .outbox
+                .claim(now, now + Duration::seconds(60), 5)
+                .await
+                .expect("claim")
+        }));
+    }
+    let mut claimed = Vec::new();
+    for task in tasks {
+        claimed.extend(task.await.expect("task").into_iter().map(|r| r.message_id));
+    }
+    let total = claimed.len();
+    claimed.sort();
+    claimed.dedup();
+    assert_eq!(claimed.len(), total, "a row claimed twice");
+    assert_eq!(total, 20);
+}
+
+async fn a_composed_message_and_its_link_are_stored_together(app: TestApp) {
+    let repos = repos(&app);
+    let user = create_user(&repos, "compose@example.com", Role::Regular, true).await;
+    let now = Utc::now();
+    queue_message(&repos, "<req@x>", now).await;
+    let row = repos
+        .outbox
+        .claim(now, now + Duration::seconds(60), 1)
+        .await
+        .expect("claim")
+        .remove(0);
+    let link = |hash: &'static str| NewEmailToken {
+        user_id: user,
+        purpose: EmailTokenPurpose::ResetPassword,
+        token_hash: hash,
+        email: "compose@example.com",
+        now,
+        expires_at: now + Duration::hours(1),
+    };
+    repos
+        .outbox
+        .compose(row.id, b"composed", link("composed-link"))
+        .await
+        .expect("compose");
+    let later = now + Duration::seconds(61);
+    let again = repos
+        .outbox
+        .claim(later, later, 1)
+        .await
+        .expect("claim")
+        .remove(0);
+    assert_eq!(again.payload, b"composed");
+    assert_eq!(again.message_id, "<req@x>");
+    assert!(repos
+        .email_tokens
+        .find("composed-link", EmailTokenPurpose::ResetPassword)
+        .await
+        .expect("find")
+        .is_some());
+    // A row that is gone takes its link with it: nothing is stored.
+    repos.outbox.remove(again.id).await.expect("remove");
+    assert!(matches!(
+        repos
+            .outbox
+            .compose(again.id, b"late", link("orphan-link"))
+            .await,
+        Err(RepoError::NotFound)
+    ));
+    assert!(repos
+        .email_tokens
+        .find("orphan-link", EmailTokenPurpose::ResetPassword)
+        .await
+        .expect("find")
+        .is_none());
 }
 
 async fn emailed_links_are_single_use_replaced_expiring_and_purged(app: TestApp) {
@@ -1682,6 +2051,12 @@ both_backends!(
     rotation_replaces_the_token_and_detects_reuse,
     expired_sessions_and_inactive_users_do_not_rotate,
     concurrent_rotations_of_one_token_have_one_winner,
+    a_racing_rotation_within_the_grace_keeps_the_session_and_its_successor,
+    within_the_grace_only_the_same_successor_and_a_live_session_count,
+    concurrent_rotations_with_one_successor_all_succeed_within_the_grace,
+    outbox_rows_are_claimed_once_per_lease_and_retried_when_due,
+    concurrent_claims_never_share_a_row,
+    a_composed_message_and_its_link_are_stored_together,
     revocation_by_session_and_by_user,
     a_password_change_can_revoke_sessions_atomically,
     live_sessions_are_listed_newest_first_and_revoked_per_user,

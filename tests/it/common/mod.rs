@@ -173,6 +173,9 @@ pub fn test_settings(database_url: &str, data_dir: &std::path::Path) -> HashMap<
     ] {
         vars.insert(limit.into(), "0".into());
     }
+    // Strict refresh rotation (of concurrent refreshes exactly one wins, a
+    // reused token revokes at once) unless a test turns the grace on.
+    vars.insert("REFRESH_REUSE_GRACE_SECONDS".into(), "0".into());
     vars
 }
 
@@ -237,7 +240,7 @@ impl TestApp {
 
     /// Waits until every queued message was delivered (or given up on).
     pub async fn flush_mail(&self) {
-        self.state.services.mailer.flush().await;
+        self.state.services.outbox.flush().await;
     }
 
     /// Runs one SQL statement on the app's database; returns the rows
@@ -324,28 +327,7 @@ impl TestApp {
 
     /// Sends a request through the router.
     pub async fn send(&self, request: Request<Body>) -> TestResponse {
-        let response = self
-            .router
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("router answers");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        TestResponse {
-            status,
-            headers,
-            body,
-            text,
-        }
+        send_to(self.router.clone(), request).await
     }
 
     /// A request with an optional JSON body and bearer token.
@@ -454,24 +436,34 @@ impl TestApp {
     /// Posts every JSON body to `uri` at the same time (each on its own task)
     /// and returns the statuses in order.
     pub async fn post_concurrently(&self, uri: &str, bodies: Vec<Value>) -> Vec<StatusCode> {
+        self.post_concurrently_responses(uri, bodies)
+            .await
+            .into_iter()
+            .map(|response| response.status)
+            .collect()
+    }
+
+    /// Like [`TestApp::post_concurrently`], with the whole responses.
+    pub async fn post_concurrently_responses(
+        &self,
+        uri: &str,
+        bodies: Vec<Value>,
+    ) -> Vec<TestResponse> {
         let tasks: Vec<_> = bodies
             .into_iter()
             .map(|body| {
-                let router = self.router.clone();
                 let request = Request::post(uri)
                     .header(header::CONTENT_TYPE, "application/json")
                     .body(Body::from(body.to_string()))
                     .expect("request");
-                tokio::spawn(
-                    async move { router.oneshot(request).await.expect("response").status() },
-                )
+                tokio::spawn(send_to(self.router.clone(), request))
             })
             .collect();
-        let mut statuses = Vec::new();
+        let mut responses = Vec::new();
         for task in tasks {
-            statuses.push(task.await.expect("task"));
+            responses.push(task.await.expect("task"));
         }
-        statuses
+        responses
     }
 
     /// An admin deactivates a user through the API (must succeed).
@@ -503,6 +495,27 @@ impl TestApp {
             None,
         )
         .await
+    }
+}
+
+/// Sends a request through a router and reads the whole response.
+pub async fn send_to(router: Router, request: Request<Body>) -> TestResponse {
+    let response = router.oneshot(request).await.expect("router answers");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    TestResponse {
+        status,
+        headers,
+        body,
+        text,
     }
 }
 
