@@ -6,7 +6,7 @@ export PATH := $(TOOLS_DIR)/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 CARGO_TARGET_DIR ?= target
 export CARGO_TARGET_DIR
 
-.PHONY: run build release dist test test-rust test-e2e test-dist bench fuzz-api fuzz-api-postgres lint fmt clippy migrate create-admin tools clean-data
+.PHONY: run build release dist test tools-test test-rust test-e2e test-dist bench fuzz-api fuzz-api-postgres lint fmt clippy migrate create-admin tools clean-data
 
 ## run: build (debug) and serve on SQLite at http://127.0.0.1:3000, installing missing tools first
 run: tools
@@ -30,8 +30,9 @@ dist: release
 	cp $(CARGO_TARGET_DIR)/release/leptos-auth dist/leptos-auth
 	cp -r target/site dist/site
 
-## test: everything: formatting, lints, unit and integration tests on SQLite and PostgreSQL
-test: tools lint
+## test: everything: formatting, lints, unit and integration tests on SQLite and PostgreSQL,
+## browser tests, API fuzzing, the release artefact; installs what is missing first
+test: tools-test lint
 	cargo leptos build
 	cargo test --features ssr
 	$(MAKE) test-e2e
@@ -85,6 +86,9 @@ create-admin:
 
 tools:
 	@./scripts/ensure-tools.sh
+
+tools-test:
+	@./scripts/ensure-tools.sh --test
 
 ## clean-data: remove the local SQLite database and the generated development secret
 clean-data:

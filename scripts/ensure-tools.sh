@@ -3,8 +3,25 @@
 # Never downloads anything at build or run time beyond the package registries.
 #   scripts/ensure-tools.sh            wasm target, cargo-leptos, wasm-bindgen CLI
 #   scripts/ensure-tools.sh --release  the above, plus wasm-opt (npm binaryen)
+#   scripts/ensure-tools.sh --test     the above, plus the system packages the
+#                                      tests need: PostgreSQL server binaries,
+#                                      Chromium, Node.js + npm, Python venv, a C
+#                                      compiler. With apt as root; otherwise it
+#                                      stops with the exact command to run.
+# (npm and PyPI tools, Playwright and schemathesis, are installed by the
+# scripts that use them: end2end/run.sh, scripts/fuzz-api.sh.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+release=0
+test_packages=0
+for arg in "$@"; do
+  case "$arg" in
+    --release) release=1 ;;
+    --test) test_packages=1; release=1 ;;
+    *) echo "ensure-tools.sh: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
 
 CARGO_LEPTOS_VERSION=0.3.10
 BINARYEN_VERSION=132
@@ -13,6 +30,34 @@ TOOLS_DIR=${LEPTOS_AUTH_TOOLS_DIR:-$HOME/.cache/leptos-auth/tools}
 WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
 
 say() { printf '==> %s\n' "$*" >&2; }
+
+# System packages first: the Rust tools below need a C compiler, and the
+# release tools need npm.
+if [ "$test_packages" = 1 ]; then
+  missing=()
+  if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    missing+=(postgresql)
+  fi
+  [ -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ] || missing+=(chromium)
+  command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+  python3 -m venv --help >/dev/null 2>&1 || missing+=(python3 python3-venv python3-pip)
+  command -v cc >/dev/null 2>&1 || missing+=(build-essential)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    if ! command -v apt-get >/dev/null 2>&1; then
+      say "missing system packages: ${missing[*]} (Debian names); install them with your package manager and run this again"
+      exit 1
+    fi
+    if [ "$(id -u)" != 0 ]; then
+      say "missing system packages for the tests; run:"
+      say "  sudo apt-get update && sudo apt-get install -y ${missing[*]}"
+      exit 1
+    fi
+    say "installing ${missing[*]} with apt (PostgreSQL server binaries, Chromium and the rest the tests need)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+fi
 
 if ! command -v cargo >/dev/null 2>&1; then
   say "cargo is missing: install Rust from https://rustup.rs and run this again"
@@ -40,7 +85,7 @@ if [ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $WASM_BIND
   cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
 fi
 
-if [ "${1:-}" = "--release" ]; then
+if [ "$release" = 1 ]; then
   if [ ! -x "$TOOLS_DIR/node_modules/.bin/wasm-opt" ]; then
     if ! command -v npm >/dev/null 2>&1; then
       say "npm is missing: it provides wasm-opt (binaryen) for release builds; install Node.js and npm"

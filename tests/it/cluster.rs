@@ -2,7 +2,7 @@
 //! production behind a load balancer, and the database going away and
 //! coming back under load.
 
-use crate::common::{pg, JWT_SECRET, PASSWORD};
+use crate::common::{pg, smtp::SmtpSink, JWT_SECRET, OTHER_PASSWORD, PASSWORD};
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use std::{
@@ -238,7 +238,16 @@ async fn instances_started_together_on_an_empty_database_all_come_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_sessions_revocations_and_throttling() {
     let url = pg::fresh_database().await;
-    let instances = start_together(&url, 2, &[("LOGIN_MAX_FAILURES", "3")]).await;
+    // Strict rotation: racing refreshes have exactly one winner.
+    let instances = start_together(
+        &url,
+        2,
+        &[
+            ("LOGIN_MAX_FAILURES", "3"),
+            ("REFRESH_REUSE_GRACE_SECONDS", "0"),
+        ],
+    )
+    .await;
     let (a, b) = (&instances[0], &instances[1]);
     let http = client();
 
@@ -710,4 +719,160 @@ async fn every_revocation_reaches_the_other_instances_cache_within_a_second() {
     );
     took.push(refused_within_a_second(&http, b, &access).await);
     println!("revocations seen on the other instance after: {took:?}");
+}
+
+/// Refreshes one token on several instances at once; the responses in order.
+async fn refresh_everywhere(
+    http: &Client,
+    instances: &[Instance],
+    refresh: &str,
+    per_instance: usize,
+) -> Vec<(StatusCode, Value)> {
+    let requests: Vec<_> = (0..per_instance)
+        .flat_map(|_| instances.iter())
+        .map(|at| {
+            http.post(at.url("/api/v1/auth/refresh"))
+                .json(&json!({ "refresh_token": refresh }))
+                .send()
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for response in futures::future::join_all(requests).await {
+        let response = response.expect("refresh request");
+        let status = response.status();
+        answers.push((status, response.json().await.unwrap_or(Value::Null)));
+    }
+    answers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_refreshes_on_two_instances_keep_the_session_within_the_grace() {
+    let url = pg::fresh_database().await;
+    // The shipped default: a 10-second grace.
+    let instances = start_together(&url, 2, &[]).await;
+    let http = client();
+    let (_, refresh) = tokens(&http, &instances[0], ADMIN).await;
+    let answers = refresh_everywhere(&http, &instances, &refresh, 4).await;
+    assert!(
+        answers.iter().all(|(status, _)| *status == StatusCode::OK),
+        "{answers:?}"
+    );
+    let successor = answers[0].1["refresh_token"].as_str().expect("refresh");
+    assert!(answers
+        .iter()
+        .all(|(_, body)| body["refresh_token"] == successor));
+    for ((_, body), at) in answers.iter().zip(instances.iter().cycle()) {
+        let access = body["access_token"].as_str().expect("access");
+        assert_eq!(me(&http, at, access).await, StatusCode::OK);
+    }
+    // The chain goes on, on either instance.
+    let next = http
+        .post(instances[1].url("/api/v1/auth/refresh"))
+        .json(&json!({ "refresh_token": successor }))
+        .send()
+        .await
+        .expect("refresh");
+    assert_eq!(next.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_grace_racing_refreshes_on_two_instances_have_one_winner() {
+    let url = pg::fresh_database().await;
+    let instances = start_together(&url, 2, &[("REFRESH_REUSE_GRACE_SECONDS", "0")]).await;
+    let http = client();
+    let (_, refresh) = tokens(&http, &instances[0], ADMIN).await;
+    let answers = refresh_everywhere(&http, &instances, &refresh, 4).await;
+    let winners: Vec<_> = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::OK)
+        .collect();
+    assert_eq!(winners.len(), 1, "{answers:?}");
+    assert!(answers
+        .iter()
+        .all(|(status, _)| *status == StatusCode::OK || *status == StatusCode::UNAUTHORIZED));
+}
+
+/// Asks for a password reset on an instance whose mail server is down,
+/// kills it (SIGKILL) before any message went out, starts another instance
+/// on the same database with a working mail server: exactly one message
+/// arrives, and its link works.
+async fn a_queued_message_outlives_its_killed_instance(database_url: &str) {
+    let closed_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    let down = format!("smtp://127.0.0.1:{closed_port}");
+    let mail = |smtp: &str| {
+        vec![
+            ("SMTP_URL".to_owned(), smtp.to_owned()),
+            ("MAIL_FROM".to_owned(), "no-reply@example.com".to_owned()),
+            (
+                "PUBLIC_URL".to_owned(),
+                "https://auth.example.test".to_owned(),
+            ),
+        ]
+    };
+    let first_env = mail(&down);
+    let first_env: Vec<(&str, &str)> = first_env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let mut first = Instance::spawn(database_url, &first_env);
+    let http = client();
+    let asked = http
+        .post(first.url("/api/v1/auth/password-recovery"))
+        .json(&json!({ "email": ADMIN }))
+        .send()
+        .await
+        .expect("recovery request");
+    assert_eq!(asked.status(), StatusCode::ACCEPTED);
+    first.child.kill().expect("kill -9");
+    first.child.wait().expect("reaped");
+    assert!(!first.still_running());
+
+    let sink = SmtpSink::start().await;
+    let second_env = mail(&sink.url());
+    let second_env: Vec<(&str, &str)> = second_env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let second = Instance::spawn(database_url, &second_env);
+    let start = Instant::now();
+    while sink.messages_to(ADMIN).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the queued message never arrived:\n{}",
+            second.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Several more polls of the worker: still exactly one.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let messages = sink.messages_to(ADMIN);
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    assert!(messages[0]
+        .header("Message-ID")
+        .is_some_and(|id| id.ends_with("@example.com>")));
+    let token = messages[0].token("https://auth.example.test", "/reset-password");
+    let reset = http
+        .post(second.url("/api/v1/auth/reset-password"))
+        .json(&json!({ "token": token, "new_password": OTHER_PASSWORD }))
+        .send()
+        .await
+        .expect("reset");
+    assert_eq!(reset.status(), StatusCode::OK);
+    let signed_in = login(&http, &second, ADMIN, OTHER_PASSWORD).await;
+    assert_eq!(signed_in.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_message_outlives_its_killed_instance_on_postgres() {
+    a_queued_message_outlives_its_killed_instance(&pg::fresh_database().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_message_outlives_its_killed_instance_on_sqlite() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("shared.db").display());
+    a_queued_message_outlives_its_killed_instance(&url).await;
 }

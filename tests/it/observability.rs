@@ -437,6 +437,8 @@ async fn metrics_count_requests_sign_ins_and_refreshes_on_their_own_port() {
         ("METRICS_ADDR", "127.0.0.1:0"),
         // The second wrong password for an account is throttled.
         ("LOGIN_MAX_FAILURES", "1"),
+        // A reused refresh token is refused at once.
+        ("REFRESH_REUSE_GRACE_SECONDS", "0"),
     ])
     .await;
     let email = "metrics@example.com";
