@@ -812,7 +812,8 @@ async fn a_queued_message_outlives_its_killed_instance(database_url: &str) {
             ),
         ]
     };
-    let first_env = mail(&down);
+    let mut first_env = mail(&down);
+    first_env.push(("METRICS_ADDR".to_owned(), "127.0.0.1:0".to_owned()));
     let first_env: Vec<(&str, &str)> = first_env
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -826,6 +827,19 @@ async fn a_queued_message_outlives_its_killed_instance(database_url: &str) {
         .await
         .expect("recovery request");
     assert_eq!(asked.status(), StatusCode::ACCEPTED);
+    // The worker tried, failed, and keeps the message for later: the
+    // metrics show a retry and one message waiting.
+    let metrics = metrics_url(&first);
+    let start = Instant::now();
+    while metric(&http, &metrics, r#"mail_messages_total{outcome="retried"}"#).await < 1.0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no failed attempt:\n{}",
+            first.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(metric(&http, &metrics, "mail_outbox_pending").await, 1.0);
     first.child.kill().expect("kill -9");
     first.child.wait().expect("reaped");
     assert!(!first.still_running());

@@ -1758,10 +1758,16 @@ fn ids(rows: &[OutboxRow]) -> Vec<&str> {
     rows.iter().map(|r| r.message_id.as_str()).collect()
 }
 
+/// A day ahead: the app's own outbox worker claims rows due by the real
+/// clock, so rows queued (and claimed) at this time are the test's alone.
+fn later_than_the_worker() -> chrono::DateTime<Utc> {
+    Utc::now() + Duration::days(1)
+}
+
 async fn outbox_rows_are_claimed_once_per_lease_and_retried_when_due(app: TestApp) {
     let repos = repos(&app);
     let outbox = &repos.outbox;
-    let now = Utc::now();
+    let now = later_than_the_worker();
     queue_message(&repos, "<a@x>", now - Duration::seconds(3)).await;
     queue_message(&repos, "<b@x>", now - Duration::seconds(2)).await;
     queue_message(&repos, "<c@x>", now - Duration::seconds(1)).await;
@@ -1815,7 +1821,7 @@ async fn outbox_rows_are_claimed_once_per_lease_and_retried_when_due(app: TestAp
 
 async fn concurrent_claims_never_share_a_row(app: TestApp) {
     let repos = repos(&app);
-    let now = Utc::now();
+    let now = later_than_the_worker();
     for i in 0..20 {
         queue_message(&repos, &format!("<{i}@x>"), now - Duration::seconds(1)).await;
     }
@@ -1823,7 +1829,7 @@ async fn concurrent_claims_never_share_a_row(app: TestApp) {
     for _ in 0..8 {
         let repos = repos.clone();
         tasks.push(tokio::spawn(async move {
-            let now = Utc::now();
+            let now = later_than_the_worker();
             repos
                 .outbox
                 .claim(now, now + Duration::seconds(60), 5)
@@ -1845,7 +1851,7 @@ async fn concurrent_claims_never_share_a_row(app: TestApp) {
 async fn a_composed_message_and_its_link_are_stored_together(app: TestApp) {
     let repos = repos(&app);
     let user = create_user(&repos, "compose@example.com", Role::Regular, true).await;
-    let now = Utc::now();
+    let now = later_than_the_worker();
     queue_message(&repos, "<req@x>", now).await;
     let row = repos
         .outbox
