@@ -154,6 +154,7 @@ pub fn router(state: AppState) -> Router {
     // matched route (`MatchedPath`) for the logs and the metrics.
     api.merge(pages_router(state))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn(web::body::close_if_unread))
         .layer(middleware::from_fn(metrics::track_http))
         .layer(
             TraceLayer::new_for_http()
@@ -178,8 +179,9 @@ fn route_list() -> Vec<AxumRouteListing> {
 }
 
 /// Pages, server functions and site assets, with cookie sessions, CSRF
-/// defence and security headers. Request order: headers (nonce) -> cookies ->
-/// CSRF check -> session -> Leptos.
+/// defence, security headers and a body cap. Request order: headers (nonce)
+/// -> body cap -> cookies -> CSRF check -> session -> server-function error
+/// status -> Leptos.
 fn pages_router(state: AppState) -> Router {
     let routes = route_list();
     let options = state.leptos_options.clone();
@@ -203,12 +205,14 @@ fn pages_router(state: AppState) -> Router {
             AppState,
             _,
         >(context, shell))
+        .layer(middleware::from_fn(web::fn_errors::status_from_error))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             web::session::resolve,
         ))
         .layer(middleware::from_fn(web::csrf::guard))
         .layer(CookieManagerLayer::new())
+        .layer(middleware::from_fn(web::body::cap))
         .layer(middleware::from_fn(web::headers::page_headers))
         .with_state(state)
 }
