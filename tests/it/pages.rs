@@ -1079,6 +1079,88 @@ async fn page_and_server_function_bodies_are_capped_like_the_api(app: TestApp) {
     browser_login(&app, "big@example.com", PASSWORD).await;
 }
 
+/// A browser user agent, used only by the admin below.
+const ADMIN_BROWSER: &str =
+    "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+
+async fn the_profile_shows_an_administrators_actions_without_their_device(app: TestApp) {
+    app.admin("root@example.com").await;
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/auth/login")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::USER_AGENT, ADMIN_BROWSER)
+        .body(Body::from(
+            json!({ "email": "root@example.com", "password": PASSWORD }).to_string(),
+        ))
+        .expect("request");
+    let admin = crate::common::tokens_of(&app.send(request).await);
+    let (id, _) = app.user("watched@example.com").await;
+    let jar = browser_login(&app, "watched@example.com", PASSWORD).await;
+    let with_agent = |method: Method, uri: String, body: serde_json::Value| {
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {}", admin.access))
+            .header(header::USER_AGENT, ADMIN_BROWSER)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .expect("request")
+    };
+    app.send(with_agent(
+        Method::DELETE,
+        format!("/api/v1/users/{id}/sessions"),
+        json!({}),
+    ))
+    .await
+    .assert_status(StatusCode::NO_CONTENT);
+    for active in [false, true] {
+        app.send(with_agent(
+            Method::PATCH,
+            format!("/api/v1/users/{id}"),
+            json!({ "is_active": active }),
+        ))
+        .await
+        .assert_status(StatusCode::OK);
+    }
+    assert_eq!(page(&app, "/profile", &jar).await.status, StatusCode::FOUND);
+    let jar = browser_login(&app, "watched@example.com", PASSWORD).await;
+
+    let profile = page(&app, "/profile", &jar).await;
+    profile.assert_status(StatusCode::OK);
+    let html = text_of(&profile);
+    for summary in [
+        "Signed out everywhere by an admin",
+        "Account deactivated by an administrator",
+        "Account activated by an administrator",
+    ] {
+        assert!(html.contains(summary), "{summary}: {html}");
+    }
+    assert!(!html.contains("Firefox"), "the admin's device: {html}");
+    let events = call_fn(&app, "my_audit_events", &[], &jar, Some(ORIGIN)).await;
+    events.assert_status(StatusCode::OK);
+    let by_admin: Vec<&serde_json::Value> = events.body["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["by_administrator"] == true)
+        .collect();
+    assert_eq!(by_admin.len(), 3, "{}", events.text);
+    for event in by_admin {
+        assert!(
+            event["ip"].is_null()
+                && event["user_agent"].is_null()
+                && event["actor_user_id"].is_null(),
+            "{event}"
+        );
+    }
+    // The admin's audit page still shows the device.
+    let root = browser_login(&app, "root@example.com", PASSWORD).await;
+    let audit = page(&app, &format!("/admin/audit?user_id={id}"), &root).await;
+    audit.assert_status(StatusCode::OK);
+    assert!(audit.text.contains("Firefox"), "{}", audit.text);
+}
+
 async fn control_characters_in_the_user_search_find_nobody(app: TestApp) {
     app.admin("root@example.com").await;
     app.user("abc@example.com").await;
@@ -1126,5 +1208,6 @@ both_backends!(
     every_server_function_answers_unreadable_arguments_with_a_400,
     missing_malformed_and_out_of_range_arguments_are_a_400,
     page_and_server_function_bodies_are_capped_like_the_api,
+    the_profile_shows_an_administrators_actions_without_their_device,
     control_characters_in_the_user_search_find_nobody,
 );
