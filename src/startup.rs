@@ -142,8 +142,11 @@ async fn ensure_configured_admin(config: &Config, services: &Services) -> anyhow
 /// The whole HTTP surface: health, `/api/v1`, and the Leptos pages and assets.
 pub fn router(state: AppState) -> Router {
     let cors = cors_layer(&state.config.cors_origins);
+    let docs = api::docs_router(state.services.users.policy())
+        .layer(middleware::from_fn(web::headers::docs_headers));
     let api = Router::new()
         .merge(api::health_router())
+        .merge(docs)
         .nest("/api/v1", api::router())
         .with_state(state.clone());
     let api = match cors {
