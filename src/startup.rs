@@ -145,8 +145,11 @@ async fn ensure_configured_admin(config: &Config, services: &Services) -> anyhow
 /// The whole HTTP surface: health, `/api/v1`, and the Leptos pages and assets.
 pub fn router(state: AppState) -> Router {
     let cors = cors_layer(&state.config.cors_origins);
+    let docs = api::docs_router(state.services.users.policy())
+        .layer(middleware::from_fn(web::headers::docs_headers));
     let api = Router::new()
         .merge(api::health_router())
+        .merge(docs)
         .nest("/api/v1", api::router())
         .with_state(state.clone());
     let api = match cors {
@@ -157,6 +160,7 @@ pub fn router(state: AppState) -> Router {
     // matched route (`MatchedPath`) for the logs and the metrics.
     api.merge(pages_router(state))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn(web::body::close_if_unread))
         .layer(middleware::from_fn(metrics::track_http))
         .layer(
             TraceLayer::new_for_http()
@@ -181,8 +185,9 @@ fn route_list() -> Vec<AxumRouteListing> {
 }
 
 /// Pages, server functions and site assets, with cookie sessions, CSRF
-/// defence and security headers. Request order: headers (nonce) -> cookies ->
-/// CSRF check -> session -> Leptos.
+/// defence, security headers and a body cap. Request order: headers (nonce)
+/// -> body cap -> cookies -> CSRF check -> session -> server-function error
+/// status -> Leptos.
 fn pages_router(state: AppState) -> Router {
     let routes = route_list();
     let options = state.leptos_options.clone();
@@ -206,12 +211,14 @@ fn pages_router(state: AppState) -> Router {
             AppState,
             _,
         >(context, shell))
+        .layer(middleware::from_fn(web::fn_errors::status_from_error))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             web::session::resolve,
         ))
         .layer(middleware::from_fn(web::csrf::guard))
         .layer(CookieManagerLayer::new())
+        .layer(middleware::from_fn(web::body::cap))
         .layer(middleware::from_fn(web::headers::page_headers))
         .with_state(state)
 }

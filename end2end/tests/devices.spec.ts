@@ -59,3 +59,39 @@ test("a user sees both devices and signs the other one out", async ({ page, brow
   await admin.close();
 
 });
+
+test("what an admin does to an account shows in its activity as by an administrator, without the admin's device", async ({ page, browser }) => {
+  const email = uniqueEmail("watched");
+  await register(page, email);
+
+  // The admin works from Firefox; the user's browser is Chromium.
+  const admin = await browser.newContext({
+    userAgent: "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+  });
+  const adminPage = await admin.newPage();
+  await signInAsAdmin(adminPage);
+  await userIdOf(adminPage, email);
+  await adminPage.getByRole("button", { name: "Sign out everywhere" }).click();
+  await expect(adminPage.getByTestId("notice")).toContainText("signed out everywhere");
+
+  await page.goto("/profile");
+  await expect(page).toHaveURL(/\/login\?next=%2Fprofile/);
+  await signIn(page, email);
+  await expect(page).toHaveURL(/\/profile/);
+  const activity = page.getByTestId("activity-item");
+  const byAdmin = activity.filter({ hasText: "Signed out everywhere by an admin" });
+  await expect(byAdmin).toHaveCount(1);
+  await expect(byAdmin).not.toContainText("Firefox");
+  await expect(byAdmin).not.toContainText("127.0.0.1");
+  await expect(page.getByTestId("activity")).not.toContainText("Firefox");
+  // The user's own sign-ins keep their device and address.
+  await expect(activity.filter({ hasText: "Signed in" }).first()).toContainText("127.0.0.1");
+
+  // The admin's log keeps the admin's device.
+  await adminPage.getByRole("link", { name: "Security activity" }).click();
+  const event = adminPage.getByTestId("audit-event").filter({ hasText: "Signed out everywhere by an admin" });
+  await expect(event).toHaveCount(1);
+  await expect(event).toContainText("Firefox on Linux");
+  await expect(event).toContainText("127.0.0.1");
+  await admin.close();
+});

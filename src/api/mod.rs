@@ -50,7 +50,10 @@ pub fn router() -> Router<AppState> {
         .route("/users/me/audit", get(audit::list_mine))
         .route(
             "/users/me",
-            get(users::me).put(users::update_me).patch(users::update_me),
+            get(users::me)
+                .put(users::update_me)
+                .patch(users::update_me)
+                .delete(users::delete_me),
         )
         .route(
             "/users/me/sessions",
@@ -76,12 +79,18 @@ pub fn router() -> Router<AppState> {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
-/// The health routes (outside `/api/v1`, for load balancers) and the API docs.
+/// The health routes (outside `/api/v1`, for load balancers).
 pub fn health_router() -> Router<AppState> {
-    let spec = std::sync::Arc::new(openapi::spec_json());
     Router::new()
         .route("/health", get(health::live))
         .route("/health/ready", get(health::ready))
+}
+
+/// The API docs: the OpenAPI document (its password bounds are `policy`'s)
+/// and the Swagger UI page.
+pub fn docs_router(policy: &crate::domain::PasswordPolicy) -> Router<AppState> {
+    let spec = std::sync::Arc::new(openapi::spec_json(policy));
+    Router::new()
         .route(
             "/api/v1/openapi.json",
             get(move || {

@@ -3,7 +3,9 @@
 //! `/api/v1/openapi.json`, and the offline Swagger UI at `/docs`.
 
 use super::{audit, auth, error::ValidationItem, health, recovery, sessions, users};
-use crate::domain::{AuditEventType, AuditEventView, Role, SessionView, UserView};
+use crate::domain::{
+    AuditEventType, AuditEventView, PasswordPolicy, Role, SessionView, UserView, MAX_PASSWORD_CHARS,
+};
 use axum::{
     http::{header, HeaderValue},
     response::{Html, IntoResponse, Response},
@@ -13,6 +15,7 @@ use utoipa::{
     openapi::security::{
         Flow, HttpAuthScheme, HttpBuilder, OAuth2, Password, Scopes, SecurityScheme,
     },
+    openapi::{RefOr, Schema},
     Modify, OpenApi, ToSchema,
 };
 
@@ -49,6 +52,7 @@ pub struct ValidationError {
         users::create,
         users::me,
         users::update_me,
+        users::delete_me,
         users::list,
         users::get,
         users::update,
@@ -78,6 +82,7 @@ pub struct ValidationError {
         auth::RefreshBody,
         users::CreateUserBody,
         users::UpdateMeBody,
+        users::DeleteMeBody,
         users::UpdateUserBody,
         recovery::EmailBody,
         recovery::ResetPasswordBody,
@@ -130,14 +135,51 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// The spec as JSON (built once per router).
-pub fn spec_json() -> String {
-    ApiDoc::openapi()
-        .to_pretty_json()
-        .unwrap_or_else(|_| "{}".to_owned())
+/// The properties that take a new password, as (schema, property): their
+/// length bounds are the configured policy's, not numbers written here.
+/// Current passwords have none (an old password may predate the policy).
+pub const NEW_PASSWORD_FIELDS: [(&str, &str); 4] = [
+    ("CreateUserBody", "password"),
+    ("UpdateMeBody", "password"),
+    ("UpdateUserBody", "password"),
+    ("ResetPasswordBody", "new_password"),
+];
+
+/// Sets `minLength`/`maxLength` of every [`NEW_PASSWORD_FIELDS`] property
+/// from the password policy in force (`PASSWORD_MIN_LENGTH`).
+struct PasswordBounds<'a>(&'a PasswordPolicy);
+
+impl Modify for PasswordBounds<'_> {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        for (schema, property) in NEW_PASSWORD_FIELDS {
+            let field = match components.schemas.get_mut(schema) {
+                Some(RefOr::T(Schema::Object(object))) => object.properties.get_mut(property),
+                _ => None,
+            };
+            match field {
+                Some(RefOr::T(Schema::Object(field))) => {
+                    field.min_length = Some(self.0.min_chars());
+                    field.max_length = Some(MAX_PASSWORD_CHARS);
+                }
+                _ => tracing::warn!(schema, property, "no password property to bound"),
+            }
+        }
+    }
 }
 
-/// `GET /docs`: Swagger UI, served entirely by this server (no CDN).
+/// The spec as JSON (built once per router), with the password bounds of
+/// `policy`.
+pub fn spec_json(policy: &PasswordPolicy) -> String {
+    let mut spec = ApiDoc::openapi();
+    PasswordBounds(policy).modify(&mut spec);
+    spec.to_pretty_json().unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// `GET /docs`: Swagger UI, served entirely by this server (no CDN). The
+/// other security headers come from `web::headers::docs_headers`.
 pub async fn docs_page() -> Response {
     let mut response = Html(DOCS_HTML).into_response();
     let headers = response.headers_mut();
@@ -148,11 +190,6 @@ pub async fn docs_page() -> Response {
             "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
              connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
         ),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
     );
     response
 }

@@ -32,8 +32,9 @@ pub struct EmailBody {
 pub struct ResetPasswordBody {
     /// The token from the emailed link (`/reset-password?token=...`).
     token: String,
-    /// Subject to the same policy as every password.
-    #[schema(value_type = String, format = Password, min_length = 8, max_length = 128)]
+    /// Subject to the same policy as every password (the length bounds are
+    /// the server's).
+    #[schema(value_type = String, format = Password)]
     new_password: SecretString,
 }
 

@@ -23,8 +23,9 @@ use serde::Deserialize;
 pub struct CreateUserBody {
     #[schema(format = "email", max_length = 254)]
     email: String,
-    /// 12 to 128 characters; common or guessable passwords are refused.
-    #[schema(value_type = String, format = Password, min_length = 8, max_length = 128)]
+    /// Common or guessable passwords are refused. The length bounds are the
+    /// server's policy (`PASSWORD_MIN_LENGTH` to 128 characters).
+    #[schema(value_type = String, format = Password)]
     password: SecretString,
     /// Only admins may ask for `admin`.
     role: Option<Role>,
@@ -83,7 +84,8 @@ pub async fn me(CurrentUser(actor): CurrentUser) -> Json<UserView> {
 pub struct UpdateMeBody {
     #[schema(format = "email", max_length = 254)]
     email: Option<String>,
-    #[schema(value_type = Option<String>, format = Password, min_length = 8, max_length = 128)]
+    /// The length bounds are the server's policy.
+    #[schema(value_type = Option<String>, format = Password)]
     password: Option<SecretString>,
     /// Required to change the email or the password.
     #[schema(value_type = Option<String>, format = Password)]
@@ -119,6 +121,43 @@ pub async fn update_me(
     };
     let user = state.services.users.update_me(&actor, input).await?;
     Ok(Json(user.view()))
+}
+
+/// Body of `DELETE /api/v1/users/me`.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct DeleteMeBody {
+    /// The caller's password: deleting the account needs it, as on the profile page.
+    #[schema(value_type = String, format = Password)]
+    current_password: SecretString,
+}
+
+/// Delete the caller's own account, as the profile page does: the current
+/// password is required, and the last active admin cannot leave. Every
+/// session of the account ends with it (its tokens stop working at once).
+/// Answers with the deleted account.
+#[utoipa::path(delete, path = "/api/v1/users/me", tag = "users",
+    security(("bearer" = []), ("oauth2" = [])),
+    request_body(content = DeleteMeBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Deleted", body = UserView),
+        (status = 401, description = "Not authenticated", body = ErrorDetail),
+        (status = 403, description = "Incorrect password", body = ErrorDetail),
+        (status = 409, description = "The caller is the last active admin", body = ErrorDetail),
+        (status = 413, description = "Body over 16 KiB", body = ErrorDetail),
+        (status = 415, description = "Unsupported content type", body = ErrorDetail),
+        (status = 422, description = "Missing current_password", body = ValidationError)
+    ))]
+pub async fn delete_me(
+    State(state): State<AppState>,
+    CurrentUser(actor): CurrentUser,
+    ApiJson(body): ApiJson<DeleteMeBody>,
+) -> Result<Json<UserView>, ApiError> {
+    let deleted = state
+        .services
+        .users
+        .delete_me(&actor, body.current_password)
+        .await?;
+    Ok(Json(deleted.view()))
 }
 
 /// Query of `GET /api/v1/users`.
@@ -193,8 +232,9 @@ pub async fn get(
 pub struct UpdateUserBody {
     #[schema(format = "email", max_length = 254)]
     email: Option<String>,
-    /// A new password signs the user out everywhere.
-    #[schema(value_type = Option<String>, format = Password, min_length = 8, max_length = 128)]
+    /// A new password signs the user out everywhere. The length bounds are
+    /// the server's policy.
+    #[schema(value_type = Option<String>, format = Password)]
     password: Option<SecretString>,
     role: Option<Role>,
     /// `false` signs the user out everywhere.

@@ -156,13 +156,25 @@ pub struct AuditEventView {
     /// Event-specific facts (`reason`, `session_id`, `from`/`to`...).
     #[cfg_attr(feature = "ssr", schema(value_type = Object))]
     pub details: serde_json::Value,
+    /// Another account, an administrator's, did this to the subject's
+    /// account. In the user's own log such an event names neither the
+    /// administrator nor their device (`actor_user_id`, `ip` and
+    /// `user_agent` are `null`); the admin log keeps them.
+    #[serde(default)]
+    pub by_administrator: bool,
 }
 
 impl AuditEventView {
     /// One line for people: the label and the most telling detail.
     pub fn summary(&self) -> String {
         let detail = |key: &str| self.details.get(key).and_then(|v| v.as_str());
-        let label = self.event_type.label();
+        let label = match self.event_type {
+            // Its label already says who.
+            AuditEventType::SignedOutEverywhere => self.event_type.label().to_owned(),
+            kind if self.by_administrator => format!("{} by an administrator", kind.label()),
+            kind => kind.label().to_owned(),
+        };
+        let label = label.as_str();
         match self.event_type {
             AuditEventType::LoginFailed => match detail("reason") {
                 Some("wrong_password") => format!("{label}: wrong password"),
@@ -197,7 +209,6 @@ impl AuditEventView {
             }
             AuditEventType::PasswordChanged => match detail("by") {
                 Some("reset") => format!("{label} with a reset link"),
-                Some("admin") => format!("{label} by an admin"),
                 _ => label.to_owned(),
             },
             _ => label.to_owned(),
@@ -242,6 +253,7 @@ mod tests {
             ip: None,
             user_agent: None,
             details,
+            by_administrator: false,
         };
         use serde_json::json;
         assert_eq!(
@@ -267,6 +279,38 @@ mod tests {
         assert_eq!(
             event(AuditEventType::Logout, json!({})).summary(),
             "Signed out"
+        );
+    }
+
+    #[test]
+    fn summaries_say_when_an_administrator_acted() {
+        let by_admin = |event_type, details| AuditEventView {
+            id: 1,
+            at: Utc::now(),
+            event_type,
+            actor_user_id: Some(7),
+            subject_user_id: Some(1),
+            ip: None,
+            user_agent: None,
+            details,
+            by_administrator: true,
+        };
+        use serde_json::json;
+        assert_eq!(
+            by_admin(
+                AuditEventType::RoleChanged,
+                json!({"from": "regular", "to": "admin", "by": "admin"})
+            )
+            .summary(),
+            "Role changed by an administrator: regular -> admin"
+        );
+        assert_eq!(
+            by_admin(AuditEventType::PasswordChanged, json!({"by": "admin"})).summary(),
+            "Password changed by an administrator"
+        );
+        assert_eq!(
+            by_admin(AuditEventType::SignedOutEverywhere, json!({"count": 2})).summary(),
+            "Signed out everywhere by an admin (2 sessions)"
         );
     }
 }

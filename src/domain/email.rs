@@ -40,7 +40,7 @@ impl Email {
         if trimmed.chars().count() > MAX_EMAIL_LEN {
             return Err(EmailError::TooLong);
         }
-        if trimmed.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        if trimmed.chars().any(forbidden) {
             return Err(EmailError::ForbiddenCharacter);
         }
         let (local, domain) = trimmed.split_once('@').ok_or(EmailError::Malformed)?;
@@ -59,10 +59,24 @@ impl Email {
         &self.0
     }
 
+    /// Whether no address can contain `text`: it holds a character that
+    /// [`Email::parse`] refuses anywhere (a control character, NUL and CR/LF
+    /// included, or a space). A search for such text finds nobody, and need
+    /// not ask the database (which could not take every one of them:
+    /// PostgreSQL text cannot hold NUL).
+    pub fn no_address_contains(text: &str) -> bool {
+        text.chars().any(forbidden)
+    }
+
     /// The part before the `@` (used by the password policy).
     pub fn local_part(&self) -> &str {
         self.0.split_once('@').map(|(l, _)| l).unwrap_or(&self.0)
     }
+}
+
+/// A character no address holds (before or after the `@`).
+fn forbidden(c: char) -> bool {
+    c.is_control() || c.is_whitespace()
 }
 
 fn valid_domain(domain: &str) -> bool {
@@ -150,6 +164,16 @@ mod tests {
                 Err(EmailError::ForbiddenCharacter),
                 "{bad:?}"
             );
+        }
+    }
+
+    #[test]
+    fn text_with_a_refused_character_is_in_no_address() {
+        for text in ["\0", "a\0b", "\u{1b}[0m", "x\ny", "\u{7f}", "a b", "\u{85}"] {
+            assert!(Email::no_address_contains(text), "{text:?}");
+        }
+        for text in ["alice", "%_\\\"*", "bücher.de", "", "@"] {
+            assert!(!Email::no_address_contains(text), "{text:?}");
         }
     }
 

@@ -209,7 +209,23 @@ fn view(record: AuditRecord) -> Option<AuditEventView> {
         ip: record.ip,
         user_agent: record.user_agent,
         details: record.details.0,
+        by_administrator: matches!(
+            (record.actor_user_id, record.subject_user_id),
+            (Some(actor), Some(subject)) if actor != subject
+        ),
     })
+}
+
+/// An event as its subject sees it in their own log. What an administrator
+/// did to the account is shown as done by an administrator: which one, and
+/// from which device and address, is theirs to keep (the admin log has it).
+fn as_seen_by_subject(mut event: AuditEventView) -> AuditEventView {
+    if event.by_administrator {
+        event.actor_user_id = None;
+        event.ip = None;
+        event.user_agent = None;
+    }
+    event
 }
 
 /// The read side of the audit log.
@@ -256,7 +272,8 @@ impl AuditService {
         self.page(filter, offset, limit).await
     }
 
-    /// The events concerning the caller's own account, newest first.
+    /// The events concerning the caller's own account, newest first; an
+    /// administrator's actions without the administrator's id and device.
     pub async fn list_mine(
         &self,
         actor: &Actor,
@@ -267,6 +284,8 @@ impl AuditService {
             subject_user_id: Some(actor.user.id),
             ..AuditFilter::default()
         };
-        self.page(filter, offset, limit).await
+        let mut page = self.page(filter, offset, limit).await?;
+        page.events = page.events.into_iter().map(as_seen_by_subject).collect();
+        Ok(page)
     }
 }

@@ -54,18 +54,15 @@ pub fn client() -> ClientInfo {
         .unwrap_or_default()
 }
 
-/// Sets the response status that belongs to `error` and returns it. A plain
-/// HTML form post (no JavaScript) is answered with a redirect back to the
-/// form carrying the error, so its status is left alone there.
+/// Marks `error` as the answer and returns it. While a page is rendered on
+/// the server (its data comes from server functions called in-process), the
+/// page takes the error's status. A server-function call (`/fn/...`) gets
+/// its status from [`super::fn_errors`] instead, for every error, leptos'
+/// own included, and a plain HTML form post keeps its redirect back to the
+/// form.
 pub fn fail(error: AppError) -> AppError {
-    let plain_form_post = parts().is_some_and(|p| {
-        p.uri.path().starts_with("/fn/")
-            && p.headers
-                .get(axum::http::header::ACCEPT)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|accept| accept.contains("text/html"))
-    });
-    if !plain_form_post {
+    let rendering_a_page = parts().is_some_and(|p| !p.uri.path().starts_with("/fn/"));
+    if rendering_a_page {
         if let Some(response) = use_context::<ResponseOptions>() {
             response.set_status(error.status());
         }

@@ -1,11 +1,11 @@
 //! Security headers for pages: a Content-Security-Policy with a per-request
 //! nonce for the hydration scripts, `nosniff`, `Referrer-Policy`,
 //! `frame-ancestors 'none'`, and `Cache-Control: no-store` on HTML (pages may
-//! show account data).
+//! show account data). The API docs get the same, with a policy of their own.
 
 use axum::{
     extract::Request,
-    http::{header, HeaderValue},
+    http::{header, HeaderMap, HeaderValue},
     middleware::Next,
     response::Response,
 };
@@ -24,15 +24,7 @@ pub async fn page_headers(mut request: Request, next: Next) -> Response {
     request.extensions_mut().insert(CspNonce(nonce.clone()));
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    set_common(headers);
     let is_html = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -49,4 +41,27 @@ pub async fn page_headers(mut request: Request, next: Next) -> Response {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response
+}
+
+/// Middleware for the API docs (`/docs` and the OpenAPI document, outside
+/// the pages' router): the pages' headers but the Content-Security-Policy,
+/// which the docs page sets for itself (Swagger UI needs inline styles).
+pub async fn docs_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    set_common(response.headers_mut());
+    response
+}
+
+/// The headers of every response a browser may show: no content-type
+/// sniffing, no referrer beyond this site, no framing.
+fn set_common(headers: &mut HeaderMap) {
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
 }

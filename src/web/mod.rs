@@ -1,5 +1,6 @@
-//! The browser side of the HTTP layer: cookie sessions, CSRF defence and
-//! security headers for the Leptos pages and server functions.
+//! The browser side of the HTTP layer: cookie sessions, CSRF defence,
+//! security headers, the body cap and the HTTP status of server-function
+//! errors for the Leptos pages and server functions.
 //!
 //! Tokens travel only in `HttpOnly` cookies. [`session::resolve`] turns the
 //! cookies into the signed-in [`crate::services::Actor`] for every page and
@@ -8,8 +9,10 @@
 //! Server functions stay thin: they read the actor through [`context`], call
 //! one service method, and map the result.
 
+pub mod body;
 pub mod context;
 pub mod cookies;
 pub mod csrf;
+pub mod fn_errors;
 pub mod headers;
 pub mod session;

@@ -375,9 +375,90 @@ async fn a_failing_audit_write_never_fails_the_request(app: TestApp) {
         .assert_status(StatusCode::OK);
 }
 
+/// A user agent the device names recognise, used only by the admin below.
+const ADMIN_BROWSER: &str =
+    "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+
+async fn a_users_own_log_shows_an_administrators_actions_without_their_device(app: TestApp) {
+    let (admin_id, _) = app.admin("chief@example.com").await;
+    let admin = sign_in_as(&app, "chief@example.com", PASSWORD, ADMIN_BROWSER).await;
+    let (user, _) = app.user("member@example.com").await;
+    let uri = format!("/api/v1/users/{user}");
+    // The admin acts from their browser.
+    let act = |method: Method, uri: String, body: Value| {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {}", admin.access))
+            .header(header::USER_AGENT, ADMIN_BROWSER)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body.to_string().into())
+            .expect("request");
+        app.send(request)
+    };
+    act(Method::PATCH, uri.clone(), json!({ "role": "admin" }))
+        .await
+        .assert_status(StatusCode::OK);
+    // A new password signs the user out everywhere; they sign in with it.
+    act(
+        Method::PATCH,
+        uri.clone(),
+        json!({ "password": OTHER_PASSWORD }),
+    )
+    .await
+    .assert_status(StatusCode::OK);
+    let signed_in = app.login("member@example.com", OTHER_PASSWORD).await;
+    act(Method::DELETE, format!("{uri}/sessions"), json!({}))
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    app.assert_session_over(&signed_in).await;
+    let tokens = app.login("member@example.com", OTHER_PASSWORD).await;
+    let by_admin = ["signed_out_everywhere", "password_changed", "role_changed"];
+
+    let mine = app
+        .get("/api/v1/users/me/audit", Some(&tokens.access))
+        .await;
+    mine.assert_status(StatusCode::OK);
+    let mine_list = mine.body.as_array().expect("array");
+    for kind in by_admin {
+        let event = mine_list
+            .iter()
+            .find(|e| e["type"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} in {mine_list:#?}"));
+        assert_eq!(event["by_administrator"], true, "{event}");
+        assert_eq!(event["actor_user_id"], Value::Null, "{event}");
+        assert_eq!(event["ip"], Value::Null, "{event}");
+        assert_eq!(event["user_agent"], Value::Null, "{event}");
+        assert_eq!(event["subject_user_id"], user, "{event}");
+    }
+    assert!(
+        !mine.text.contains("Firefox"),
+        "the administrator's device shows through: {}",
+        mine.text
+    );
+    // The user's own doings keep their device and address.
+    let own = mine_list
+        .iter()
+        .find(|e| e["type"] == "login_succeeded")
+        .expect("a sign-in");
+    assert_eq!(own["by_administrator"], false);
+    assert_eq!(own["actor_user_id"], user);
+    assert_eq!(own["ip"], PEER_IP);
+
+    // The admin log keeps everything.
+    for kind in by_admin {
+        let event = only(&events(&app, &admin, kind, user).await).clone();
+        assert_eq!(event["by_administrator"], true, "{event}");
+        assert_eq!(event["actor_user_id"], admin_id, "{event}");
+        assert_eq!(event["ip"], PEER_IP, "{event}");
+        assert_eq!(event["user_agent"], ADMIN_BROWSER, "{event}");
+    }
+}
+
 both_backends!(
     every_security_action_is_recorded_with_actor_and_subject,
     users_see_the_events_of_their_own_account_only,
     the_admin_log_filters_and_pages,
     a_failing_audit_write_never_fails_the_request,
+    a_users_own_log_shows_an_administrators_actions_without_their_device,
 );

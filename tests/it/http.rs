@@ -1,7 +1,7 @@
 //! HTTP-level behaviour: health, limits, malformed input, token attacks, the
 //! home page.
 
-use crate::common::{TestApp, JWT_SECRET, PASSWORD};
+use crate::common::{Backend, TestApp, JWT_SECRET, PASSWORD};
 use axum::{
     body::Body,
     http::{Method, Request, StatusCode},
@@ -280,7 +280,7 @@ async fn the_openapi_document_describes_every_route(app: TestApp) {
         ("/api/v1/users/me/resend-verification", vec!["post"]),
         ("/api/v1/users/{user_id}/resend-verification", vec!["post"]),
         ("/api/v1/users", vec!["get", "post"]),
-        ("/api/v1/users/me", vec!["get", "put", "patch"]),
+        ("/api/v1/users/me", vec!["get", "put", "patch", "delete"]),
         (
             "/api/v1/users/{user_id}",
             vec!["get", "put", "patch", "delete"],
@@ -372,6 +372,79 @@ async fn the_docs_page_is_served_without_a_cdn(app: TestApp) {
     );
 }
 
+/// The `minLength`/`maxLength` of a password property of a body schema.
+fn password_bounds(spec: &serde_json::Value, schema: &str, property: &str) -> (u64, u64) {
+    let field = &spec["components"]["schemas"][schema]["properties"][property];
+    let bound = |key: &str| {
+        field[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{schema}.{property} has no {key}: {field}"))
+    };
+    (bound("minLength"), bound("maxLength"))
+}
+
+async fn the_openapi_password_bounds_are_the_configured_policy(backend: Backend) {
+    for (setting, min) in [(None, 12), (Some("16"), 16), (Some("8"), 8)] {
+        let overrides: Vec<(&str, &str)> = setting
+            .map(|s| vec![("PASSWORD_MIN_LENGTH", s)])
+            .unwrap_or_default();
+        let app = TestApp::start(backend, &overrides).await;
+        let spec = app.get("/api/v1/openapi.json", None).await.body;
+        for (schema, property) in [
+            ("CreateUserBody", "password"),
+            ("UpdateMeBody", "password"),
+            ("UpdateUserBody", "password"),
+            ("ResetPasswordBody", "new_password"),
+        ] {
+            assert_eq!(
+                password_bounds(&spec, schema, property),
+                (min, 128),
+                "{schema}.{property} with PASSWORD_MIN_LENGTH={setting:?}"
+            );
+        }
+        // A current password is whatever it is: no bounds.
+        let current =
+            &spec["components"]["schemas"]["DeleteMeBody"]["properties"]["current_password"];
+        assert!(
+            current.is_object() && current["minLength"].is_null(),
+            "{current}"
+        );
+        // And the policy the document states is the one the API applies.
+        let short = "k".repeat(usize::try_from(min).expect("small") - 1);
+        let refused = app.register("bounds@example.com", &short).await;
+        refused.assert_validation(&["body", "password"]);
+        assert_eq!(
+            refused.body["detail"][0]["msg"],
+            format!("Password must be at least {min} characters long")
+        );
+    }
+}
+
+async fn the_docs_carry_the_pages_security_headers(app: TestApp) {
+    for path in ["/docs", "/api/v1/openapi.json"] {
+        let response = app.get(path, None).await;
+        response.assert_status(StatusCode::OK);
+        for (name, value) in [
+            ("x-content-type-options", "nosniff"),
+            ("x-frame-options", "DENY"),
+            ("referrer-policy", "same-origin"),
+        ] {
+            assert_eq!(
+                response.headers.get(name).and_then(|v| v.to_str().ok()),
+                Some(value),
+                "{path}: {name}"
+            );
+        }
+    }
+    // The docs page keeps its own policy (Swagger UI's inline styles).
+    let docs = app.get("/docs", None).await;
+    let csp = docs.headers["content-security-policy"]
+        .to_str()
+        .expect("csp");
+    assert!(csp.contains("style-src 'self' 'unsafe-inline'"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+}
+
 both_backends!(
     health_and_readiness_answer,
     oversized_bodies_are_refused_with_413,
@@ -383,4 +456,7 @@ both_backends!(
     the_home_page_is_rendered_on_the_server,
     the_openapi_document_describes_every_route,
     the_docs_page_is_served_without_a_cdn,
+    the_docs_carry_the_pages_security_headers,
 );
+
+each_backend!(the_openapi_password_bounds_are_the_configured_policy);

@@ -11,6 +11,7 @@ mod cli;
 mod cluster;
 mod email;
 mod http;
+mod input;
 mod observability;
 mod pages;
 mod repositories;

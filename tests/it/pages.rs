@@ -903,6 +903,288 @@ async fn sign_in_waits_for_a_confirmed_address_when_required(backend: Backend) {
     assert_eq!(sink.messages_to("ray@example.com").len(), 2);
 }
 
+/// Every registered server function, as (path, method).
+fn server_functions() -> Vec<(&'static str, Method)> {
+    let mut all: Vec<_> = leptos::server_fn::axum::server_fn_paths().collect();
+    all.sort_by_key(|(path, _)| *path);
+    assert!(all.len() >= 30, "the server functions: {all:?}");
+    all
+}
+
+/// A server-function call with a body as given (a form's content type).
+async fn raw_fn_call(
+    app: &TestApp,
+    path: &str,
+    method: Method,
+    body: impl Into<Body>,
+    jar: &Jar,
+) -> TestResponse {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::HOST, "localhost")
+        .header(header::ORIGIN, ORIGIN)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::ACCEPT, "application/json");
+    if !jar.0.is_empty() {
+        request = request.header(header::COOKIE, jar.header());
+    }
+    app.send(request.body(body.into()).expect("request")).await
+}
+
+/// Asserts the 400 of arguments that could not be read, in the typed body.
+#[track_caller]
+fn assert_unreadable(response: &TestResponse, what: &str) {
+    assert_eq!(
+        response.status,
+        StatusCode::BAD_REQUEST,
+        "{what}: {}",
+        response.text
+    );
+    assert_eq!(response.body["Refused"]["status"], 400, "{what}");
+    assert!(
+        response.body["Refused"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("The form could not be read")),
+        "{what}: {}",
+        response.text
+    );
+}
+
+async fn every_server_function_answers_unreadable_arguments_with_a_400(app: TestApp) {
+    app.admin("root@example.com").await;
+    let jar = browser_login(&app, "root@example.com", PASSWORD).await;
+    for (path, method) in server_functions() {
+        // Not UTF-8: no server function can read its arguments from that.
+        for jar in [&jar, &Jar::default()] {
+            let response =
+                raw_fn_call(&app, path, method.clone(), &b"\xff\xfe=\xff"[..], jar).await;
+            assert_unreadable(&response, path);
+        }
+    }
+    // None of that ran anything: the session is still there.
+    call_fn(&app, "my_account", &[], &jar, Some(ORIGIN))
+        .await
+        .assert_status(StatusCode::OK);
+}
+
+async fn missing_malformed_and_out_of_range_arguments_are_a_400(app: TestApp) {
+    app.admin("root@example.com").await;
+    let admin = browser_login(&app, "root@example.com", PASSWORD).await;
+    let (id, _) = app.user("plain@example.com").await;
+    let user = browser_login(&app, "plain@example.com", PASSWORD).await;
+    let id = id.to_string();
+    let cases = [
+        ("end_session", vec![("id", "9223372036854775808")], &user),
+        ("end_session", vec![("id", "-9223372036854775809")], &user),
+        ("end_session", vec![], &user),
+        ("login", vec![], &Jar::default()),
+        (
+            "login",
+            vec![("email", "plain@example.com")],
+            &Jar::default(),
+        ),
+        ("get_user", vec![("id", "abc")], &admin),
+        (
+            "set_user_active",
+            vec![("id", &id), ("active", "maybe")],
+            &admin,
+        ),
+        (
+            "list_users",
+            vec![("page", "99999999999999999999999")],
+            &admin,
+        ),
+        ("list_audit_events", vec![("limit", "1e3")], &admin),
+    ];
+    for (name, form, jar) in cases {
+        let response = call_fn(&app, name, &form, jar, Some(ORIGIN)).await;
+        assert_unreadable(&response, &format!("{name} {form:?}"));
+    }
+    // An empty body, as curl sends it.
+    let empty = raw_fn_call(
+        &app,
+        "/fn/login",
+        Method::POST,
+        Body::empty(),
+        &Jar::default(),
+    )
+    .await;
+    assert_unreadable(&empty, "an empty login");
+    // A plain HTML form post is still sent back to its form, with the error.
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/fn/end_session")
+        .header(header::HOST, "localhost")
+        .header(header::ORIGIN, ORIGIN)
+        .header(header::REFERER, "http://localhost/profile")
+        .header(header::ACCEPT, "text/html,application/xhtml+xml")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, user.header())
+        .body(Body::from("id=9223372036854775808"))
+        .expect("request");
+    let form_post = app.send(request).await;
+    assert_eq!(form_post.status, StatusCode::FOUND, "{}", form_post.text);
+    assert!(
+        location(&form_post)
+            .starts_with("http://localhost/profile?__path=%2Ffn%2Fend_session&__err="),
+        "{}",
+        location(&form_post)
+    );
+    // The user's devices are all still signed in.
+    let sessions = call_fn(&app, "my_sessions", &[], &user, Some(ORIGIN)).await;
+    sessions.assert_status(StatusCode::OK);
+    assert_eq!(sessions.body.as_array().map(Vec::len), Some(2));
+}
+
+async fn page_and_server_function_bodies_are_capped_like_the_api(app: TestApp) {
+    app.user("big@example.com").await;
+    let three_megabytes = format!(
+        "email=big%40example.com&password={}&next=",
+        "p".repeat(3 * 1024 * 1024)
+    );
+    raw_fn_call(
+        &app,
+        "/fn/login",
+        Method::POST,
+        three_megabytes,
+        &Jar::default(),
+    )
+    .await
+    .assert_error(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large");
+    // Without a Content-Length, the cap is met while reading.
+    let chunks = (0..10).map(|_| Ok::<_, std::io::Error>(vec![b'p'; 4096]));
+    let streamed = Body::from_stream(futures::stream::iter(chunks));
+    raw_fn_call(&app, "/fn/login", Method::POST, streamed, &Jar::default())
+        .await
+        .assert_error(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large");
+    // Page routes too.
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/login")
+        .header(header::HOST, "localhost")
+        .header(header::ORIGIN, ORIGIN)
+        .body(Body::from(vec![b'x'; 17 * 1024]))
+        .expect("request");
+    app.send(request)
+        .await
+        .assert_error(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large");
+    // Under the cap, a form is read as before (this password is merely wrong).
+    let under = format!(
+        "email=big%40example.com&password={}&next=",
+        "p".repeat(15 * 1024)
+    );
+    let refused = raw_fn_call(&app, "/fn/login", Method::POST, under, &Jar::default()).await;
+    refused.assert_status(StatusCode::UNAUTHORIZED);
+    browser_login(&app, "big@example.com", PASSWORD).await;
+}
+
+/// A browser user agent, used only by the admin below.
+const ADMIN_BROWSER: &str =
+    "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+
+async fn the_profile_shows_an_administrators_actions_without_their_device(app: TestApp) {
+    app.admin("root@example.com").await;
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/auth/login")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::USER_AGENT, ADMIN_BROWSER)
+        .body(Body::from(
+            json!({ "email": "root@example.com", "password": PASSWORD }).to_string(),
+        ))
+        .expect("request");
+    let admin = crate::common::tokens_of(&app.send(request).await);
+    let (id, _) = app.user("watched@example.com").await;
+    let jar = browser_login(&app, "watched@example.com", PASSWORD).await;
+    let with_agent = |method: Method, uri: String, body: serde_json::Value| {
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {}", admin.access))
+            .header(header::USER_AGENT, ADMIN_BROWSER)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .expect("request")
+    };
+    app.send(with_agent(
+        Method::DELETE,
+        format!("/api/v1/users/{id}/sessions"),
+        json!({}),
+    ))
+    .await
+    .assert_status(StatusCode::NO_CONTENT);
+    for active in [false, true] {
+        app.send(with_agent(
+            Method::PATCH,
+            format!("/api/v1/users/{id}"),
+            json!({ "is_active": active }),
+        ))
+        .await
+        .assert_status(StatusCode::OK);
+    }
+    assert_eq!(page(&app, "/profile", &jar).await.status, StatusCode::FOUND);
+    let jar = browser_login(&app, "watched@example.com", PASSWORD).await;
+
+    let profile = page(&app, "/profile", &jar).await;
+    profile.assert_status(StatusCode::OK);
+    let html = text_of(&profile);
+    for summary in [
+        "Signed out everywhere by an admin",
+        "Account deactivated by an administrator",
+        "Account activated by an administrator",
+    ] {
+        assert!(html.contains(summary), "{summary}: {html}");
+    }
+    assert!(!html.contains("Firefox"), "the admin's device: {html}");
+    let events = call_fn(&app, "my_audit_events", &[], &jar, Some(ORIGIN)).await;
+    events.assert_status(StatusCode::OK);
+    let by_admin: Vec<&serde_json::Value> = events.body["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["by_administrator"] == true)
+        .collect();
+    assert_eq!(by_admin.len(), 3, "{}", events.text);
+    for event in by_admin {
+        assert!(
+            event["ip"].is_null()
+                && event["user_agent"].is_null()
+                && event["actor_user_id"].is_null(),
+            "{event}"
+        );
+    }
+    // The admin's audit page still shows the device.
+    let root = browser_login(&app, "root@example.com", PASSWORD).await;
+    let audit = page(&app, &format!("/admin/audit?user_id={id}"), &root).await;
+    audit.assert_status(StatusCode::OK);
+    assert!(audit.text.contains("Firefox"), "{}", audit.text);
+}
+
+async fn control_characters_in_the_user_search_find_nobody(app: TestApp) {
+    app.admin("root@example.com").await;
+    app.user("abc@example.com").await;
+    let admin = browser_login(&app, "root@example.com", PASSWORD).await;
+    for q in ["%00ab", "%00%00%00", "ab%00", "a%0Db", "%1B%5B0m", "%7F"] {
+        let listing = page(&app, &format!("/admin/users?q={q}"), &admin).await;
+        listing.assert_status(StatusCode::OK);
+        assert!(
+            !listing.text.contains("abc@example.com"),
+            "{q}: {}",
+            listing.text
+        );
+    }
+    for q in ["\0ab", "\0\0\0", "ab\u{1b}"] {
+        let list = call_fn(&app, "list_users", &[("q", q)], &admin, Some(ORIGIN)).await;
+        list.assert_status(StatusCode::OK);
+        assert_eq!(list.body["total"], 0, "{q:?}: {}", list.text);
+        assert_eq!(list.body["users"], json!([]), "{q:?}");
+    }
+    // The same search without them finds the user.
+    let found = page(&app, "/admin/users?q=ab", &admin).await;
+    assert!(found.text.contains("abc@example.com"), "{}", found.text);
+}
+
 each_backend!(
     password_reset_and_verification_work_through_the_pages,
     sign_in_waits_for_a_confirmed_address_when_required,
@@ -923,4 +1205,9 @@ both_backends!(
     browser_registration_follows_the_same_rules_as_the_api,
     closed_registration_is_refused_by_the_page_too,
     pages_carry_security_headers_and_no_tokens,
+    every_server_function_answers_unreadable_arguments_with_a_400,
+    missing_malformed_and_out_of_range_arguments_are_a_400,
+    page_and_server_function_bodies_are_capped_like_the_api,
+    the_profile_shows_an_administrators_actions_without_their_device,
+    control_characters_in_the_user_search_find_nobody,
 );

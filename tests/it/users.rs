@@ -2,7 +2,7 @@
 //! the rules that guard them.
 
 use crate::common::{TestApp, OTHER_PASSWORD, PASSWORD};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use serde_json::json;
 
 async fn registration_creates_an_active_regular_user(app: TestApp) {
@@ -680,6 +680,95 @@ async fn the_last_active_admin_cannot_be_removed(app: TestApp) {
     assert_eq!(state.body["role"], "regular");
 }
 
+async fn deleting_my_account_needs_my_password_and_ends_my_tokens(app: TestApp) {
+    let (_, admin) = app.admin("root@example.com").await;
+    let (id, user) = app.user("leaving@example.com").await;
+    let other_device = app.login("leaving@example.com", PASSWORD).await;
+    let delete_me = |body: Option<serde_json::Value>, token: Option<String>| {
+        let app = &app;
+        async move {
+            app.call(Method::DELETE, "/api/v1/users/me", body, token.as_deref())
+                .await
+        }
+    };
+    let password = |p: &str| Some(json!({ "current_password": p }));
+    delete_me(password(PASSWORD), None)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "Not authenticated");
+    delete_me(password(OTHER_PASSWORD), Some(user.access.clone()))
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "Incorrect password");
+    delete_me(Some(json!({})), Some(user.access.clone()))
+        .await
+        .assert_validation(&["body", "current_password"]);
+    delete_me(None, Some(user.access.clone()))
+        .await
+        .assert_validation(&["body"]);
+    // Nothing of that deleted anything.
+    app.get("/api/v1/users/me", Some(&user.access))
+        .await
+        .assert_status(StatusCode::OK);
+
+    let deleted = delete_me(password(PASSWORD), Some(user.access.clone())).await;
+    deleted.assert_status(StatusCode::OK);
+    assert_eq!(deleted.body["id"], id);
+    assert_eq!(deleted.body["email"], "leaving@example.com");
+    assert!(deleted.body.get("password_hash").is_none());
+    // Every session of the account ended with it.
+    for tokens in [&user, &other_device] {
+        app.get("/api/v1/users/me", Some(&tokens.access))
+            .await
+            .assert_error(StatusCode::UNAUTHORIZED, "Could not validate credentials");
+        app.refresh(&tokens.refresh)
+            .await
+            .assert_status(StatusCode::UNAUTHORIZED);
+    }
+    app.login_response("leaving@example.com", PASSWORD)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "Incorrect email or password");
+    app.get(&format!("/api/v1/users/{id}"), Some(&admin.access))
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "User not found");
+    // Audited as the profile page's deletion: by the user themselves.
+    let events = app
+        .audit_events(&admin, &format!("type=user_deleted&user_id={id}"))
+        .await;
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0]["actor_user_id"], id);
+    assert_eq!(events[0]["subject_user_id"], id);
+    assert_eq!(events[0]["details"]["by"], "self");
+    assert_eq!(events[0]["details"]["email"], "leaving@example.com");
+    assert_eq!(events[0]["by_administrator"], false);
+}
+
+async fn the_last_active_admin_cannot_delete_their_own_account(app: TestApp) {
+    let (root_id, root) = app.admin("root@example.com").await;
+    let body = json!({ "current_password": PASSWORD });
+    app.call(
+        Method::DELETE,
+        "/api/v1/users/me",
+        Some(body.clone()),
+        Some(&root.access),
+    )
+    .await
+    .assert_error(StatusCode::CONFLICT, "Cannot remove the last active admin");
+    app.get("/api/v1/users/me", Some(&root.access))
+        .await
+        .assert_status(StatusCode::OK);
+    // With another active admin, they may go.
+    app.admin("second@example.com").await;
+    let deleted = app
+        .call(
+            Method::DELETE,
+            "/api/v1/users/me",
+            Some(body),
+            Some(&root.access),
+        )
+        .await;
+    deleted.assert_status(StatusCode::OK);
+    assert_eq!(deleted.body["id"], root_id);
+}
+
 both_backends!(
     registration_creates_an_active_regular_user,
     anonymous_callers_cannot_sign_up_as_admin_or_inactive,
@@ -703,4 +792,6 @@ both_backends!(
     an_admin_password_reset_ends_all_of_the_users_sessions,
     deleting_a_user_ends_their_tokens,
     the_last_active_admin_cannot_be_removed,
+    deleting_my_account_needs_my_password_and_ends_my_tokens,
+    the_last_active_admin_cannot_delete_their_own_account,
 );

@@ -272,11 +272,18 @@ fn RecentActivity() -> impl IntoView {
 
 #[component]
 fn ActivityRow(event: AuditEventView, now: chrono::DateTime<chrono::Utc>) -> impl IntoView {
-    let device = device_name(event.user_agent.as_deref());
-    let address = event
-        .ip
-        .clone()
-        .unwrap_or_else(|| "unknown address".to_owned());
+    // An administrator's device is not shown to the user (nor sent: the
+    // summary says "by an administrator").
+    let origin = if event.by_administrator {
+        String::new()
+    } else {
+        let device = device_name(event.user_agent.as_deref());
+        let address = event
+            .ip
+            .clone()
+            .unwrap_or_else(|| "unknown address".to_owned());
+        format!(" · {device} · {address}")
+    };
     view! {
         <li class="activity-item" data-testid="activity-item" data-event-type=event.event_type.as_str()>
             <strong>{event.summary()}</strong>
@@ -284,7 +291,7 @@ fn ActivityRow(event: AuditEventView, now: chrono::DateTime<chrono::Utc>) -> imp
                 <time datetime=event.at.to_rfc3339() title=event.at.format("%Y-%m-%d %H:%M:%S UTC").to_string()>
                     {time_ago(event.at, now)}
                 </time>
-                {format!(" · {device} · {address}")}
+                {origin}
             </p>
         </li>
     }
