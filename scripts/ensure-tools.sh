@@ -72,9 +72,11 @@ if command -v rustup >/dev/null 2>&1; then
 fi
 
 if [ "$(cargo leptos --version 2>/dev/null || true)" != "cargo-leptos $CARGO_LEPTOS_VERSION" ]; then
-  say "installing cargo-leptos $CARGO_LEPTOS_VERSION (takes about 12 minutes on 2 cores, once)"
+  say "installing cargo-leptos $CARGO_LEPTOS_VERSION (takes 13 to 15 minutes on 2 cores, once)"
   # Its release profile asks for fat LTO in one codegen unit: slow to build
-  # for a tool that only drives the build. Without them: 12 minutes here.
+  # for a tool that only drives the build. Without them: 13 min 45 s on 2 cores;
+  # an unoptimised build (`cargo install --debug`) took 15 min 25 s (with
+  # another build sharing the cores): no faster, and a 626 MB binary.
   CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
     cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked
 fi
