@@ -101,7 +101,7 @@ fn config_check() -> anyhow::Result<()> {
     let rust_log = std::env::var("RUST_LOG").unwrap_or_else(|_| DEFAULT_FILTER.to_owned());
     EnvFilter::try_new(&rust_log)
         .map_err(|e| anyhow::anyhow!("invalid configuration: RUST_LOG: {e}"))?;
-    let site_root = crate::startup::leptos_options(&config)
+    let site_root = crate::state::leptos_options(&config)
         .context("invalid configuration: LEPTOS_* settings")?
         .site_root;
     let mut out = std::io::stdout().lock();

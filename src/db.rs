@@ -66,6 +66,16 @@ pub enum DbError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+impl Pool {
+    /// Connections open, and how many of them are idle (for `/metrics`).
+    pub fn connections(&self) -> (u32, usize) {
+        match self {
+            Pool::Sqlite(pool) => (pool.size(), pool.num_idle()),
+            Pool::Postgres(pool) => (pool.size(), pool.num_idle()),
+        }
+    }
+}
+
 /// How long a request may wait for a PostgreSQL connection.
 pub const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
 

@@ -16,6 +16,9 @@ pub mod api;
 /// Command-line interface: `serve`, `migrate`, `create-admin`, `config check`.
 #[cfg(feature = "ssr")]
 pub mod cli;
+/// Who is calling: client address and user agent, resolved once per request.
+#[cfg(feature = "ssr")]
+pub mod client;
 /// Settings read from the environment (and `.env`).
 #[cfg(feature = "ssr")]
 pub mod config;
@@ -37,9 +40,12 @@ pub mod repositories;
 /// Business rules: authentication, tokens, passwords and user management.
 #[cfg(feature = "ssr")]
 pub mod services;
-/// Application state, router assembly and serving.
+/// Router assembly and serving: `Application::build` and `run_until`.
 #[cfg(feature = "ssr")]
 pub mod startup;
+/// The application state every handler and server function shares.
+#[cfg(feature = "ssr")]
+pub mod state;
 /// Logging: formats, the request span, request ids.
 #[cfg(feature = "ssr")]
 pub mod telemetry;

@@ -22,7 +22,7 @@
 //! - `mail_outbox_pending`: messages waiting in the durable outbox (all
 //!   instances), counted at each scrape.
 
-use crate::{db::Pool, repositories::Rotation};
+use crate::repositories::Rotation;
 use ::metrics::{counter, gauge, histogram};
 use anyhow::Context;
 use axum::{
@@ -35,7 +35,7 @@ use axum::{
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::{
-    sync::OnceLock,
+    sync::{Arc, OnceLock},
     time::{Duration, Instant},
 };
 use tokio::net::TcpListener;
@@ -216,15 +216,33 @@ impl Drop for InFlight {
     }
 }
 
+/// What a scrape reads besides the recorder: the figures only the
+/// database knows, and the pool's connections.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Readings {
+    /// Connections open in the pool, and how many of them are idle.
+    pub pool: (u32, usize),
+    /// Live sessions (`None`: could not be counted this time).
+    pub live_sessions: Option<i64>,
+    /// Messages waiting in the mail outbox (`None`: could not be counted).
+    pub outbox_pending: Option<i64>,
+}
+
+/// Takes the [`Readings`] at each scrape (startup wires it to the services,
+/// which this module sits below).
+pub type Reader = Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Readings> + Send>> + Send + Sync,
+>;
+
 #[derive(Clone)]
 struct Scrape {
     handle: PrometheusHandle,
-    pool: Pool,
+    read: Reader,
 }
 
 /// Serves `GET /metrics` on `listener` until the task is dropped, and keeps
 /// the recorder's histograms folded in between scrapes.
-pub async fn serve(listener: TcpListener, handle: PrometheusHandle, pool: Pool) {
+pub async fn serve(listener: TcpListener, handle: PrometheusHandle, read: Reader) {
     let upkeep = {
         let handle = handle.clone();
         async move {
@@ -237,7 +255,7 @@ pub async fn serve(listener: TcpListener, handle: PrometheusHandle, pool: Pool) 
     };
     let app = Router::new()
         .route("/metrics", get(render))
-        .with_state(Scrape { handle, pool });
+        .with_state(Scrape { handle, read });
     tokio::select! {
         result = axum::serve(listener, app) => {
             if let Err(err) = result {
@@ -249,31 +267,17 @@ pub async fn serve(listener: TcpListener, handle: PrometheusHandle, pool: Pool) 
 }
 
 async fn render(State(scrape): State<Scrape>) -> impl IntoResponse {
-    let (size, idle) = match &scrape.pool {
-        Pool::Sqlite(pool) => (pool.size(), pool.num_idle()),
-        Pool::Postgres(pool) => (pool.size(), pool.num_idle()),
-    };
+    let readings = (scrape.read)().await;
+    let (size, idle) = readings.pool;
     gauge!("db_pool_connections").set(f64::from(size));
     gauge!("db_pool_idle_connections").set(idle as f64);
-    match scrape
-        .pool
-        .repositories()
-        .sessions
-        .count_live(chrono::Utc::now())
-        .await
-    {
-        Ok(live) => gauge!("auth_active_sessions").set(live as f64),
-        Err(err) => tracing::warn!(error = %err, "could not count live sessions for /metrics"),
+    // A figure that could not be read keeps its last value (the reader
+    // logs why).
+    if let Some(live) = readings.live_sessions {
+        gauge!("auth_active_sessions").set(live as f64);
     }
-    match scrape
-        .pool
-        .repositories()
-        .outbox
-        .pending(chrono::Utc::now() + chrono::Duration::days(1))
-        .await
-    {
-        Ok(pending) => gauge!("mail_outbox_pending").set(pending as f64),
-        Err(err) => tracing::warn!(error = %err, "could not count queued messages for /metrics"),
+    if let Some(pending) = readings.outbox_pending {
+        gauge!("mail_outbox_pending").set(pending as f64);
     }
     scrape.handle.run_upkeep();
     (

@@ -1,19 +1,19 @@
-//! Application state, router assembly and serving. `Application::build`
-//! connects, migrates, wires the services and binds the listener (port 0 in
-//! tests), so tests and `main` start the app the same way.
+//! Router assembly and serving. `Application::build` initializes the
+//! [`AppState`] (connect, migrate, wire the services) and binds the listener
+//! (port 0 in tests), so tests and `main` start the app the same way.
 
 use crate::{
     api,
-    app::{shell, App},
+    app::{self, shell, App},
+    client,
     config::Config,
     db::Pool,
     metrics,
-    services::{ServiceError, Services},
+    state::AppState,
     telemetry, web,
 };
 use anyhow::Context;
 use axum::{
-    extract::FromRef,
     http::{header, HeaderValue, Method, StatusCode},
     middleware,
     response::{IntoResponse, Response},
@@ -21,7 +21,7 @@ use axum::{
 };
 use leptos::{
     nonce::Nonce,
-    prelude::{provide_context, use_context, LeptosOptions},
+    prelude::{provide_context, use_context},
 };
 use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
 use std::{
@@ -39,109 +39,6 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-/// Shared by every handler and server function: built once, and a clone is
-/// one reference count. axum clones the state into the handler of every
-/// request at every layer; cloning the services themselves (each holds its
-/// repositories, hasher, mailer...) took about a quarter of the CPU time of
-/// `GET /api/v1/users/me` (perf, BENCHMARKS.md).
-#[derive(Clone)]
-pub struct AppState(Arc<SharedState>);
-
-/// What [`AppState`] points at (fields reached through `Deref`).
-pub struct SharedState {
-    /// Leptos rendering options (site root, output name...).
-    pub leptos_options: LeptosOptions,
-    /// The business layer.
-    pub services: Services,
-    /// The settings of this instance.
-    pub config: Arc<Config>,
-    /// Browser refreshes in flight on this instance (one rotation per token).
-    pub refresh_flights: crate::web::session::RefreshFlights,
-}
-
-impl std::ops::Deref for AppState {
-    type Target = SharedState;
-
-    fn deref(&self) -> &SharedState {
-        &self.0
-    }
-}
-
-/// Leptos' handlers take their options from the router state.
-impl FromRef<AppState> for LeptosOptions {
-    fn from_ref(state: &AppState) -> LeptosOptions {
-        state.leptos_options.clone()
-    }
-}
-
-impl AppState {
-    /// Connects to the database, applies migrations, wires the services and
-    /// ensures the `ADMIN_EMAIL` admin exists when configured.
-    pub async fn initialize(config: Config) -> anyhow::Result<(AppState, Pool)> {
-        let pool = Pool::connect(&config)
-            .await
-            .context("opening the database")?;
-        pool.migrate().await.context("applying migrations")?;
-        let services = Services::new(&config, pool.serving_repositories(config.auth_cache))?;
-        ensure_configured_admin(&config, &services).await?;
-        let state = AppState(Arc::new(SharedState {
-            leptos_options: leptos_options(&config)?,
-            services,
-            config: Arc::new(config),
-            refresh_flights: Default::default(),
-        }));
-        Ok((state, pool))
-    }
-}
-
-/// The Leptos options this instance serves with (also shown by `config check`).
-pub(crate) fn leptos_options(config: &Config) -> anyhow::Result<LeptosOptions> {
-    let mut options = leptos::config::get_configuration(None)
-        .context("reading the Leptos site configuration")?
-        .leptos_options;
-    options.site_addr = config.site_addr;
-    if std::env::var_os("LEPTOS_SITE_ROOT").is_none() {
-        if let Some(site) = site_next_to_binary() {
-            options.site_root = site.display().to_string().into();
-        }
-    }
-    Ok(options)
-}
-
-/// The `site` folder beside the executable (the `make dist` and container
-/// layout), so the binary serves its assets from any working directory.
-fn site_next_to_binary() -> Option<std::path::PathBuf> {
-    let exe = std::env::current_exe().ok()?.canonicalize().ok()?;
-    let site = exe.parent()?.join("site");
-    site.join("pkg").is_dir().then_some(site)
-}
-
-async fn ensure_configured_admin(config: &Config, services: &Services) -> anyhow::Result<()> {
-    let (Some(email), Some(password)) = (&config.admin_email, &config.admin_password) else {
-        return Ok(());
-    };
-    match services
-        .users
-        .ensure_admin(email.as_str(), password.clone())
-        .await
-    {
-        Ok((user, true)) => tracing::info!(
-            user_id = user.id,
-            "created the admin account from ADMIN_EMAIL"
-        ),
-        Ok((user, false)) => {
-            tracing::info!(user_id = user.id, "the ADMIN_EMAIL account is an admin")
-        }
-        Err(ServiceError::Invalid(field)) => {
-            anyhow::bail!("invalid configuration: ADMIN_PASSWORD: {}", field.message)
-        }
-        Err(err) => {
-            return Err(anyhow::Error::new(err).context("ensuring the ADMIN_EMAIL admin exists"))
-        }
-    }
-    Ok(())
-}
-
 /// The whole HTTP surface: health, `/api/v1`, and the Leptos pages and assets.
 pub fn router(state: AppState) -> Router {
     let cors = cors_layer(&state.config.cors_origins);
@@ -158,7 +55,9 @@ pub fn router(state: AppState) -> Router {
     };
     // Layers run bottom-up on the way in. Applied per route, they see the
     // matched route (`MatchedPath`) for the logs and the metrics.
+    let trusted = client::TrustedProxies::new(&state.config.trusted_proxies);
     api.merge(pages_router(state))
+        .layer(middleware::from_fn_with_state(trusted, client::resolve))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn(web::body::close_if_unread))
         .layer(middleware::from_fn(metrics::track_http))
@@ -185,9 +84,10 @@ fn route_list() -> Vec<AxumRouteListing> {
 }
 
 /// Pages, server functions and site assets, with cookie sessions, CSRF
-/// defence, security headers and a body cap. Request order: headers (nonce)
-/// -> body cap -> cookies -> CSRF check -> session -> server-function error
-/// status -> Leptos.
+/// defence, security headers and a body cap. Request order (after the
+/// client address, resolved for every route): headers (nonce) -> body cap
+/// -> cookies -> CSRF check -> session -> server-function error status ->
+/// Leptos.
 fn pages_router(state: AppState) -> Router {
     let routes = route_list();
     let options = state.leptos_options.clone();
@@ -211,9 +111,12 @@ fn pages_router(state: AppState) -> Router {
             AppState,
             _,
         >(context, shell))
-        .layer(middleware::from_fn(web::fn_errors::status_from_error))
+        .layer(middleware::from_fn(app::fn_errors::status_from_error))
         .layer(middleware::from_fn_with_state(
-            state.clone(),
+            web::session::Sessions::new(
+                state.services.auth.clone(),
+                web::cookies::SessionCookies::new(&state.config),
+            ),
             web::session::resolve,
         ))
         .layer(middleware::from_fn(web::csrf::guard))
@@ -345,7 +248,7 @@ impl Application {
                 Some(tokio::spawn(metrics::serve(
                     listener,
                     handle,
-                    self.pool.clone(),
+                    metrics_reader(&self.state, &self.pool),
                 )))
             }
             None => None,
@@ -418,6 +321,30 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The figures each `/metrics` scrape reads, through the services.
+fn metrics_reader(state: &AppState, pool: &Pool) -> metrics::Reader {
+    let services = state.services.clone();
+    let pool = pool.clone();
+    Arc::new(move || {
+        let (services, pool) = (services.clone(), pool.clone());
+        Box::pin(async move {
+            let (live_sessions, outbox_pending) = tokio::join!(
+                services.maintenance.live_sessions(),
+                services.outbox.pending()
+            );
+            metrics::Readings {
+                pool: pool.connections(),
+                live_sessions: live_sessions
+                    .inspect_err(|err| tracing::warn!(error = %err, "could not count live sessions for /metrics"))
+                    .ok(),
+                outbox_pending: outbox_pending
+                    .inspect_err(|err| tracing::warn!(error = %err, "could not count queued messages for /metrics"))
+                    .ok(),
+            }
+        })
+    })
 }
 
 /// How long the last audit writes, the last queued messages and closing the

@@ -37,7 +37,7 @@ test("the admin pages through a user's events, filters by day, and is told about
   await expect(page.getByRole("navigation", { name: "Pages" })).toContainText("Page 1 of 2");
 
   await page.getByRole("link", { name: "Older →" }).click();
-  await expect(page).toHaveURL(new RegExp(`user_id=${id}&limit=10&skip=10$`));
+  await expect(page).toHaveURL(new RegExp(`user_id=${id}&per_page=10&page=2$`));
   await expect(page.getByTestId("audit-count")).toHaveText("12 events found, showing 11–12");
   await expect(page.getByTestId("audit-event").last()).toContainText("Account created");
   await expect(page.getByRole("navigation", { name: "Pages" })).toContainText("Page 2 of 2");

@@ -1,14 +1,13 @@
 //! `/api/v1/audit` (admin) and `/api/v1/users/me/audit`: the security audit log.
 
 use super::{
-    error::{ApiError, ValidationItem},
-    extract::{page_bounds, with_total_count, ApiQuery, CurrentUser},
+    error::ApiError,
+    extract::{listing_error, page, with_total_count, ApiQuery, CurrentUser},
     openapi::{ErrorDetail, ValidationError},
 };
 use crate::{
-    domain::{AuditEventType, AuditEventView},
-    services::AuditQuery,
-    startup::AppState,
+    domain::{AuditEventType, AuditEventView, AuditQuery, MAX_PAGE_SIZE},
+    state::AppState,
 };
 use axum::{extract::State, response::Response};
 use chrono::{DateTime, Utc};
@@ -27,10 +26,10 @@ pub struct AuditListQuery {
     event_type: Option<AuditEventType>,
     /// At or after this instant (RFC 3339, e.g. `2026-01-31T00:00:00Z`).
     since: Option<DateTime<Utc>>,
-    /// At or before this instant (RFC 3339).
+    /// At or before this instant (RFC 3339); not before `since`.
     until: Option<DateTime<Utc>>,
     /// Events to skip.
-    #[param(minimum = 0, default = 0)]
+    #[param(minimum = 0, maximum = 1_000_000_000, default = 0)]
     skip: Option<i64>,
     /// Page size.
     #[param(minimum = 1, maximum = 100, default = 100)]
@@ -42,7 +41,7 @@ pub struct AuditListQuery {
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Events to skip.
-    #[param(minimum = 0, default = 0)]
+    #[param(minimum = 0, maximum = 1_000_000_000, default = 0)]
     skip: Option<i64>,
     /// Page size.
     #[param(minimum = 1, maximum = 100, default = 100)]
@@ -66,27 +65,11 @@ pub async fn list(
     CurrentUser(actor): CurrentUser,
     ApiQuery(query): ApiQuery<AuditListQuery>,
 ) -> Result<Response, ApiError> {
-    let (skip, limit) = page_bounds(query.skip, query.limit)?;
-    if query.user_id.is_some_and(|id| id < 1) {
-        return Err(ApiError::validation(ValidationItem::new(
-            "query",
-            &["user_id"],
-            "Input should be greater than or equal to 1",
-            "greater_than_equal",
-        )));
-    }
-    let filter = AuditQuery {
-        user_id: query.user_id,
-        event_type: query.event_type,
-        since: query.since,
-        until: query.until,
-    };
-    let page = state
-        .services
-        .audit
-        .list(&actor, filter, skip, limit)
-        .await?;
-    Ok(with_total_count(page.events, page.total))
+    let window = page(query.skip, query.limit)?;
+    let filter = AuditQuery::new(query.user_id, query.event_type, query.since, query.until)
+        .map_err(|err| listing_error(err, MAX_PAGE_SIZE))?;
+    let found = state.services.audit.list(&actor, &filter, window).await?;
+    Ok(with_total_count(found.events, found.total))
 }
 
 /// The security events of the caller's own account, newest first.
@@ -104,7 +87,7 @@ pub async fn list_mine(
     CurrentUser(actor): CurrentUser,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Response, ApiError> {
-    let (skip, limit) = page_bounds(query.skip, query.limit)?;
-    let page = state.services.audit.list_mine(&actor, skip, limit).await?;
-    Ok(with_total_count(page.events, page.total))
+    let window = page(query.skip, query.limit)?;
+    let found = state.services.audit.list_mine(&actor, window).await?;
+    Ok(with_total_count(found.events, found.total))
 }

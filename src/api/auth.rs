@@ -7,7 +7,7 @@ use super::{
     },
     openapi::{ErrorDetail, ValidationError},
 };
-use crate::{services::TokenPair, startup::AppState};
+use crate::{services::TokenPair, state::AppState};
 use axum::{
     extract::{Request, State},
     http::{header, HeaderValue, StatusCode},
@@ -183,6 +183,6 @@ pub async fn logout(
     Client(client): Client,
     BearerToken(token): BearerToken,
 ) -> Result<Response, ApiError> {
-    state.services.auth.logout(&token, &client).await?;
+    state.services.auth.logout(&token, client).await?;
     Ok(Json(json!({ "detail": "Successfully logged out" })).into_response())
 }

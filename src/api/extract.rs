@@ -3,16 +3,16 @@
 
 use super::error::{ApiError, ValidationItem};
 use crate::{
+    domain::{ListingError, Page, MAX_OFFSET, MAX_PAGE_SIZE},
     services::{Actor, ClientInfo, ServiceError},
-    startup::AppState,
+    state::AppState,
 };
 use axum::{
     body::Bytes,
-    extract::{ConnectInfo, FromRequest, FromRequestParts, Request},
+    extract::{FromRequest, FromRequestParts, Request},
     http::{header, request::Parts, HeaderMap, StatusCode},
 };
 use serde::de::DeserializeOwned;
-use std::net::{IpAddr, SocketAddr};
 
 /// A JSON body, deserialized with the path of any bad field reported in the 422.
 pub struct ApiJson<T>(pub T);
@@ -183,35 +183,49 @@ where
     }
 }
 
-/// Largest page of a list (users, audit events).
-pub const MAX_PAGE_SIZE: i64 = 100;
-
-/// Checks `skip >= 0` and `1 <= limit <= 100` (default 100); 422 at
-/// `["query", ...]` otherwise.
-pub fn page_bounds(skip: Option<i64>, limit: Option<i64>) -> Result<(i64, i64), ApiError> {
-    let skip = skip.unwrap_or(0);
-    if skip < 0 {
-        return Err(ApiError::validation(ValidationItem::new(
-            "query",
-            &["skip"],
-            "Input should be greater than or equal to 0",
-            "greater_than_equal",
-        )));
-    }
+/// The page asked for by `skip` (default 0) and `limit` (default 100);
+/// 422 at `["query", ...]` outside the bounds of [`Page`].
+pub fn page(skip: Option<i64>, limit: Option<i64>) -> Result<Page, ApiError> {
     let limit = limit.unwrap_or(MAX_PAGE_SIZE);
-    if !(1..=MAX_PAGE_SIZE).contains(&limit) {
-        return Err(ApiError::validation(ValidationItem::new(
-            "query",
-            &["limit"],
+    Page::new(skip.unwrap_or(0), limit).map_err(|err| listing_error(err, limit))
+}
+
+/// A broken listing bound as the API reports it: 422 at its query
+/// parameter, worded like the rest of the API's validation errors.
+/// `limit` is the page size asked for (it tells which end was missed).
+pub fn listing_error(err: ListingError, limit: i64) -> ApiError {
+    let (field, message, kind) = match err {
+        ListingError::NegativeOffset => (
+            "skip",
+            "Input should be greater than or equal to 0".to_owned(),
+            "greater_than_equal",
+        ),
+        ListingError::OffsetTooLarge => (
+            "skip",
+            format!("Input should be less than or equal to {MAX_OFFSET}"),
+            "less_than_equal",
+        ),
+        ListingError::PageSize => (
+            "limit",
             format!("Input should be between 1 and {MAX_PAGE_SIZE}"),
             if limit < 1 {
                 "greater_than_equal"
             } else {
                 "less_than_equal"
             },
-        )));
-    }
-    Ok((skip, limit))
+        ),
+        ListingError::UserId => (
+            "user_id",
+            "Input should be greater than or equal to 1".to_owned(),
+            "greater_than_equal",
+        ),
+        ListingError::UntilBeforeSince => (
+            "until",
+            "Input should not be before since".to_owned(),
+            "value_error",
+        ),
+    };
+    ApiError::validation(ValidationItem::new("query", &[field], message, kind))
 }
 
 /// A JSON list with `X-Total-Count` (matches before paging).
@@ -311,9 +325,9 @@ impl FromRequestParts<AppState> for CurrentUser {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let BearerToken(token) = BearerToken::from_request_parts(parts, state).await?;
-        match state.services.auth.authenticate(&token).await {
-            Ok(mut actor) => {
-                actor.client = client_info(&parts.headers, &parts.extensions, state);
+        let client = crate::client::of(&parts.extensions);
+        match state.services.auth.authenticate(&token, client).await {
+            Ok(actor) => {
                 tracing::Span::current().record("user_id", actor.user.id);
                 Ok(CurrentUser(actor))
             }
@@ -347,83 +361,12 @@ impl FromRequestParts<AppState> for MaybeUser {
 /// audit log, and counted by throttling.
 pub struct Client(pub ClientInfo);
 
-impl FromRequestParts<AppState> for Client {
+impl<S: Send + Sync> FromRequestParts<S> for Client {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(Client(client_info(
-            &parts.headers,
-            &parts.extensions,
-            state,
-        )))
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Client(crate::client::of(&parts.extensions)))
     }
-}
-
-/// The user agent and address of a request (see [`client_ip`]).
-pub fn client_info(
-    headers: &HeaderMap,
-    extensions: &axum::http::Extensions,
-    state: &AppState,
-) -> ClientInfo {
-    let user_agent = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok());
-    // As axum's `ConnectInfo` extractor does: the real peer, else the mock one
-    // (`MockConnectInfo`, used when the router is driven without a socket).
-    let peer = extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip())
-        .or_else(|| {
-            extensions
-                .get::<axum::extract::connect_info::MockConnectInfo<SocketAddr>>()
-                .map(|mock| mock.0.ip())
-        });
-    let ip = peer.map(|peer| {
-        let forwarded = headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok());
-        client_ip(peer, forwarded, &state.config.trusted_proxies).to_string()
-    });
-    ClientInfo::new(user_agent, ip)
-}
-
-/// The client's address: the socket peer, unless the peer is a trusted
-/// proxy; then `X-Forwarded-For` is read from the right, skipping trusted
-/// hops, and the first untrusted hop is the client. Hops to the left of it
-/// were written by the client and are never believed. A forged header from
-/// an untrusted peer changes nothing.
-pub fn client_ip<'a>(
-    peer: IpAddr,
-    forwarded_for: impl Iterator<Item = &'a str>,
-    trusted: &[ipnet::IpNet],
-) -> IpAddr {
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
-    if !is_trusted(&peer) {
-        return peer;
-    }
-    let hops: Vec<&str> = forwarded_for.flat_map(|v| v.split(',')).collect();
-    let mut client = peer;
-    for hop in hops.iter().rev() {
-        match parse_hop(hop) {
-            Some(ip) if is_trusted(&ip) => client = ip,
-            Some(ip) => return ip,
-            // Garbage where an address belongs: stop at the last trusted hop.
-            None => return client,
-        }
-    }
-    client
-}
-
-/// One `X-Forwarded-For` entry: an address, possibly `[v6]:port` or `v4:port`.
-fn parse_hop(hop: &str) -> Option<IpAddr> {
-    let hop = hop.trim();
-    hop.parse::<IpAddr>()
-        .ok()
-        .or_else(|| hop.parse::<SocketAddr>().ok().map(|s| s.ip()))
 }
 
 #[cfg(test)]
@@ -510,67 +453,5 @@ mod tests {
         assert_eq!(bearer_token(&headers), None);
         headers.insert(header::AUTHORIZATION, "Bearer ".parse().expect("header"));
         assert_eq!(bearer_token(&headers), None);
-    }
-}
-
-#[cfg(test)]
-mod client_ip_tests {
-    use super::client_ip;
-    use std::net::IpAddr;
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().expect("ip")
-    }
-
-    fn nets(list: &[&str]) -> Vec<ipnet::IpNet> {
-        list.iter().map(|n| n.parse().expect("cidr")).collect()
-    }
-
-    #[test]
-    fn an_untrusted_peer_is_the_client_whatever_it_forwards() {
-        let forged = ["203.0.113.9, 10.0.0.1"];
-        assert_eq!(
-            client_ip(ip("198.51.100.7"), forged.into_iter(), &[]),
-            ip("198.51.100.7")
-        );
-        assert_eq!(
-            client_ip(
-                ip("198.51.100.7"),
-                forged.into_iter(),
-                &nets(&["10.0.0.0/8"])
-            ),
-            ip("198.51.100.7")
-        );
-    }
-
-    #[test]
-    fn a_trusted_peer_yields_the_right_most_untrusted_hop() {
-        let trusted = nets(&["10.0.0.0/8", "192.168.1.1/32"]);
-        // client-forged, real client, inner proxy (trusted) -> peer is a trusted proxy
-        let header = ["1.1.1.1, 203.0.113.9", "10.1.1.1"];
-        assert_eq!(
-            client_ip(ip("192.168.1.1"), header.into_iter(), &trusted),
-            ip("203.0.113.9")
-        );
-        // Only trusted hops: the left-most of them.
-        assert_eq!(
-            client_ip(ip("10.0.0.2"), ["10.0.0.3"].into_iter(), &trusted),
-            ip("10.0.0.3")
-        );
-        // No header at all: the proxy itself.
-        assert_eq!(
-            client_ip(ip("10.0.0.2"), std::iter::empty(), &trusted),
-            ip("10.0.0.2")
-        );
-        // Garbage hop: stop at the last trusted address.
-        assert_eq!(
-            client_ip(ip("10.0.0.2"), ["evil, nonsense"].into_iter(), &trusted),
-            ip("10.0.0.2")
-        );
-        // Ports and IPv6.
-        assert_eq!(
-            client_ip(ip("10.0.0.2"), ["[2001:db8::1]:4711"].into_iter(), &trusted),
-            ip("2001:db8::1")
-        );
     }
 }

@@ -1,6 +1,6 @@
 //! Liveness and readiness.
 
-use crate::startup::AppState;
+use crate::state::AppState;
 use axum::{extract::State, http::StatusCode, Json};
 use serde::Serialize;
 
@@ -25,7 +25,7 @@ pub async fn live() -> Json<HealthStatus> {
         (status = 503, description = "The database does not answer", body = HealthStatus)
     ))]
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<HealthStatus>) {
-    match state.services.repositories.health.ping().await {
+    match state.services.maintenance.database_ready().await {
         Ok(()) => (StatusCode::OK, Json(HealthStatus { status: "ready" })),
         Err(err) => {
             tracing::warn!(error = %err, "readiness check failed");

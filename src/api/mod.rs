@@ -14,7 +14,7 @@ pub mod recovery;
 pub mod sessions;
 pub mod users;
 
-use crate::startup::AppState;
+use crate::state::AppState;
 use axum::{
     extract::DefaultBodyLimit,
     http::StatusCode,
@@ -23,8 +23,9 @@ use axum::{
 };
 use error::ApiError;
 
-/// Largest request body the API accepts (413 beyond).
-pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Largest request body the API accepts (413 beyond): the one cap of
+/// every route.
+pub use crate::web::body::MAX_BODY_BYTES;
 
 /// The `/api/v1` routes.
 pub fn router() -> Router<AppState> {

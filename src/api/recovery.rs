@@ -7,7 +7,7 @@ use super::{
     extract::{ApiJson, Client, CurrentUser, UserIdPath},
     openapi::{ErrorDetail, ValidationError},
 };
-use crate::startup::AppState;
+use crate::state::AppState;
 use axum::{extract::State, http::StatusCode, Json};
 use secrecy::SecretString;
 use serde::Deserialize;

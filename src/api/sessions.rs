@@ -5,7 +5,7 @@ use super::{
     extract::{CurrentUser, SessionIdPath, UserIdPath},
     openapi::{ErrorDetail, ValidationError},
 };
-use crate::{domain::SessionView, startup::AppState};
+use crate::{domain::SessionView, state::AppState};
 use axum::{extract::State, http::StatusCode, Json};
 
 /// The caller's live sessions, newest first.

@@ -3,16 +3,14 @@
 use super::{
     error::ApiError,
     extract::{
-        page_bounds, with_total_count, ApiJson, ApiQuery, Client, CurrentUser, MaybeUser,
-        UserIdPath,
+        page, with_total_count, ApiJson, ApiQuery, Client, CurrentUser, MaybeUser, UserIdPath,
     },
     openapi::{ErrorDetail, ValidationError},
 };
 use crate::{
-    domain::{Role, UserView},
-    repositories::UserFilter,
-    services::{NewUserInput, UpdateMeInput, UpdateUserInput},
-    startup::AppState,
+    domain::{Role, UserFilter, UserView},
+    services::{Actor, NewUserInput, UpdateMeInput, UpdateUserInput},
+    state::AppState,
 };
 use axum::{extract::State, http::StatusCode, response::Response, Json};
 use secrecy::SecretString;
@@ -60,11 +58,13 @@ pub async fn create(
         role: body.role,
         is_active: body.is_active,
     };
-    let user = state
-        .services
-        .users
-        .register(caller.as_ref(), input, &client)
-        .await?;
+    // An admin's token makes this an admin's user creation; without one
+    // (anonymous, or a regular user's token) it is a sign-up.
+    let users = &state.services.users;
+    let user = match caller.filter(Actor::is_admin) {
+        Some(admin) => users.create_user(&admin, input).await?,
+        None => users.sign_up(input, &client).await?,
+    };
     Ok((StatusCode::CREATED, Json(user.view())))
 }
 
@@ -165,7 +165,7 @@ pub async fn delete_me(
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Users to skip.
-    #[param(minimum = 0, default = 0)]
+    #[param(minimum = 0, maximum = 1_000_000_000, default = 0)]
     skip: Option<i64>,
     /// Page size.
     #[param(minimum = 1, maximum = 100, default = 100)]
@@ -193,19 +193,11 @@ pub async fn list(
     CurrentUser(actor): CurrentUser,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let (skip, limit) = page_bounds(query.skip, query.limit)?;
-    let filter = UserFilter {
-        email_contains: query.q.filter(|q| !q.is_empty()),
-        role: query.role,
-        is_active: query.is_active,
-    };
-    let page = state
-        .services
-        .users
-        .list(&actor, filter, skip, limit)
-        .await?;
-    let views: Vec<UserView> = page.users.iter().map(|u| u.view()).collect();
-    Ok(with_total_count(views, page.total))
+    let window = page(query.skip, query.limit)?;
+    let filter = UserFilter::new(query.q.as_deref(), query.role, query.is_active);
+    let found = state.services.users.list(&actor, &filter, window).await?;
+    let views: Vec<UserView> = found.users.iter().map(|u| u.view()).collect();
+    Ok(with_total_count(views, found.total))
 }
 
 /// One user (admin).

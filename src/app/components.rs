@@ -189,3 +189,71 @@ fn RedirectToLogin() -> impl IntoView {
     };
     view! { <Redirect path=format!("/login?next={}", encode_query_value(&here))/> }
 }
+
+/// Previous/next links of a paged list at `path`, keeping the query
+/// parameters named in `keep` (the filters and `per_page`) and setting
+/// `page` (left out for the first page). `newer_first` words the links for
+/// lists ordered newest first ("← Newer" / "Older →").
+#[component]
+pub fn Pager(
+    path: &'static str,
+    keep: &'static [&'static str],
+    total: i64,
+    offset: i64,
+    limit: i64,
+    #[prop(default = false)] newer_first: bool,
+) -> impl IntoView {
+    let query = use_query_map();
+    let limit = limit.max(1);
+    let current = offset / limit + 1;
+    let pages = ((total + limit - 1) / limit).max(1);
+    let link = move |target: i64| {
+        let map = query.read_untracked();
+        let mut params: Vec<String> = keep
+            .iter()
+            .filter_map(|k| {
+                map.get(k)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| format!("{k}={}", encode_query_value(&v)))
+            })
+            .collect();
+        if target > 1 {
+            params.push(format!("page={target}"));
+        }
+        if params.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{path}?{}", params.join("&"))
+        }
+    };
+    let (back, forward) = if newer_first {
+        ("← Newer", "Older →")
+    } else {
+        ("← Previous", "Next →")
+    };
+    let previous = (current > 1).then(|| link((current - 1).min(pages)));
+    let next = (current < pages).then(|| link(current + 1));
+    view! {
+        <nav class="pager" aria-label="Pages">
+            {previous.map(|href| view! { <a href=href rel="prev">{back}</a> })}
+            <span>{format!("Page {} of {pages}", current.min(pages))}</span>
+            {next.map(|href| view! { <a href=href rel="next">{forward}</a> })}
+        </nav>
+    }
+}
+
+/// The "Per page" choice of a paged list's filter form (`per_page`).
+#[component]
+pub fn PageSizeSelect(selected: i64) -> impl IntoView {
+    view! {
+        <div class="field">
+            <label for="per_page">"Per page"</label>
+            <select id="per_page" name="per_page">
+                {super::server::PAGE_SIZES
+                    .iter()
+                    .map(|n| view! { <option value=n.to_string() selected=*n == selected>{n.to_string()}</option> })
+                    .collect_view()}
+            </select>
+        </div>
+    }
+}

@@ -3,7 +3,13 @@
 //! server functions in [`server`], which call the same services as the JSON API.
 
 pub mod components;
+/// What server functions read from the request, and their error translation.
+#[cfg(feature = "ssr")]
+pub mod context;
 pub mod error;
+/// The HTTP status of every server-function error.
+#[cfg(feature = "ssr")]
+pub mod fn_errors;
 pub mod pages;
 pub mod server;
 

@@ -9,7 +9,7 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "ssr")]
-use crate::web::context as ctx;
+use super::context as ctx;
 
 /// Public facts the sign-up page needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,9 +24,6 @@ pub const DEFAULT_PAGE_SIZE: i64 = 20;
 pub const PAGE_SIZES: [i64; 4] = [10, 20, 50, 100];
 /// Events shown in the profile's "Recent security activity".
 pub const RECENT_ACTIVITY: i64 = 20;
-/// The furthest an audit page may start (beyond it, pages are empty anyway).
-#[cfg(feature = "ssr")]
-const MAX_AUDIT_SKIP: i64 = 1_000_000_000;
 
 /// The signed-in user, if any (the navigation bar).
 #[server(prefix = "/fn", endpoint = "current_user")]
@@ -79,7 +76,7 @@ pub async fn register(email: String, password: String, confirm: String) -> Resul
     };
     let user = services
         .users
-        .register(None, input, &ctx::client())
+        .sign_up(input, &ctx::client())
         .await
         .map_err(ctx::service_error)?;
     let pair = match services.auth.open_session(&user, &ctx::client()).await {
@@ -335,7 +332,9 @@ pub async fn end_other_sessions() -> Result<(), AppError> {
     Ok(())
 }
 
-/// Admin: a page of users with filters (`role`: admin|regular, `status`: active|inactive).
+/// Admin: a page of users with filters (`role`: admin|regular, `status`:
+/// active|inactive); `page` counts from 1, `per_page` is one of
+/// [`PAGE_SIZES`] (else [`DEFAULT_PAGE_SIZE`]).
 #[server(prefix = "/fn", endpoint = "list_users")]
 pub async fn list_users(
     q: Option<String>,
@@ -345,31 +344,27 @@ pub async fn list_users(
     per_page: Option<i64>,
 ) -> Result<UserPage, AppError> {
     let actor = ctx::require_actor()?;
-    let per_page = per_page
-        .filter(|n| PAGE_SIZES.contains(n))
-        .unwrap_or(DEFAULT_PAGE_SIZE);
-    let page = page.unwrap_or(1).clamp(1, 1_000_000);
-    let filter = crate::repositories::UserFilter {
-        email_contains: q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty()),
-        role: role.and_then(|r| r.parse().ok()),
-        is_active: match status.as_deref() {
+    let window = listing::page(page, per_page);
+    let filter = crate::domain::UserFilter::new(
+        q.as_deref().map(str::trim),
+        role.and_then(|r| r.parse().ok()),
+        match status.as_deref() {
             Some("active") => Some(true),
             Some("inactive") => Some(false),
             _ => None,
         },
-    };
-    let offset = (page - 1) * per_page;
+    );
     let result = ctx::state()
         .services
         .users
-        .list(&actor, filter, offset, per_page)
+        .list(&actor, &filter, window)
         .await
         .map_err(ctx::service_error)?;
     Ok(UserPage {
         users: result.users.iter().map(|u| u.view()).collect(),
         total: result.total,
-        offset,
-        limit: per_page,
+        offset: window.offset(),
+        limit: window.limit(),
     })
 }
 
@@ -389,7 +384,7 @@ pub async fn create_user(email: String, password: String, role: String) -> Resul
     let user = ctx::state()
         .services
         .users
-        .register(Some(&actor), input, &actor.client)
+        .create_user(&actor, input)
         .await
         .map_err(ctx::service_error)?;
     leptos_axum::redirect(&format!("/admin/users/{}?notice=created", user.id));
@@ -534,7 +529,7 @@ pub async fn my_audit_events() -> Result<AuditPage, AppError> {
     ctx::state()
         .services
         .audit
-        .list_mine(&actor, 0, RECENT_ACTIVITY)
+        .list_mine(&actor, listing::page(Some(1), Some(RECENT_ACTIVITY)))
         .await
         .map_err(ctx::service_error)
 }
@@ -542,45 +537,53 @@ pub async fn my_audit_events() -> Result<AuditPage, AppError> {
 /// Admin: a page of the audit log, newest first. The filters come as the
 /// page's GET form sends them: `user_id` (events this user did or that
 /// concern them), `event_type` (e.g. `login_failed`), `since` and `until`
-/// (`YYYY-MM-DD`, whole UTC days, both included). `skip` events are skipped;
-/// `limit` is one of [`PAGE_SIZES`] (else [`DEFAULT_PAGE_SIZE`]).
+/// (`YYYY-MM-DD`, whole UTC days, both included); paging as in
+/// [`list_users`].
 #[server(prefix = "/fn", endpoint = "list_audit_events")]
 pub async fn list_audit_events(
     user_id: Option<String>,
     event_type: Option<String>,
     since: Option<String>,
     until: Option<String>,
-    skip: Option<i64>,
-    limit: Option<i64>,
+    page: Option<i64>,
+    per_page: Option<i64>,
 ) -> Result<AuditPage, AppError> {
     let actor = ctx::require_actor()?;
     // Not allowed at all comes before a malformed filter.
     actor.require_admin().map_err(ctx::service_error)?;
-    let query = audit::query(
+    let query = listing::audit_query(
         user_id.as_deref(),
         event_type.as_deref(),
         since.as_deref(),
         until.as_deref(),
     )
     .map_err(ctx::fail)?;
-    let limit = limit
-        .filter(|n| PAGE_SIZES.contains(n))
-        .unwrap_or(DEFAULT_PAGE_SIZE);
-    let skip = skip.unwrap_or(0).clamp(0, MAX_AUDIT_SKIP);
     ctx::state()
         .services
         .audit
-        .list(&actor, query, skip, limit)
+        .list(&actor, &query, listing::page(page, per_page))
         .await
         .map_err(ctx::service_error)
 }
 
-/// Reading the audit filters of the admin page.
+/// Reading the paging and the audit filters of the admin pages.
 #[cfg(feature = "ssr")]
-mod audit {
-    use super::AppError;
-    use crate::{domain::AuditEventType, services::AuditQuery};
+mod listing {
+    use super::{AppError, DEFAULT_PAGE_SIZE, PAGE_SIZES};
+    use crate::domain::{AuditEventType, AuditQuery, ListingError, Page};
     use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+
+    /// Page `number` (from 1, default 1) of `per_page` items: a size the
+    /// pages offer, else the default; a number out of range shows the
+    /// nearest page.
+    pub fn page(number: Option<i64>, per_page: Option<i64>) -> Page {
+        let size = per_page
+            .filter(|n| PAGE_SIZES.contains(n))
+            .unwrap_or(DEFAULT_PAGE_SIZE);
+        Page::numbered(number.unwrap_or(1), size).unwrap_or(Page::FIRST)
+    }
+
+    const USER_ID: &str = "Enter a user id (a positive whole number)";
 
     fn filled(value: Option<&str>) -> Option<&str> {
         value.map(str::trim).filter(|v| !v.is_empty())
@@ -608,7 +611,7 @@ mod audit {
     }
 
     /// The service query of the form's values (empty values are no filter).
-    pub fn query(
+    pub fn audit_query(
         user_id: Option<&str>,
         event_type: Option<&str>,
         since: Option<&str>,
@@ -616,9 +619,8 @@ mod audit {
     ) -> Result<AuditQuery, AppError> {
         let user_id = filled(user_id)
             .map(|v| {
-                v.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
-                    AppError::invalid("user_id", "Enter a user id (a positive whole number)")
-                })
+                v.parse::<i64>()
+                    .map_err(|_| AppError::invalid("user_id", USER_ID))
             })
             .transpose()?;
         let event_type = filled(event_type)
@@ -630,19 +632,17 @@ mod audit {
             .transpose()?;
         let since = day("since", since)?;
         let until = day("until", until)?;
-        if let (Some(since), Some(until)) = (since, until) {
-            if until < since {
-                return Err(AppError::invalid(
-                    "until",
-                    "The end date is before the start date",
-                ));
-            }
-        }
-        Ok(AuditQuery {
+        AuditQuery::new(
             user_id,
             event_type,
-            since: since.map(start_of_day),
-            until: until.map(end_of_day),
+            since.map(start_of_day),
+            until.map(end_of_day),
+        )
+        .map_err(|err| match err {
+            ListingError::UntilBeforeSince => {
+                AppError::invalid("until", "The end date is before the start date")
+            }
+            _ => AppError::invalid("user_id", USER_ID),
         })
     }
 
@@ -652,30 +652,41 @@ mod audit {
 
         #[test]
         fn dates_become_whole_utc_days() {
-            let q = query(None, None, Some("2026-01-31"), Some(" 2026-01-31 ")).expect("valid");
+            let q =
+                audit_query(None, None, Some("2026-01-31"), Some(" 2026-01-31 ")).expect("valid");
             assert_eq!(
-                q.since.map(|t| t.to_rfc3339()).as_deref(),
+                q.since().map(|t| t.to_rfc3339()).as_deref(),
                 Some("2026-01-31T00:00:00+00:00")
             );
             assert_eq!(
-                q.until.map(|t| t.to_rfc3339()).as_deref(),
+                q.until().map(|t| t.to_rfc3339()).as_deref(),
                 Some("2026-01-31T23:59:59.999999+00:00")
             );
-            assert_eq!((q.user_id, q.event_type), (None, None));
+            assert_eq!((q.user_id(), q.event_type()), (None, None));
         }
 
         #[test]
         fn empty_values_are_no_filter() {
-            let q = query(Some(""), Some(" "), Some(""), None).expect("valid");
+            let q = audit_query(Some(""), Some(" "), Some(""), None).expect("valid");
             assert!(
-                q.user_id.is_none()
-                    && q.event_type.is_none()
-                    && q.since.is_none()
-                    && q.until.is_none()
+                q.user_id().is_none()
+                    && q.event_type().is_none()
+                    && q.since().is_none()
+                    && q.until().is_none()
             );
-            let q = query(Some("12"), Some("session_revoked"), None, None).expect("valid");
-            assert_eq!(q.user_id, Some(12));
-            assert_eq!(q.event_type, Some(AuditEventType::SessionRevoked));
+            let q = audit_query(Some("12"), Some("session_revoked"), None, None).expect("valid");
+            assert_eq!(q.user_id(), Some(12));
+            assert_eq!(q.event_type(), Some(AuditEventType::SessionRevoked));
+        }
+
+        #[test]
+        fn page_numbers_and_sizes_are_read_leniently() {
+            let p = page(Some(3), Some(50));
+            assert_eq!((p.offset(), p.limit()), (100, 50));
+            let p = page(None, Some(7));
+            assert_eq!((p.offset(), p.limit()), (0, DEFAULT_PAGE_SIZE));
+            assert_eq!(page(Some(-4), None).offset(), 0);
+            assert!(page(Some(i64::MAX), Some(100)).offset() <= crate::domain::MAX_OFFSET);
         }
 
         #[test]
@@ -684,17 +695,28 @@ mod audit {
                 Err(AppError::Invalid { field, .. }) => field,
                 other => panic!("expected a field error, got {other:?}"),
             };
-            assert_eq!(field(query(Some("abc"), None, None, None)), "user_id");
-            assert_eq!(field(query(Some("0"), None, None, None)), "user_id");
-            assert_eq!(field(query(Some("-3"), None, None, None)), "user_id");
+            assert_eq!(field(audit_query(Some("abc"), None, None, None)), "user_id");
+            assert_eq!(field(audit_query(Some("0"), None, None, None)), "user_id");
+            assert_eq!(field(audit_query(Some("-3"), None, None, None)), "user_id");
             assert_eq!(
-                field(query(None, Some("LoginFailed"), None, None)),
+                field(audit_query(None, Some("LoginFailed"), None, None)),
                 "event_type"
             );
-            assert_eq!(field(query(None, None, Some("2026-02-30"), None)), "since");
-            assert_eq!(field(query(None, None, None, Some("31/01/2026"))), "until");
             assert_eq!(
-                field(query(None, None, Some("2026-02-01"), Some("2026-01-31"))),
+                field(audit_query(None, None, Some("2026-02-30"), None)),
+                "since"
+            );
+            assert_eq!(
+                field(audit_query(None, None, None, Some("31/01/2026"))),
+                "until"
+            );
+            assert_eq!(
+                field(audit_query(
+                    None,
+                    None,
+                    Some("2026-02-01"),
+                    Some("2026-01-31")
+                )),
                 "until"
             );
         }

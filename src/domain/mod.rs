@@ -7,6 +7,7 @@
 mod audit;
 mod device;
 mod email;
+mod listing;
 #[cfg(feature = "ssr")]
 mod password;
 mod redirect;
@@ -16,8 +17,12 @@ mod user;
 pub use audit::{AuditEventType, AuditEventView, AuditPage, UnknownEventType};
 pub use device::{device_name, time_ago};
 pub use email::{Email, EmailError};
+pub use listing::{AuditQuery, ListingError, Page, UserFilter, MAX_OFFSET, MAX_PAGE_SIZE};
 #[cfg(feature = "ssr")]
-pub use password::{PasswordError, PasswordPolicy, MAX_PASSWORD_CHARS, MIN_PASSWORD_FLOOR};
+pub use password::{
+    is_too_long as password_is_too_long, PasswordError, PasswordPolicy, MAX_PASSWORD_CHARS,
+    MIN_PASSWORD_FLOOR,
+};
 pub use redirect::{encode_query_value, safe_next};
 pub use role::{Role, UnknownRole};
 pub use user::{PasswordStrength, SessionView, UserPage, UserView};

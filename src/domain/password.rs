@@ -7,6 +7,14 @@
 pub const MAX_PASSWORD_CHARS: usize = 128;
 /// No configuration may lower the minimum below this.
 pub const MIN_PASSWORD_FLOOR: usize = 8;
+
+/// Whether `password` is longer than any account's password can be
+/// ([`MAX_PASSWORD_CHARS`]): such input is refused before any hashing, at
+/// sign-up as at sign-in. Counts at most MAX+1 characters, so a huge input
+/// costs nothing extra.
+pub fn is_too_long(password: &str) -> bool {
+    password.chars().take(MAX_PASSWORD_CHARS + 1).count() > MAX_PASSWORD_CHARS
+}
 /// Lowest acceptable zxcvbn score (0..=4).
 const MIN_SCORE: u8 = 3;
 
@@ -53,16 +61,14 @@ impl PasswordPolicy {
     }
 
     /// Only the length rules: cheap, used to refuse over-long input before any
-    /// other work (including hashing on login).
+    /// other work.
     pub fn check_length(&self, password: &str) -> Result<(), PasswordError> {
-        // Count at most MAX+1 characters so a huge input costs nothing extra.
-        let chars = password.chars().take(MAX_PASSWORD_CHARS + 1).count();
-        if chars > MAX_PASSWORD_CHARS {
+        if is_too_long(password) {
             return Err(PasswordError::TooLong {
                 max: MAX_PASSWORD_CHARS,
             });
         }
-        if chars < self.min_chars {
+        if password.chars().take(self.min_chars).count() < self.min_chars {
             return Err(PasswordError::TooShort {
                 min: self.min_chars,
             });

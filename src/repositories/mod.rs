@@ -121,18 +121,8 @@ impl RevokeSessions {
     }
 }
 
-/// Filters and paging for the admin user list.
-#[derive(Debug, Clone, Default)]
-pub struct UserFilter {
-    /// Case-insensitive substring of the email, taken literally (`%`, `_`,
-    /// quotes and FTS operators included). Never a control character: the
-    /// service answers such a search itself (no address holds one,
-    /// PostgreSQL text cannot hold NUL, and SQLite's FTS5 ends its query
-    /// at one).
-    pub email_contains: Option<String>,
-    pub role: Option<Role>,
-    pub is_active: Option<bool>,
-}
+/// Filters of the user list (shared with the services and adapters).
+pub use crate::domain::UserFilter;
 
 /// A session to insert (one per login).
 #[derive(Debug, Clone)]

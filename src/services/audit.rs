@@ -6,7 +6,7 @@
 
 use super::{Actor, ClientInfo, ServiceResult};
 use crate::{
-    domain::{AuditEventType, AuditEventView, AuditPage},
+    domain::{AuditEventType, AuditEventView, AuditPage, AuditQuery, Page},
     repositories::{AuditFilter, AuditRecord, AuditRepository, NewAuditEvent},
 };
 use chrono::{DateTime, Utc};
@@ -183,15 +183,6 @@ async fn write_batch(repo: &dyn AuditRepository, batch: &[NewAuditEvent]) {
     }
 }
 
-/// Filters of an audit query, as the API and the pages take them.
-#[derive(Debug, Clone, Default)]
-pub struct AuditQuery {
-    pub user_id: Option<i64>,
-    pub event_type: Option<AuditEventType>,
-    pub since: Option<DateTime<Utc>>,
-    pub until: Option<DateTime<Utc>>,
-}
-
 fn view(record: AuditRecord) -> Option<AuditEventView> {
     let event_type = match record.event_type.parse() {
         Ok(kind) => kind,
@@ -241,15 +232,15 @@ impl AuditService {
         AuditService { repo, log }
     }
 
-    async fn page(&self, filter: AuditFilter, offset: i64, limit: i64) -> ServiceResult<AuditPage> {
+    async fn page(&self, filter: AuditFilter, page: Page) -> ServiceResult<AuditPage> {
         // Read your own writes: what this instance queued is written first.
         self.log.flush().await;
-        let (records, total) = self.repo.list(&filter, offset, limit).await?;
+        let (records, total) = self.repo.list(&filter, page.offset(), page.limit()).await?;
         Ok(AuditPage {
             events: records.into_iter().filter_map(view).collect(),
             total,
-            offset,
-            limit,
+            offset: page.offset(),
+            limit: page.limit(),
         })
     }
 
@@ -257,35 +248,29 @@ impl AuditService {
     pub async fn list(
         &self,
         actor: &Actor,
-        query: AuditQuery,
-        offset: i64,
-        limit: i64,
+        query: &AuditQuery,
+        page: Page,
     ) -> ServiceResult<AuditPage> {
         actor.require_admin()?;
         let filter = AuditFilter {
-            user_id: query.user_id,
+            user_id: query.user_id(),
             subject_user_id: None,
-            event_type: query.event_type,
-            since: query.since,
-            until: query.until,
+            event_type: query.event_type(),
+            since: query.since(),
+            until: query.until(),
         };
-        self.page(filter, offset, limit).await
+        self.page(filter, page).await
     }
 
     /// The events concerning the caller's own account, newest first; an
     /// administrator's actions without the administrator's id and device.
-    pub async fn list_mine(
-        &self,
-        actor: &Actor,
-        offset: i64,
-        limit: i64,
-    ) -> ServiceResult<AuditPage> {
+    pub async fn list_mine(&self, actor: &Actor, page: Page) -> ServiceResult<AuditPage> {
         let filter = AuditFilter {
             subject_user_id: Some(actor.user.id),
             ..AuditFilter::default()
         };
-        let mut page = self.page(filter, offset, limit).await?;
-        page.events = page.events.into_iter().map(as_seen_by_subject).collect();
-        Ok(page)
+        let mut found = self.page(filter, page).await?;
+        found.events = found.events.into_iter().map(as_seen_by_subject).collect();
+        Ok(found)
     }
 }

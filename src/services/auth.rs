@@ -9,7 +9,7 @@ use super::{
     Actor, ClientInfo, ServiceError, ServiceResult,
 };
 use crate::{
-    domain::{AuditEventType, Email, MAX_PASSWORD_CHARS},
+    domain::{AuditEventType, Email},
     repositories::{NewSession, Repositories, Rotation, RotationRequest, User},
 };
 use chrono::{DateTime, Utc};
@@ -132,12 +132,7 @@ impl AuthService {
             return Err(throttled.into());
         }
         // No account can have an over-long password: refuse before hashing.
-        let over_long = password
-            .expose_secret()
-            .chars()
-            .take(MAX_PASSWORD_CHARS + 1)
-            .count()
-            > MAX_PASSWORD_CHARS;
+        let over_long = crate::domain::password_is_too_long(password.expose_secret());
         let user = match &parsed {
             Some(email) if !over_long => self.repos.users.find_by_email(email).await?,
             _ => None,
@@ -369,10 +364,16 @@ impl AuthService {
         }
     }
 
-    /// Resolves an access token to the caller. Every call reads the session and
-    /// the user in one query, so logout, deactivation, deletion and role
+    /// Resolves an access token to the caller making this request from
+    /// `client`. The session and the user are read together (from the
+    /// authentication cache when it vouches for them, see
+    /// `repositories::cache`), so logout, deactivation, deletion and role
     /// changes take effect on the next request.
-    pub async fn authenticate(&self, access_token: &str) -> ServiceResult<Actor> {
+    pub async fn authenticate(
+        &self,
+        access_token: &str,
+        client: ClientInfo,
+    ) -> ServiceResult<Actor> {
         let claims = self
             .tokens
             .verify_access(access_token)
@@ -393,15 +394,14 @@ impl AuthService {
         Ok(Actor {
             user: found.user,
             session_id: claims.sid,
-            client: ClientInfo::default(),
+            client,
         })
     }
 
     /// Ends the caller's session: its access and refresh tokens stop working.
     #[tracing::instrument(skip_all)]
-    pub async fn logout(&self, access_token: &str, client: &ClientInfo) -> ServiceResult<()> {
-        let mut actor = self.authenticate(access_token).await?;
-        actor.client = client.clone();
+    pub async fn logout(&self, access_token: &str, client: ClientInfo) -> ServiceResult<()> {
+        let actor = self.authenticate(access_token, client).await?;
         if self.end_session(&actor).await? {
             Ok(())
         } else {

@@ -54,6 +54,16 @@ impl Maintenance {
         }
     }
 
+    /// Whether the database answers (the readiness probe).
+    pub async fn database_ready(&self) -> ServiceResult<()> {
+        Ok(self.repos.health.ping().await?)
+    }
+
+    /// How many sessions are live now (the `auth_active_sessions` gauge).
+    pub async fn live_sessions(&self) -> ServiceResult<i64> {
+        Ok(self.repos.sessions.count_live(Utc::now()).await?)
+    }
+
     /// Deletes what has outlived its use, as of `now`.
     pub async fn purge(&self, now: DateTime<Utc>) -> ServiceResult<PurgeReport> {
         let sessions = self

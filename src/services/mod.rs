@@ -18,7 +18,7 @@ pub mod throttle;
 pub mod tokens;
 pub mod users;
 
-pub use audit::{AuditEntry, AuditLog, AuditQuery, AuditService};
+pub use audit::{AuditEntry, AuditLog, AuditService};
 pub use auth::{AuthService, TokenPair};
 pub use mail_links::MailLinks;
 pub use maintenance::{Maintenance, PurgeReport};

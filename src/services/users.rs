@@ -10,8 +10,8 @@ use super::{
     Actor, ClientInfo, ServiceError, ServiceResult,
 };
 use crate::{
-    domain::{AuditEventType, Email, PasswordPolicy, Role},
-    repositories::{NewUser, Repositories, RevokeSessions, User, UserChanges, UserFilter},
+    domain::{AuditEventType, Email, Page, PasswordPolicy, Role, UserFilter},
+    repositories::{NewUser, Repositories, RevokeSessions, User, UserChanges},
 };
 use chrono::Utc;
 use secrecy::{ExposeSecret, SecretString};
@@ -75,6 +75,8 @@ enum ChangedBy<'a> {
     Admin(&'a Actor),
     /// The operator (CLI or `ADMIN_EMAIL`), outside any session.
     Operator,
+    /// A new user signing up: their own actor, before any session exists.
+    SignUp,
 }
 
 impl ChangedBy<'_> {
@@ -84,6 +86,7 @@ impl ChangedBy<'_> {
                 AuditEntry::by(actor, event_type, subject)
             }
             ChangedBy::Operator => AuditEntry::new(event_type).subject(subject),
+            ChangedBy::SignUp => AuditEntry::new(event_type).actor(subject).subject(subject),
         }
         .detail("by", self.label())
     }
@@ -93,13 +96,14 @@ impl ChangedBy<'_> {
             ChangedBy::SelfService(_) => "self",
             ChangedBy::Admin(_) => "admin",
             ChangedBy::Operator => "operator",
+            ChangedBy::SignUp => "registration",
         }
     }
 
     /// Who changed a password, for the notice.
     fn password_changer(self) -> PasswordChangedBy {
         match self {
-            ChangedBy::SelfService(_) => PasswordChangedBy::User,
+            ChangedBy::SelfService(_) | ChangedBy::SignUp => PasswordChangedBy::User,
             ChangedBy::Admin(_) | ChangedBy::Operator => PasswordChangedBy::Admin,
         }
     }
@@ -181,16 +185,8 @@ impl UserService {
     }
 
     fn record_created(&self, by: ChangedBy<'_>, user: &User) {
-        let entry = match by {
-            // A sign-up: the new user is their own actor.
-            ChangedBy::SelfService(_) => AuditEntry::new(AuditEventType::UserCreated)
-                .actor(user.id)
-                .subject(user.id)
-                .detail("by", "registration"),
-            _ => by.entry(AuditEventType::UserCreated, user.id),
-        };
         self.audit.record(
-            entry
+            by.entry(AuditEventType::UserCreated, user.id)
                 .detail("email", user.email.as_str())
                 .detail("role", user.role.as_str()),
         );
@@ -229,6 +225,19 @@ impl UserService {
         Email::parse(raw).map_err(|e| ServiceError::invalid("email", e.to_string()))
     }
 
+    /// The password rule, the one place it is applied: accepts `password`
+    /// for the account with `email`, or refuses it as input `field`.
+    fn accept_password(
+        &self,
+        password: &SecretString,
+        email: &Email,
+        field: &'static str,
+    ) -> ServiceResult<()> {
+        self.policy
+            .check(password.expose_secret(), Some(email.local_part()))
+            .map_err(|e| ServiceError::invalid(field, e.to_string()))
+    }
+
     /// Applies the password policy, then hashes (never hash what the policy refuses).
     async fn checked_hash(
         &self,
@@ -236,66 +245,77 @@ impl UserService {
         email: &Email,
         field: &'static str,
     ) -> ServiceResult<String> {
-        self.policy
-            .check(password.expose_secret(), Some(email.local_part()))
-            .map_err(|e| ServiceError::invalid(field, e.to_string()))?;
+        self.accept_password(password, email, field)?;
         Ok(self.hasher.hash(password.clone()).await?)
     }
 
-    /// Creates an account. Anonymous callers may only sign up as an active
-    /// regular user, only while registration is open, and only so often per
-    /// client address; admins may choose the role and the activity.
+    /// Signs up: anyone may create an active regular account for themselves,
+    /// while registration is open, and only so often per client address.
     #[tracing::instrument(skip_all)]
-    pub async fn register(
-        &self,
-        caller: Option<&Actor>,
-        input: NewUserInput,
-        client: &ClientInfo,
-    ) -> ServiceResult<User> {
-        let admin = caller.filter(|actor| actor.is_admin());
-        if admin.is_none() {
-            if input.role.is_some_and(|r| r != Role::Regular) || input.is_active == Some(false) {
-                return Err(ServiceError::Forbidden);
-            }
-            if !self.allow_registration {
-                return Err(ServiceError::RegistrationDisabled);
-            }
+    pub async fn sign_up(&self, input: NewUserInput, client: &ClientInfo) -> ServiceResult<User> {
+        if input.role.is_some_and(|r| r != Role::Regular) || input.is_active == Some(false) {
+            return Err(ServiceError::Forbidden);
+        }
+        if !self.allow_registration {
+            return Err(ServiceError::RegistrationDisabled);
         }
         let email = Self::parse_email(&input.email)?;
-        self.policy
-            .check(input.password.expose_secret(), Some(email.local_part()))
-            .map_err(|e| ServiceError::invalid("password", e.to_string()))?;
-        if admin.is_none() {
-            self.throttle
-                .registration_attempt(client.ip.as_deref(), Utc::now())
-                .await?;
-        }
+        self.accept_password(&input.password, &email, "password")?;
+        self.throttle
+            .registration_attempt(client.ip.as_deref(), Utc::now())
+            .await?;
         let password_hash = self.hasher.hash(input.password).await?;
         let user = self
+            .insert(&email, &password_hash, Role::Regular, true, false)
+            .await?;
+        self.send_verification(&user).await;
+        self.record_created(ChangedBy::SignUp, &user);
+        Ok(user)
+    }
+
+    /// Admin: creates an account with the role and activity of their choice
+    /// (registration switch and sign-up throttling do not apply).
+    #[tracing::instrument(skip_all, fields(admin_id = admin.user.id))]
+    pub async fn create_user(&self, admin: &Actor, input: NewUserInput) -> ServiceResult<User> {
+        admin.require_admin()?;
+        let email = Self::parse_email(&input.email)?;
+        let password_hash = self
+            .checked_hash(&input.password, &email, "password")
+            .await?;
+        let user = self
+            .insert(
+                &email,
+                &password_hash,
+                input.role.unwrap_or_default(),
+                input.is_active.unwrap_or(true),
+                false,
+            )
+            .await?;
+        self.send_verification(&user).await;
+        self.record_created(ChangedBy::Admin(admin), &user);
+        Ok(user)
+    }
+
+    async fn insert(
+        &self,
+        email: &Email,
+        password_hash: &str,
+        role: Role,
+        is_active: bool,
+        email_verified: bool,
+    ) -> ServiceResult<User> {
+        Ok(self
             .repos
             .users
             .create(NewUser {
-                email: &email,
-                password_hash: &password_hash,
-                role: input.role.unwrap_or_default(),
-                is_active: input.is_active.unwrap_or(true),
-                email_verified: false,
+                email,
+                password_hash,
+                role,
+                is_active,
+                email_verified,
                 now: Utc::now(),
             })
-            .await?;
-        self.send_verification(&user).await;
-        match admin {
-            Some(admin) => self.record_created(ChangedBy::Admin(admin), &user),
-            None => {
-                let new_user = Actor {
-                    user: user.clone(),
-                    session_id: 0,
-                    client: client.clone(),
-                };
-                self.record_created(ChangedBy::SelfService(&new_user), &user);
-            }
-        }
-        Ok(user)
+            .await?)
     }
 
     /// Changes the caller's own account. Changing the email or the password
@@ -324,9 +344,7 @@ impl UserService {
             None => Self::parse_email(&me.email)?,
         };
         if let Some(password) = &input.password {
-            self.policy
-                .check(password.expose_secret(), Some(effective_email.local_part()))
-                .map_err(|e| ServiceError::invalid("password", e.to_string()))?;
+            self.accept_password(password, &effective_email, "password")?;
         }
         let verification = self
             .hasher
@@ -445,9 +463,8 @@ impl UserService {
     pub async fn list(
         &self,
         actor: &Actor,
-        filter: UserFilter,
-        offset: i64,
-        limit: i64,
+        filter: &UserFilter,
+        page: Page,
     ) -> ServiceResult<UserPage> {
         actor.require_admin()?;
         // Search text is taken literally. With a character no address holds
@@ -463,7 +480,11 @@ impl UserService {
                 total: 0,
             });
         }
-        let (users, total) = self.repos.users.list(&filter, offset, limit).await?;
+        let (users, total) = self
+            .repos
+            .users
+            .list(filter, page.offset(), page.limit())
+            .await?;
         Ok(UserPage { users, total })
     }
 
@@ -565,18 +586,9 @@ impl UserService {
     pub async fn create_admin(&self, email: &str, password: SecretString) -> ServiceResult<User> {
         let email = Self::parse_email(email)?;
         let password_hash = self.checked_hash(&password, &email, "password").await?;
+        // The operator vouches for the address.
         let user = self
-            .repos
-            .users
-            .create(NewUser {
-                email: &email,
-                password_hash: &password_hash,
-                role: Role::Admin,
-                is_active: true,
-                // The operator vouches for the address.
-                email_verified: true,
-                now: Utc::now(),
-            })
+            .insert(&email, &password_hash, Role::Admin, true, true)
             .await?;
         self.record_created(ChangedBy::Operator, &user);
         Ok(user)

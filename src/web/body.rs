@@ -19,9 +19,10 @@ use std::{
     task::{Context, Poll},
 };
 
-/// Largest request body the pages and server functions accept (413
-/// beyond): the API's cap. Their forms hold an email and a few passwords.
-pub const MAX_BODY_BYTES: usize = crate::api::MAX_BODY_BYTES;
+/// Largest request body anyone may send (413 beyond): the API's cap, and
+/// the pages' and server functions' (their forms hold an email and a few
+/// passwords; the API's bodies are as small).
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// Middleware for the pages and server functions: reads the body, at most
 /// [`MAX_BODY_BYTES`], before anything else sees it, and answers 413 beyond

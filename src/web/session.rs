@@ -1,11 +1,7 @@
 //! Resolves the browser session from the cookies, once per request.
 
 use super::cookies::SessionCookies;
-use crate::{
-    api::extract::client_info,
-    services::{hash_opaque_token, Actor, ClientInfo, ServiceError, TokenPair},
-    startup::AppState,
-};
+use crate::services::{hash_opaque_token, Actor, AuthService, ClientInfo, ServiceError, TokenPair};
 use axum::{
     extract::{Request, State},
     middleware::Next,
@@ -43,7 +39,7 @@ type Flight = Arc<OnceCell<Refreshed>>;
 /// `REFRESH_REUSE_GRACE_SECONDS=0`). Across instances, the database's reuse
 /// grace and the one successor per token keep the racers signed in.
 #[derive(Clone, Default)]
-pub struct RefreshFlights(Arc<Mutex<HashMap<String, Flight>>>);
+struct RefreshFlights(Arc<Mutex<HashMap<String, Flight>>>);
 
 impl RefreshFlights {
     /// Runs `refresh` once for all concurrent callers with the same token.
@@ -82,7 +78,7 @@ fn is_asset(path: &str) -> bool {
 /// the session is over (signed out, revoked, reused, user deactivated or
 /// deleted), both cookies are cleared.
 pub async fn resolve(
-    State(state): State<AppState>,
+    State(sessions): State<Sessions>,
     cookies: Cookies,
     mut request: Request,
     next: Next,
@@ -90,56 +86,65 @@ pub async fn resolve(
     if is_asset(request.uri().path()) {
         return next.run(request).await;
     }
-    let jar = SessionCookies::new(&state.config);
-    let client = client_info(request.headers(), request.extensions(), &state);
-    let actor = session_from_cookies(&state, &jar, &cookies, &client)
-        .await
-        .map(|mut actor| {
-            actor.client = client;
-            actor
-        });
+    let client = crate::client::of(request.extensions());
+    let actor = sessions.from_cookies(&cookies, client).await;
     tracing::Span::current().record("user_id", actor.as_ref().map(|a| a.user.id));
     request.extensions_mut().insert(BrowserSession(actor));
     next.run(request).await
 }
 
-async fn session_from_cookies(
-    state: &AppState,
-    jar: &SessionCookies,
-    cookies: &Cookies,
-    client: &ClientInfo,
-) -> Option<Actor> {
-    let auth = &state.services.auth;
-    if let Some(access) = jar.access_token(cookies) {
-        match auth.authenticate(&access).await {
-            Ok(actor) => return Some(actor),
-            // A database fault is not the end of the session: keep the cookies.
-            Err(ServiceError::Unavailable(_) | ServiceError::Internal(_)) => return None,
-            Err(_) => {}
+/// What [`resolve`] needs: the authentication service, the cookie settings
+/// and this instance's refreshes in flight.
+#[derive(Clone)]
+pub struct Sessions {
+    auth: AuthService,
+    jar: SessionCookies,
+    flights: RefreshFlights,
+}
+
+impl Sessions {
+    /// The session resolver of one instance.
+    pub fn new(auth: AuthService, jar: SessionCookies) -> Self {
+        Sessions {
+            auth,
+            jar,
+            flights: RefreshFlights::default(),
         }
     }
-    let refresh = jar.refresh_token(cookies)?;
-    let refreshed = state
-        .refresh_flights
-        .run(&refresh, || async {
-            match auth.refresh(&refresh, client).await {
-                Ok(pair) => Refreshed::Pair(pair),
-                Err(ServiceError::Unavailable(_) | ServiceError::Internal(_)) => {
-                    Refreshed::Unavailable
-                }
-                Err(_) => Refreshed::Ended,
+
+    async fn from_cookies(&self, cookies: &Cookies, client: ClientInfo) -> Option<Actor> {
+        let (auth, jar) = (&self.auth, &self.jar);
+        if let Some(access) = jar.access_token(cookies) {
+            match auth.authenticate(&access, client.clone()).await {
+                Ok(actor) => return Some(actor),
+                // A database fault is not the end of the session: keep the cookies.
+                Err(ServiceError::Unavailable(_) | ServiceError::Internal(_)) => return None,
+                Err(_) => {}
             }
-        })
-        .await;
-    match refreshed {
-        Refreshed::Pair(pair) => {
-            jar.set(cookies, &pair);
-            auth.authenticate(&pair.access_token).await.ok()
         }
-        Refreshed::Unavailable => None,
-        Refreshed::Ended => {
-            jar.clear(cookies);
-            None
+        let refresh = jar.refresh_token(cookies)?;
+        let refreshed = self
+            .flights
+            .run(&refresh, || async {
+                match auth.refresh(&refresh, &client).await {
+                    Ok(pair) => Refreshed::Pair(pair),
+                    Err(ServiceError::Unavailable(_) | ServiceError::Internal(_)) => {
+                        Refreshed::Unavailable
+                    }
+                    Err(_) => Refreshed::Ended,
+                }
+            })
+            .await;
+        match refreshed {
+            Refreshed::Pair(pair) => {
+                jar.set(cookies, &pair);
+                auth.authenticate(&pair.access_token, client).await.ok()
+            }
+            Refreshed::Unavailable => None,
+            Refreshed::Ended => {
+                jar.clear(cookies);
+                None
+            }
         }
     }
 }

@@ -995,7 +995,7 @@ async fn missing_malformed_and_out_of_range_arguments_are_a_400(app: TestApp) {
             vec![("page", "99999999999999999999999")],
             &admin,
         ),
-        ("list_audit_events", vec![("limit", "1e3")], &admin),
+        ("list_audit_events", vec![("per_page", "1e3")], &admin),
     ];
     for (name, form, jar) in cases {
         let response = call_fn(&app, name, &form, jar, Some(ORIGIN)).await;

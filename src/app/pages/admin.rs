@@ -1,13 +1,16 @@
 use crate::{
     app::{
-        components::{action_error, page_error, refresh_after, Field, FormError, Submit},
+        components::{
+            action_error, page_error, refresh_after, Field, FormError, PageSizeSelect, Pager,
+            Submit,
+        },
         server::{
             get_user, list_users, user_sessions, CreateUser, DeleteUser, ResendUserVerification,
-            SetUserActive, SetUserPassword, SignOutUser, UpdateUser, DEFAULT_PAGE_SIZE, PAGE_SIZES,
+            SetUserActive, SetUserPassword, SignOutUser, UpdateUser, DEFAULT_PAGE_SIZE,
         },
         DataVersion,
     },
-    domain::{device_name, encode_query_value, time_ago, Role, UserView},
+    domain::{device_name, time_ago, Role, UserView},
 };
 use leptos::{form::ActionForm, prelude::*};
 use leptos_meta::Title;
@@ -47,7 +50,7 @@ pub fn UsersPage() -> impl IntoView {
                             <h1>"Users"</h1>
                             <Filters/>
                             <UserTable page=result.clone()/>
-                            <Pager total=result.total offset=result.offset limit=result.limit/>
+                            <Pager path="/admin/users" keep=&["q", "role", "status", "per_page"] total=result.total offset=result.offset limit=result.limit/>
                         </section>
                         <CreateUserForm/>
                     }
@@ -75,12 +78,7 @@ fn Filters() -> impl IntoView {
             </div>
             <FilterSelect name="role" label="Role" selected=role options=&[("admin", "Admin"), ("regular", "Regular")]/>
             <FilterSelect name="status" label="Status" selected=status options=&[("active", "Active"), ("inactive", "Inactive")]/>
-            <div class="field">
-                <label for="per_page">"Per page"</label>
-                <select id="per_page" name="per_page">
-                    {PAGE_SIZES.iter().map(|n| view! { <option value=n.to_string() selected=*n == per_page>{n.to_string()}</option> }).collect_view()}
-                </select>
-            </div>
+            <PageSizeSelect selected=per_page/>
             <button type="submit" class="button">"Search"</button>
         </Form>
     }
@@ -156,39 +154,6 @@ fn status_badge(active: bool) -> impl IntoView {
         view! { <span class="status active">"Active"</span> }
     } else {
         view! { <span class="status inactive">"Inactive"</span> }
-    }
-}
-
-/// Previous/next links that keep the filters.
-#[component]
-fn Pager(total: i64, offset: i64, limit: i64) -> impl IntoView {
-    let query = use_query_map();
-    let limit = limit.max(1);
-    let current = offset / limit + 1;
-    let pages = ((total + limit - 1) / limit).max(1);
-    let link = move |target: i64| {
-        let map = query.read_untracked();
-        let mut params: Vec<String> = ["q", "role", "status", "per_page"]
-            .iter()
-            .filter_map(|k| {
-                map.get(k)
-                    .filter(|v| !v.is_empty())
-                    .map(|v| format!("{k}={}", encode_query_value(&v)))
-            })
-            .collect();
-        params.push(format!("page={target}"));
-        format!("/admin/users?{}", params.join("&"))
-    };
-    view! {
-        <nav class="pager" aria-label="Pages">
-            <Show when=move || { current > 1 }>
-                <a href=link(current - 1) rel="prev">"← Previous"</a>
-            </Show>
-            <span>{format!("Page {current} of {pages}")}</span>
-            <Show when=move || { current < pages }>
-                <a href=link(current + 1) rel="next">"Next →"</a>
-            </Show>
-        </nav>
     }
 }
 

@@ -1,21 +1,21 @@
 use crate::{
     app::{
-        components::{page_error, Field},
+        components::{page_error, Field, PageSizeSelect, Pager},
         error::AppError,
         pages::admin::{AdminNav, FilterSelect},
-        server::{list_audit_events, DEFAULT_PAGE_SIZE, PAGE_SIZES},
+        server::{list_audit_events, DEFAULT_PAGE_SIZE},
     },
-    domain::{device_name, encode_query_value, AuditEventType, AuditEventView, AuditPage},
+    domain::{device_name, AuditEventType, AuditEventView, AuditPage},
 };
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::{components::Form, hooks::use_query_map};
 
 /// The query-string filters of the page, kept by the pager's links.
-const FILTERS: [&str; 5] = ["user_id", "event_type", "since", "until", "limit"];
+const FILTERS: &[&str] = &["user_id", "event_type", "since", "until", "per_page"];
 
 /// `/admin/audit`: the security audit log, newest first, with filters (a
-/// GET form, so it works without JavaScript) and skip/limit paging.
+/// GET form, so it works without JavaScript) and paging.
 #[component]
 pub fn AuditPage() -> impl IntoView {
     let query = use_query_map();
@@ -27,12 +27,12 @@ pub fn AuditPage() -> impl IntoView {
                 param("event_type"),
                 param("since"),
                 param("until"),
-                param("skip").and_then(|v| v.parse::<i64>().ok()),
-                param("limit").and_then(|v| v.parse::<i64>().ok()),
+                param("page").and_then(|v| v.parse::<i64>().ok()),
+                param("per_page").and_then(|v| v.parse::<i64>().ok()),
             )
         },
-        |(user_id, event_type, since, until, skip, limit)| {
-            list_audit_events(user_id, event_type, since, until, skip, limit)
+        |(user_id, event_type, since, until, page, per_page)| {
+            list_audit_events(user_id, event_type, since, until, page, per_page)
         },
     );
     view! {
@@ -47,7 +47,7 @@ pub fn AuditPage() -> impl IntoView {
                             <p class="muted">"Security events: sign-ins, sign-outs and account changes. Times are in UTC."</p>
                             <AuditFilters error=None/>
                             <AuditTable page=result.clone()/>
-                            <AuditPager total=result.total offset=result.offset limit=result.limit/>
+                            <Pager path="/admin/audit" keep=FILTERS total=result.total offset=result.offset limit=result.limit newer_first=true/>
                         </section>
                     }
                     .into_any(),
@@ -71,7 +71,7 @@ pub fn AuditPage() -> impl IntoView {
 fn AuditFilters(error: Option<AppError>) -> impl IntoView {
     let query = use_query_map();
     let get = move |name: &str| query.read_untracked().get(name).unwrap_or_default();
-    let limit = get("limit").parse::<i64>().unwrap_or(DEFAULT_PAGE_SIZE);
+    let per_page = get("per_page").parse::<i64>().unwrap_or(DEFAULT_PAGE_SIZE);
     let error = Signal::stored(error);
     let type_options: Vec<(&'static str, &'static str)> = AuditEventType::ALL
         .iter()
@@ -86,12 +86,7 @@ fn AuditFilters(error: Option<AppError>) -> impl IntoView {
             <FilterSelect name="event_type" label="Event type" selected=get("event_type") options=type_options error=type_error/>
             <Field name="since" label="From (UTC day)" kind="date" value=get("since") error required=false/>
             <Field name="until" label="To (UTC day)" kind="date" value=get("until") error required=false/>
-            <div class="field">
-                <label for="limit">"Per page"</label>
-                <select id="limit" name="limit">
-                    {PAGE_SIZES.iter().map(|n| view! { <option value=n.to_string() selected=*n == limit>{n.to_string()}</option> }).collect_view()}
-                </select>
-            </div>
+            <PageSizeSelect selected=per_page/>
             <button type="submit" class="button">"Filter"</button>
         </Form>
     }
@@ -154,42 +149,5 @@ fn user_link(id: Option<i64>) -> AnyView {
             view! { <a href=format!("/admin/users/{id}")>{format!("User {id}")}</a> }.into_any()
         }
         None => view! { <span class="muted" title="No account">"—"</span> }.into_any(),
-    }
-}
-
-/// Previous/next links (skip/limit) that keep the filters.
-#[component]
-fn AuditPager(total: i64, offset: i64, limit: i64) -> impl IntoView {
-    let query = use_query_map();
-    let limit = limit.max(1);
-    let current = offset / limit + 1;
-    let pages = ((total + limit - 1) / limit).max(1);
-    let link = move |skip: i64| {
-        let map = query.read_untracked();
-        let mut params: Vec<String> = FILTERS
-            .iter()
-            .filter_map(|k| {
-                map.get(k)
-                    .filter(|v| !v.is_empty())
-                    .map(|v| format!("{k}={}", encode_query_value(&v)))
-            })
-            .collect();
-        if skip > 0 {
-            params.push(format!("skip={skip}"));
-        }
-        if params.is_empty() {
-            "/admin/audit".to_owned()
-        } else {
-            format!("/admin/audit?{}", params.join("&"))
-        }
-    };
-    let previous = (offset > 0).then(|| link((offset - limit).max(0)));
-    let next = (offset + limit < total).then(|| link(offset + limit));
-    view! {
-        <nav class="pager" aria-label="Pages">
-            {previous.map(|href| view! { <a href=href rel="prev">"← Newer"</a> })}
-            <span>{format!("Page {} of {pages}", current.min(pages))}</span>
-            {next.map(|href| view! { <a href=href rel="next">"Older →"</a> })}
-        </nav>
     }
 }

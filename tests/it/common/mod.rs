@@ -11,11 +11,7 @@ use axum::{
     Router,
 };
 use http_body_util::BodyExt;
-use leptos_auth::{
-    config::Config,
-    db::Pool,
-    startup::{router, AppState},
-};
+use leptos_auth::{config::Config, db::Pool, startup::router, state::AppState};
 use serde_json::{json, Value};
 use std::{collections::HashMap, net::SocketAddr};
 use tower::ServiceExt;

@@ -8,7 +8,7 @@
 //! error's status ([`AppError::status`]), so no server function has to
 //! remember to, and a new one cannot forget.
 
-use crate::app::error::AppError;
+use super::error::AppError;
 use axum::{
     body::Body,
     extract::Request,

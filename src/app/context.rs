@@ -1,11 +1,12 @@
 //! What server functions need from the request, read from the Leptos context
-//! (leptos_axum provides the request parts and the response options).
+//! (leptos_axum provides the request parts and the response options), and
+//! the one translation of service errors for the pages.
 
-use super::{cookies::SessionCookies, session::BrowserSession};
+use super::error::{AppError, EMAIL_NOT_VERIFIED};
 use crate::{
-    app::error::AppError,
     services::{Actor, ClientInfo, ServiceError},
-    startup::AppState,
+    state::AppState,
+    web::{cookies::SessionCookies, session::BrowserSession},
 };
 use axum::http::{request::Parts, StatusCode};
 use leptos::prelude::{expect_context, use_context};
@@ -50,7 +51,7 @@ pub fn session_cookies() -> SessionCookies {
 /// The client's user agent and address.
 pub fn client() -> ClientInfo {
     parts()
-        .map(|p| crate::api::extract::client_info(&p.headers, &p.extensions, &state()))
+        .map(|p| crate::client::of(&p.extensions))
         .unwrap_or_default()
 }
 
@@ -69,27 +70,6 @@ pub fn fail(error: AppError) -> AppError {
     }
     error
 }
-
-impl AppError {
-    /// The HTTP status of this error.
-    pub fn status(&self) -> StatusCode {
-        match self {
-            AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
-            AppError::Forbidden => StatusCode::FORBIDDEN,
-            AppError::NotFound(_) => StatusCode::NOT_FOUND,
-            AppError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            AppError::Refused { status, .. } => {
-                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
-            }
-            AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            AppError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-}
-
-/// What the pages say when sign-in waits for a verified address (the sign-in
-/// page recognises it to offer a new link).
-pub const EMAIL_NOT_VERIFIED: &str = crate::app::error::EMAIL_NOT_VERIFIED;
 
 /// Translates a service error for the pages (the only place that does), and
 /// sets the matching HTTP status.
