@@ -6,9 +6,10 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use leptos_auth::{
     config::{Argon2Settings, Config},
+    crypto::{hash_opaque_token, PasswordHasher, TokenService},
     domain::PasswordPolicy,
-    services::{tokens::hash_opaque_token, ClientInfo, PasswordHasher, TokenService},
-    startup::AppState,
+    services::ClientInfo,
+    state::AppState,
 };
 use secrecy::SecretString;
 use std::{collections::HashMap, hint::black_box, time::Duration};
@@ -139,7 +140,11 @@ fn auth_check(c: &mut Criterion) {
         c.bench_function(&format!("auth_check_{name}"), |b| {
             b.iter(|| {
                 runtime
-                    .block_on(services.auth.authenticate(black_box(&token)))
+                    .block_on(
+                        services
+                            .auth
+                            .authenticate(black_box(&token), ClientInfo::default()),
+                    )
                     .expect("authenticated")
             })
         });

@@ -1,8 +1,8 @@
 //! The `leptos-auth` binary: parse the command line, run the command.
 
 /// mimalloc instead of glibc's malloc: rendering a page allocates and frees
-/// many small objects, and glibc spent about a quarter of the CPU time of
-/// `GET /login` in them (perf, BENCHMARKS.md). Only this binary uses it; the
+/// many small objects, which glibc's malloc handles slowly (BENCHMARKS.md,
+/// analysis: "mimalloc"). Only this binary uses it; the
 /// library and its tests keep the system allocator.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -3,12 +3,14 @@
 
 use super::{
     audit::{AuditEntry, AuditLog},
-    passwords::PasswordHasher,
     throttle::{account_key, Throttle},
-    tokens::{hash_opaque_token, plausible_refresh_token, TokenError, TokenService},
     Actor, ClientInfo, ServiceError, ServiceResult,
 };
 use crate::{
+    crypto::{
+        passwords::PasswordHasher,
+        tokens::{hash_opaque_token, plausible_refresh_token, TokenError, TokenService},
+    },
     domain::{AuditEventType, Email},
     repositories::{NewSession, Repositories, Rotation, RotationRequest, User},
 };

@@ -8,10 +8,10 @@
 
 use super::{
     outbox::{Composed, LinkRequest, LinkToStore, Outbox},
-    tokens::{hash_opaque_token, new_opaque_token, plausible_refresh_token},
     ClientInfo, ServiceError, ServiceResult,
 };
 use crate::{
+    crypto::tokens::{hash_opaque_token, new_opaque_token, plausible_refresh_token},
     domain::Email,
     mail::MailMessage,
     repositories::{

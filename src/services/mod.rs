@@ -11,31 +11,29 @@ pub mod auth;
 pub mod mail_links;
 pub mod maintenance;
 pub mod outbox;
-pub mod passwords;
 pub mod recovery;
 pub mod sessions;
 pub mod throttle;
-pub mod tokens;
 pub mod users;
 
 pub use audit::{AuditEntry, AuditLog, AuditService};
 pub use auth::{AuthService, TokenPair};
 pub use mail_links::MailLinks;
 pub use maintenance::{Maintenance, PurgeReport};
-pub use passwords::PasswordHasher;
 pub use recovery::AccountRecovery;
 pub use sessions::SessionService;
 pub use throttle::Throttle;
-pub use tokens::{hash_opaque_token, TokenService};
 pub use users::{NewUserInput, UpdateMeInput, UpdateUserInput, UserService};
 
 use crate::{
     config::Config,
+    crypto::{passwords, PasswordHasher, TokenService},
     repositories::{EmailTokenProblem, RepoError, Repositories, User},
 };
 
 /// The authenticated caller: the user as currently stored (role and activity
-/// read from the database on every request), the session of their token, and
+/// as of this request: from the database, or from the authentication cache,
+/// which every change to them empties), the session of their token, and
 /// the device the request came from (for the audit log).
 #[derive(Debug, Clone)]
 pub struct Actor {

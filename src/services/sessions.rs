@@ -1,6 +1,8 @@
 //! Device sessions: users see and end their own sessions; admins see and end
 //! anyone's. Ending a session makes its access and refresh tokens stop
-//! working at once (every request checks the session).
+//! working at once: every request checks the session, and ending one
+//! drops it from the authentication cache of every instance
+//! (`repositories::cache`).
 
 use super::{
     audit::{AuditEntry, AuditLog},

@@ -5,11 +5,11 @@
 use super::{
     audit::{AuditEntry, AuditLog},
     mail_links::{MailLinks, PasswordChangedBy},
-    passwords::PasswordHasher,
     throttle::Throttle,
     Actor, ClientInfo, ServiceError, ServiceResult,
 };
 use crate::{
+    crypto::PasswordHasher,
     domain::{AuditEventType, Email, Page, PasswordPolicy, Role, UserFilter},
     repositories::{NewUser, Repositories, RevokeSessions, User, UserChanges},
 };

@@ -1,7 +1,10 @@
 //! Resolves the browser session from the cookies, once per request.
 
 use super::cookies::SessionCookies;
-use crate::services::{hash_opaque_token, Actor, AuthService, ClientInfo, ServiceError, TokenPair};
+use crate::{
+    crypto::hash_opaque_token,
+    services::{Actor, AuthService, ClientInfo, ServiceError, TokenPair},
+};
 use axum::{
     extract::{Request, State},
     middleware::Next,

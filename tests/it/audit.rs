@@ -346,6 +346,9 @@ async fn the_admin_log_filters_and_pages(app: TestApp) {
         "limit=0",
         "limit=101",
         "skip=-1",
+        "skip=1000000001",
+        // The same bounds as the admin page: a range may not end before it starts.
+        "since=2026-02-01T00:00:00Z&until=2026-01-31T23:59:59Z",
     ] {
         let response = app
             .get(&format!("/api/v1/audit?{bad}"), Some(&admin.access))
@@ -357,6 +360,26 @@ async fn the_admin_log_filters_and_pages(app: TestApp) {
             response.text
         );
     }
+    let reversed = app
+        .get(
+            "/api/v1/audit?since=2026-02-01T00:00:00Z&until=2026-01-31T23:59:59Z",
+            Some(&admin.access),
+        )
+        .await;
+    reversed.assert_validation(&["query", "until"]);
+    // A one-instant range is a range.
+    app.get(
+        "/api/v1/audit?since=2026-02-01T00:00:00Z&until=2026-02-01T00:00:00Z",
+        Some(&admin.access),
+    )
+    .await
+    .assert_status(StatusCode::OK);
+    app.get(
+        "/api/v1/users/me/audit?skip=1000000001",
+        Some(&admin.access),
+    )
+    .await
+    .assert_validation(&["query", "skip"]);
 }
 
 async fn a_failing_audit_write_never_fails_the_request(app: TestApp) {

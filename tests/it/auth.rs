@@ -376,7 +376,7 @@ async fn logout_needs_a_valid_bearer_token(app: TestApp) {
 }
 
 async fn login_upgrades_a_hash_made_with_old_parameters(app: TestApp) {
-    use leptos_auth::{config::Argon2Settings, services::PasswordHasher};
+    use leptos_auth::{config::Argon2Settings, crypto::PasswordHasher};
     let (id, _) = app.user("legacy@example.com").await;
     // Store a hash made with weaker parameters, as an older deployment would have.
     let old = PasswordHasher::new(&Argon2Settings {

@@ -1,11 +1,22 @@
-//! Symmetric cryptography the services build on: keys derived from a
-//! configured secret, and sealing (authenticated encryption) of data that
-//! must not be readable from the database alone.
+//! Cryptography the services build on; infrastructure, not business rules
+//! (the rules that use it, such as who may sign in or when a session ends,
+//! live in `services`):
+//! - [`passwords`]: Argon2id hashing and verification on threads of their own;
+//! - [`tokens`]: access JWTs, opaque refresh and link tokens and their hashes;
+//! - here: keys derived from a configured secret, and sealing
+//!   (authenticated encryption) of data that must not be readable from the
+//!   database alone.
 //!
 //! Sealed data is XChaCha20-Poly1305 (RustCrypto's `chacha20poly1305`): a
 //! random 192-bit nonce per message (no counter to keep across instances),
 //! stored in front of the ciphertext. Opening fails on any change to the
 //! bytes, and with another key.
+
+pub mod passwords;
+pub mod tokens;
+
+pub use passwords::{HashError, PasswordHasher};
+pub use tokens::{hash_opaque_token, TokenService};
 
 use chacha20poly1305::{
     aead::{Aead, AeadCore, KeyInit, OsRng},
