@@ -1,7 +1,7 @@
 //! Authentication: the token key and lifetimes, sessions, accounts and
 //! passwords, Argon2 and the brute-force throttling.
 
-use super::setting::{verbatim, Env, Setting, MASK, UNBOUNDED};
+use super::setting::{declare, read_and_default, verbatim, Env, Setting, MASK, UNBOUNDED};
 use super::{default_parallelism, AppEnv, ConfigError};
 use crate::domain::{Email, MAX_PASSWORD_CHARS, MIN_PASSWORD_FLOOR};
 use secrecy::SecretString;
@@ -10,202 +10,91 @@ use std::{path::Path, time::Duration};
 /// Minimum length of `JWT_SECRET` in bytes (256 bits, RFC 8725 section 3.5).
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
-/// `JWT_SECRET`; generated in development when unset (see [`jwt_secret`]).
-pub const JWT_SECRET: Setting<SecretString> = Setting::text(
-    "JWT_SECRET",
-    None,
-    |raw| {
-        if raw.len() < MIN_JWT_SECRET_BYTES {
-            return Err(format!(
-                "must be at least {MIN_JWT_SECRET_BYTES} bytes long (got {})",
-                raw.len()
-            ));
-        }
-        Ok(SecretString::from(raw))
-    },
-    |_| MASK.to_owned(),
-    "HS256 key, at least 32 bytes (generated into DATA_DIR/jwt-secret in development)",
-);
+/// The default issuer and audience of tokens.
+fn leptos_auth() -> String {
+    "leptos-auth".to_owned()
+}
 
-/// `JWT_ISSUER`.
-pub const JWT_ISSUER: Setting<String> = Setting::text(
-    "JWT_ISSUER",
-    Some(|| "leptos-auth".to_owned()),
-    verbatim,
-    String::clone,
-    "the iss claim, required on every token",
-);
+/// What a limit of 0 means.
+const OFF: &str = "turns the limit off";
 
-/// `JWT_AUDIENCE`.
-pub const JWT_AUDIENCE: Setting<String> = Setting::text(
-    "JWT_AUDIENCE",
-    Some(|| "leptos-auth".to_owned()),
-    verbatim,
-    String::clone,
-    "the aud claim, required on every token",
-);
-
-/// `ACCESS_TOKEN_EXPIRE_MINUTES`.
-pub const ACCESS_TOKEN_EXPIRE_MINUTES: Setting<Duration> = Setting::minutes(
-    "ACCESS_TOKEN_EXPIRE_MINUTES",
-    15,
-    1..=24 * 60,
-    "access-token lifetime",
-);
-
-/// `SESSION_IDLE_DAYS`, formerly `REFRESH_TOKEN_EXPIRE_DAYS`.
-pub const SESSION_IDLE_DAYS: Setting<Duration> = Setting::days(
-    "SESSION_IDLE_DAYS",
-    7,
-    1..=365,
-    "a session ends after this many days without a refresh",
-)
-.older_name("REFRESH_TOKEN_EXPIRE_DAYS");
-
-/// `SESSION_MAX_DAYS`.
-pub const SESSION_MAX_DAYS: Setting<Duration> = Setting::days(
-    "SESSION_MAX_DAYS",
-    30,
-    1..=3650,
-    "a session ends this many days after its sign-in, however often it is refreshed",
-);
-
-/// `REFRESH_REUSE_GRACE_SECONDS`.
-pub const REFRESH_REUSE_GRACE_SECONDS: Setting<Duration> = Setting::seconds(
-    "REFRESH_REUSE_GRACE_SECONDS",
-    10,
-    0..=300,
-    "a refresh token rotated out less than this long ago is a racing refresh, not reuse",
-)
-.zero_means("refuses every reuse");
-
-/// `LOGIN_MAX_FAILURES`.
-pub const LOGIN_MAX_FAILURES: Setting<u32> = Setting::count(
-    "LOGIN_MAX_FAILURES",
-    5,
-    0..=UNBOUNDED,
-    "failed sign-ins for one account within the window before further attempts wait",
-)
-.zero_means("turns the limit off");
-
-/// `LOGIN_WINDOW_MINUTES`.
-pub const LOGIN_WINDOW_MINUTES: Setting<Duration> = Setting::minutes(
-    "LOGIN_WINDOW_MINUTES",
-    15,
-    1..=24 * 60,
-    "how long a failed sign-in counts",
-);
-
-/// `LOGIN_IP_MAX_FAILURES_PER_HOUR`.
-pub const LOGIN_IP_MAX_FAILURES_PER_HOUR: Setting<u32> = Setting::count(
-    "LOGIN_IP_MAX_FAILURES_PER_HOUR",
-    100,
-    0..=UNBOUNDED,
-    "failed sign-ins from one client address per hour, across accounts",
-)
-.zero_means("turns the limit off");
-
-/// `REGISTRATION_MAX_PER_IP_PER_HOUR`.
-pub const REGISTRATION_MAX_PER_IP_PER_HOUR: Setting<u32> = Setting::count(
-    "REGISTRATION_MAX_PER_IP_PER_HOUR",
-    20,
-    0..=UNBOUNDED,
-    "sign-ups from one client address per hour",
-)
-.zero_means("turns the limit off");
-
-/// `REFRESH_IP_MAX_FAILURES_PER_HOUR`.
-pub const REFRESH_IP_MAX_FAILURES_PER_HOUR: Setting<u32> = Setting::count(
-    "REFRESH_IP_MAX_FAILURES_PER_HOUR",
-    100,
-    0..=UNBOUNDED,
-    "invalid refresh tokens from one client address per hour",
-)
-.zero_means("turns the limit off");
-
-/// `EMAIL_REQUEST_INTERVAL_SECONDS`.
-pub const EMAIL_REQUEST_INTERVAL_SECONDS: Setting<Duration> = Setting::seconds(
-    "EMAIL_REQUEST_INTERVAL_SECONDS",
-    60,
-    0..=UNBOUNDED,
-    "the shortest time between two reset (or two verification) messages to one account",
-)
-.zero_means("turns the limit off");
-
-/// `EMAIL_REQUESTS_PER_IP_PER_HOUR`.
-pub const EMAIL_REQUESTS_PER_IP_PER_HOUR: Setting<u32> = Setting::count(
-    "EMAIL_REQUESTS_PER_IP_PER_HOUR",
-    20,
-    0..=UNBOUNDED,
-    "password-reset and verification requests from one client address per hour",
-)
-.zero_means("turns the limit off");
-
-/// `ALLOW_REGISTRATION`.
-pub const ALLOW_REGISTRATION: Setting<bool> = Setting::flag(
-    "ALLOW_REGISTRATION",
-    true,
-    "whether anyone may sign up; admins can always create users",
-);
-
-/// `ADMIN_EMAIL`; set together with `ADMIN_PASSWORD` (see [`admin`]).
-pub const ADMIN_EMAIL: Setting<Option<Email>> = Setting::text(
-    "ADMIN_EMAIL",
-    Some(|| None),
-    |raw| Email::parse(raw).map(Some).map_err(|e| e.to_string()),
-    |email| {
-        email
-            .as_ref()
-            .map(|e| e.as_str().to_owned())
-            .unwrap_or_default()
-    },
-    "with ADMIN_PASSWORD: an admin ensured at startup",
-);
-
-/// `ADMIN_PASSWORD`.
-pub const ADMIN_PASSWORD: Setting<Option<SecretString>> = Setting::text(
-    "ADMIN_PASSWORD",
-    Some(|| None),
-    |raw| Ok(Some(SecretString::from(raw))),
-    |password| {
-        password
-            .as_ref()
-            .map(|_| MASK.to_owned())
-            .unwrap_or_default()
-    },
-    "the password of ADMIN_EMAIL when it is created; never overwrites an existing one",
-);
-
-/// `PASSWORD_MIN_LENGTH`.
-pub const PASSWORD_MIN_LENGTH: Setting<usize> = Setting::count(
-    "PASSWORD_MIN_LENGTH",
-    12,
-    MIN_PASSWORD_FLOOR as u64..=MAX_PASSWORD_CHARS as u64,
-    "minimum password length in characters",
-);
-
-/// `ARGON2_MEMORY_KIB`; the cost parameters are checked together (see [`argon2`]).
-pub const ARGON2_MEMORY_KIB: Setting<u32> = Setting::count(
-    "ARGON2_MEMORY_KIB",
-    19_456,
-    0..=UNBOUNDED,
-    "Argon2id memory per hash, in KiB",
-);
-
-/// `ARGON2_ITERATIONS`.
-pub const ARGON2_ITERATIONS: Setting<u32> =
-    Setting::count("ARGON2_ITERATIONS", 2, 0..=UNBOUNDED, "Argon2id passes");
-
-/// `ARGON2_PARALLELISM`.
-pub const ARGON2_PARALLELISM: Setting<u32> =
-    Setting::count("ARGON2_PARALLELISM", 1, 0..=UNBOUNDED, "Argon2id lanes");
-
-/// `ARGON2_MAX_CONCURRENT`; the default is the number of cores.
-pub const ARGON2_MAX_CONCURRENT: Setting<usize> = Setting::derived_count(
-    "ARGON2_MAX_CONCURRENT",
-    1..=UNBOUNDED,
-    "hashes allowed at once (default: CPU cores); more requests queue",
-);
+declare! {
+    /// HS256 key, at least 32 bytes; unset in development, one is generated
+    /// into `DATA_DIR/jwt-secret` (see [`jwt_secret`]).
+    JWT_SECRET: SecretString = Setting::text(
+        None,
+        |raw| {
+            if raw.len() < MIN_JWT_SECRET_BYTES {
+                return Err(format!(
+                    "must be at least {MIN_JWT_SECRET_BYTES} bytes long (got {})",
+                    raw.len()
+                ));
+            }
+            Ok(SecretString::from(raw))
+        },
+        |_| MASK.to_owned(),
+    );
+    /// The `iss` claim, required on every token.
+    JWT_ISSUER: String = Setting::text(Some(leptos_auth), verbatim, String::clone);
+    /// The `aud` claim, required on every token.
+    JWT_AUDIENCE: String = Setting::text(Some(leptos_auth), verbatim, String::clone);
+    /// Access-token lifetime in minutes.
+    ACCESS_TOKEN_EXPIRE_MINUTES: Duration = Setting::minutes(15, 1..=24 * 60);
+    /// A session ends after this many days without a refresh.
+    SESSION_IDLE_DAYS: Duration =
+        Setting::days(7, 1..=365).older_name("REFRESH_TOKEN_EXPIRE_DAYS");
+    /// A session ends this many days after its sign-in, however often it is
+    /// refreshed.
+    SESSION_MAX_DAYS: Duration = Setting::days(30, 1..=3650);
+    /// A refresh token rotated out less than this many seconds ago is a
+    /// racing refresh, not reuse.
+    REFRESH_REUSE_GRACE_SECONDS: Duration =
+        Setting::seconds(10, 0..=300).zero_means("refuses every reuse");
+    /// Failed sign-ins for one account within the window before further
+    /// attempts wait.
+    LOGIN_MAX_FAILURES: u32 = Setting::count(5, 0..=UNBOUNDED).zero_means(OFF);
+    /// How long a failed sign-in counts, in minutes.
+    LOGIN_WINDOW_MINUTES: Duration = Setting::minutes(15, 1..=24 * 60);
+    /// Failed sign-ins from one client address per hour, across accounts.
+    LOGIN_IP_MAX_FAILURES_PER_HOUR: u32 = Setting::count(100, 0..=UNBOUNDED).zero_means(OFF);
+    /// Sign-ups from one client address per hour.
+    REGISTRATION_MAX_PER_IP_PER_HOUR: u32 = Setting::count(20, 0..=UNBOUNDED).zero_means(OFF);
+    /// Invalid refresh tokens from one client address per hour.
+    REFRESH_IP_MAX_FAILURES_PER_HOUR: u32 = Setting::count(100, 0..=UNBOUNDED).zero_means(OFF);
+    /// The shortest time, in seconds, between two password-reset (or two
+    /// verification) messages to one account.
+    EMAIL_REQUEST_INTERVAL_SECONDS: Duration =
+        Setting::seconds(60, 0..=UNBOUNDED).zero_means(OFF);
+    /// Password-reset and verification requests from one client address per hour.
+    EMAIL_REQUESTS_PER_IP_PER_HOUR: u32 = Setting::count(20, 0..=UNBOUNDED).zero_means(OFF);
+    /// Whether anyone may sign up; admins can always create users.
+    ALLOW_REGISTRATION: bool = Setting::flag(true);
+    /// With `ADMIN_PASSWORD`, an admin ensured at startup (see [`admin`]).
+    ADMIN_EMAIL: Option<Email> = Setting::text(
+        Some(|| None),
+        |raw| Email::parse(raw).map(Some).map_err(|e| e.to_string()),
+        |email| email.as_ref().map(|e| e.as_str().to_owned()).unwrap_or_default(),
+    );
+    /// The password `ADMIN_EMAIL` is created with; never overwrites an
+    /// existing one.
+    ADMIN_PASSWORD: Option<SecretString> = Setting::text(
+        Some(|| None),
+        |raw| Ok(Some(SecretString::from(raw))),
+        |password| password.as_ref().map(|_| MASK.to_owned()).unwrap_or_default(),
+    );
+    /// Minimum password length in characters.
+    PASSWORD_MIN_LENGTH: usize =
+        Setting::count(12, MIN_PASSWORD_FLOOR as u64..=MAX_PASSWORD_CHARS as u64);
+    /// Argon2id memory per hash in KiB; the cost parameters are checked
+    /// together (see [`argon2()`]).
+    ARGON2_MEMORY_KIB: u32 = Setting::count(19_456, 0..=UNBOUNDED);
+    /// Argon2id passes.
+    ARGON2_ITERATIONS: u32 = Setting::count(2, 0..=UNBOUNDED);
+    /// Argon2id lanes.
+    ARGON2_PARALLELISM: u32 = Setting::count(1, 0..=UNBOUNDED);
+    /// Hashes allowed at once (default: the number of cores); more requests queue.
+    ARGON2_MAX_CONCURRENT: usize = Setting::derived_count(1..=UNBOUNDED);
+}
 
 /// Argon2id cost parameters and the cap on concurrent hashes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,39 +146,15 @@ pub struct ThrottleSettings {
     pub email_ip_max_per_hour: u32,
 }
 
-impl ThrottleSettings {
-    /// The `LOGIN_*`, `REGISTRATION_*`, `REFRESH_IP_*` and `EMAIL_REQUEST*` limits.
-    pub fn read(env: &Env<'_>) -> Result<ThrottleSettings, ConfigError> {
-        Ok(ThrottleSettings {
-            login_window: LOGIN_WINDOW_MINUTES.read(env)?,
-            login_max_failures: LOGIN_MAX_FAILURES.read(env)?,
-            login_ip_max_failures_per_hour: LOGIN_IP_MAX_FAILURES_PER_HOUR.read(env)?,
-            registration_max_per_ip_per_hour: REGISTRATION_MAX_PER_IP_PER_HOUR.read(env)?,
-            refresh_ip_max_failures_per_hour: REFRESH_IP_MAX_FAILURES_PER_HOUR.read(env)?,
-            email_account_interval: EMAIL_REQUEST_INTERVAL_SECONDS.read(env)?,
-            email_ip_max_per_hour: EMAIL_REQUESTS_PER_IP_PER_HOUR.read(env)?,
-        })
-    }
-}
-
-impl Default for ThrottleSettings {
-    /// The declared defaults.
-    fn default() -> Self {
-        ThrottleSettings {
-            login_max_failures: LOGIN_MAX_FAILURES.default().unwrap_or_default(),
-            login_window: LOGIN_WINDOW_MINUTES.default().unwrap_or_default(),
-            login_ip_max_failures_per_hour: LOGIN_IP_MAX_FAILURES_PER_HOUR
-                .default()
-                .unwrap_or_default(),
-            registration_max_per_ip_per_hour: REGISTRATION_MAX_PER_IP_PER_HOUR
-                .default()
-                .unwrap_or_default(),
-            refresh_ip_max_failures_per_hour: REFRESH_IP_MAX_FAILURES_PER_HOUR
-                .default()
-                .unwrap_or_default(),
-            email_account_interval: EMAIL_REQUEST_INTERVAL_SECONDS.default().unwrap_or_default(),
-            email_ip_max_per_hour: EMAIL_REQUESTS_PER_IP_PER_HOUR.default().unwrap_or_default(),
-        }
+read_and_default! {
+    ThrottleSettings {
+        login_window: LOGIN_WINDOW_MINUTES,
+        login_max_failures: LOGIN_MAX_FAILURES,
+        login_ip_max_failures_per_hour: LOGIN_IP_MAX_FAILURES_PER_HOUR,
+        registration_max_per_ip_per_hour: REGISTRATION_MAX_PER_IP_PER_HOUR,
+        refresh_ip_max_failures_per_hour: REFRESH_IP_MAX_FAILURES_PER_HOUR,
+        email_account_interval: EMAIL_REQUEST_INTERVAL_SECONDS,
+        email_ip_max_per_hour: EMAIL_REQUESTS_PER_IP_PER_HOUR,
     }
 }
 

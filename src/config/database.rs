@@ -3,7 +3,7 @@
 //! owns the conversion into sqlx's connection and pool options, so opening
 //! the pool (`db::Pool::connect`) needs nothing else.
 
-use super::setting::{Env, Setting, UNBOUNDED};
+use super::setting::{declare, read_and_default, Env, Setting, UNBOUNDED};
 use super::{default_parallelism, ConfigError, DatabaseUrl};
 use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
@@ -44,43 +44,28 @@ pub const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long SQLite work waits: for the write lock, and for a connection.
 const SQLITE_WAIT: Duration = Duration::from_secs(10);
 
-/// `DATABASE_URL`; its default lies in `DATA_DIR` (see [`DatabaseSettings::read`]).
-pub const DATABASE_URL: Setting<DatabaseUrl> = Setting::text(
-    "DATABASE_URL",
-    None,
-    |raw| {
-        Backend::from_url(raw)
-            .map(|_| DatabaseUrl::new(raw))
-            .map_err(|e| e.to_string())
-    },
-    DatabaseUrl::masked,
-    "sqlite://path or postgres://user:password@host/db (default: sqlite://<DATA_DIR>/leptos-auth.db)",
-);
-
-/// `DATABASE_MAX_CONNECTIONS`; its default depends on the backend
-/// ([`default_max_connections`]).
-pub const DATABASE_MAX_CONNECTIONS: Setting<u32> = Setting::derived_count(
-    "DATABASE_MAX_CONNECTIONS",
-    1..=UNBOUNDED,
-    "pool size (default: 10 on PostgreSQL, 2 per CPU core on SQLite)",
-);
-
-/// `AUTH_CACHE_SECONDS`.
-pub const AUTH_CACHE_SECONDS: Setting<Duration> = Setting::seconds(
-    "AUTH_CACHE_SECONDS",
-    30,
-    0..=3600,
-    "how long an authentication check may be answered from memory while PostgreSQL's change feed is confirmed",
-)
-.zero_means("turns the cache off");
-
-/// `AUTH_CACHE_ENTRIES`.
-pub const AUTH_CACHE_ENTRIES: Setting<usize> = Setting::count(
-    "AUTH_CACHE_ENTRIES",
-    10_000,
-    1..=10_000_000,
-    "how many sessions each instance keeps in the authentication cache",
-);
+declare! {
+    /// `sqlite://path` or `postgres://user:password@host/db`; the default,
+    /// `sqlite://<DATA_DIR>/leptos-auth.db`, follows `DATA_DIR` (see
+    /// [`DatabaseSettings::read`]).
+    DATABASE_URL: DatabaseUrl = Setting::text(
+        None,
+        |raw| {
+            Backend::from_url(raw)
+                .map(|_| DatabaseUrl::new(raw))
+                .map_err(|e| e.to_string())
+        },
+        DatabaseUrl::masked,
+    );
+    /// Pool size; the default follows the backend (see `default_max_connections`).
+    DATABASE_MAX_CONNECTIONS: u32 = Setting::derived_count(1..=UNBOUNDED);
+    /// How long an authentication check may be answered from memory while
+    /// PostgreSQL's change feed is confirmed.
+    AUTH_CACHE_SECONDS: Duration =
+        Setting::seconds(30, 0..=3600).zero_means("turns the cache off");
+    /// How many sessions each instance keeps in the authentication cache.
+    AUTH_CACHE_ENTRIES: usize = Setting::count(10_000, 1..=10_000_000);
+}
 
 /// The database and its pool.
 #[derive(Debug, Clone)]
@@ -172,23 +157,10 @@ pub struct AuthCacheSettings {
     pub capacity: usize,
 }
 
-impl AuthCacheSettings {
-    /// `AUTH_CACHE_SECONDS` and `AUTH_CACHE_ENTRIES`.
-    pub fn read(env: &Env<'_>) -> Result<AuthCacheSettings, ConfigError> {
-        Ok(AuthCacheSettings {
-            max_age: AUTH_CACHE_SECONDS.read(env)?,
-            capacity: AUTH_CACHE_ENTRIES.read(env)?,
-        })
-    }
-}
-
-impl Default for AuthCacheSettings {
-    /// The declared defaults.
-    fn default() -> Self {
-        AuthCacheSettings {
-            max_age: AUTH_CACHE_SECONDS.default().unwrap_or_default(),
-            capacity: AUTH_CACHE_ENTRIES.default().unwrap_or_default(),
-        }
+read_and_default! {
+    AuthCacheSettings {
+        max_age: AUTH_CACHE_SECONDS,
+        capacity: AUTH_CACHE_ENTRIES,
     }
 }
 
@@ -198,22 +170,14 @@ mod tests {
 
     #[test]
     fn the_backend_follows_the_url_scheme() {
-        assert_eq!(
-            Backend::from_url("sqlite://data/x.db").ok(),
-            Some(Backend::Sqlite)
-        );
-        assert_eq!(
-            Backend::from_url("sqlite::memory:").ok(),
-            Some(Backend::Sqlite)
-        );
-        assert_eq!(
-            Backend::from_url("postgres://u@h/db").ok(),
-            Some(Backend::Postgres)
-        );
-        assert_eq!(
-            Backend::from_url("postgresql://u@h/db").ok(),
-            Some(Backend::Postgres)
-        );
-        assert!(Backend::from_url("mysql://u@h/db").is_err());
+        for (url, backend) in [
+            ("sqlite://data/x.db", Some(Backend::Sqlite)),
+            ("sqlite::memory:", Some(Backend::Sqlite)),
+            ("postgres://u@h/db", Some(Backend::Postgres)),
+            ("postgresql://u@h/db", Some(Backend::Postgres)),
+            ("mysql://u@h/db", None),
+        ] {
+            assert_eq!(Backend::from_url(url).ok(), backend, "{url}");
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! Outgoing mail: the SMTP server, the sender, the links in messages and
 //! whether addresses must be verified.
 
-use super::setting::{Env, Setting};
+use super::setting::{declare, Env, Setting};
 use super::{AppEnv, ConfigError, SecretUrl};
 use std::{
     net::SocketAddr,
@@ -11,57 +11,36 @@ use std::{
 /// The sender when no SMTP server is configured (messages go to the outbox).
 const DEFAULT_MAIL_FROM: &str = "leptos-auth <no-reply@localhost>";
 
-/// `SMTP_URL`.
-pub const SMTP_URL: Setting<Option<SecretUrl>> = Setting::text(
-    "SMTP_URL",
-    Some(|| None),
-    parse_smtp_url,
-    |url| url.as_ref().map(SecretUrl::masked).unwrap_or_default(),
-    "smtps://user:password@host:465, smtp://user:password@host:587?tls=required or smtp://relay:25; unset: the outbox folder",
-);
-
-/// `MAIL_FROM`; required with `SMTP_URL` (see [`MailSettings::read`]).
-pub const MAIL_FROM: Setting<String> = Setting::text(
-    "MAIL_FROM",
-    None,
-    |raw| {
-        let from = raw.trim().to_owned();
-        from.parse::<lettre::message::Mailbox>().map_err(|e| {
-            format!("{from:?} is not a valid sender ({e}); expected e.g. \"leptos-auth <no-reply@example.com>\"")
-        })?;
-        Ok(from)
-    },
-    String::clone,
-    "the sender, Name <address> or address (default: leptos-auth <no-reply@localhost> without SMTP_URL)",
-);
-
-/// `PUBLIC_URL`; required in production (see [`MailSettings::read`]).
-pub const PUBLIC_URL: Setting<String> = Setting::text(
-    "PUBLIC_URL",
-    None,
-    |raw| {
-        let url = raw.trim().trim_end_matches('/').to_owned();
-        let valid = (url.starts_with("http://") || url.starts_with("https://"))
-            && url.split_once("://").is_some_and(|(_, rest)| {
-                !rest.is_empty() && !rest.contains(['?', '#', ' ', '"', '<', '>'])
-            });
-        if !valid {
-            return Err(format!(
-                "{url:?} is not an http(s) URL (e.g. https://auth.example.com)"
-            ));
-        }
-        Ok(url)
-    },
-    String::clone,
-    "where users reach the site, for links in emails (default in development: http://<LEPTOS_SITE_ADDR>)",
-);
-
-/// `REQUIRE_EMAIL_VERIFICATION`.
-pub const REQUIRE_EMAIL_VERIFICATION: Setting<bool> = Setting::flag(
-    "REQUIRE_EMAIL_VERIFICATION",
-    false,
-    "refuse sign-in until the address is verified",
-);
+declare! {
+    /// `smtps://user:password@host:465`, `smtp://user:password@host:587?tls=required`
+    /// or `smtp://relay:25`; unset: messages go to the outbox folder.
+    SMTP_URL: Option<SecretUrl> = Setting::text(
+        Some(|| None),
+        parse_smtp_url,
+        |url| url.as_ref().map(SecretUrl::masked).unwrap_or_default(),
+    );
+    /// The sender, `Name <address>` or `address`; required with `SMTP_URL`
+    /// (see [`MailSettings::read`]).
+    MAIL_FROM: String = Setting::text(
+        None,
+        |raw| {
+            let from = raw.trim().to_owned();
+            from.parse::<lettre::message::Mailbox>().map_err(|e| {
+                format!(
+                    "{from:?} is not a valid sender ({e}); \
+                     expected e.g. \"leptos-auth <no-reply@example.com>\""
+                )
+            })?;
+            Ok(from)
+        },
+        String::clone,
+    );
+    /// Where users reach the site, for the links in emails; required in
+    /// production (see [`MailSettings::read`]).
+    PUBLIC_URL: String = Setting::text(None, parse_public_url, String::clone);
+    /// Refuse sign-in until the address is verified.
+    REQUIRE_EMAIL_VERIFICATION: bool = Setting::flag(false);
+}
 
 /// Outgoing mail: verification and password-reset messages.
 #[derive(Debug, Clone)]
@@ -140,4 +119,18 @@ fn parse_smtp_url(raw: &str) -> Result<Option<SecretUrl>, String> {
     lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(text)
         .map_err(|_| format!("{} is not a valid SMTP URL", url.masked()))?;
     Ok(Some(url))
+}
+
+fn parse_public_url(raw: &str) -> Result<String, String> {
+    let url = raw.trim().trim_end_matches('/').to_owned();
+    let valid = (url.starts_with("http://") || url.starts_with("https://"))
+        && url.split_once("://").is_some_and(|(_, rest)| {
+            !rest.is_empty() && !rest.contains(['?', '#', ' ', '"', '<', '>'])
+        });
+    if !valid {
+        return Err(format!(
+            "{url:?} is not an http(s) URL (e.g. https://auth.example.com)"
+        ));
+    }
+    Ok(url)
 }

@@ -317,71 +317,55 @@ impl<T> Row for Field<T> {
     }
 }
 
-const fn field<T>(setting: &'static Setting<T>, get: fn(&Config) -> &T) -> Field<T> {
-    Field { setting, get }
+/// The rows of [`SETTINGS`]: each `setting => field` shows the declared
+/// setting's value at that field of a [`Config`].
+macro_rules! rows {
+    ($($setting:path => $($field:ident).+,)*) => {
+        &[$(&Field { setting: &$setting, get: |c| &c.$($field).+ }),*]
+    };
 }
 
 /// Every declared setting, in the order `config check` prints them.
-pub const SETTINGS: &[&dyn Row] = &[
-    &field(&server::APP_ENV, |c| &c.app_env),
-    &field(&server::DATA_DIR, |c| &c.data_dir),
-    &field(&database::DATABASE_URL, |c| &c.database.url),
-    &field(&database::DATABASE_MAX_CONNECTIONS, |c| {
-        &c.database.max_connections
-    }),
-    &field(&database::AUTH_CACHE_SECONDS, |c| &c.auth_cache.max_age),
-    &field(&database::AUTH_CACHE_ENTRIES, |c| &c.auth_cache.capacity),
-    &field(&auth::JWT_SECRET, |c| &c.jwt_secret),
-    &field(&auth::JWT_ISSUER, |c| &c.jwt_issuer),
-    &field(&auth::JWT_AUDIENCE, |c| &c.jwt_audience),
-    &field(&auth::ACCESS_TOKEN_EXPIRE_MINUTES, |c| &c.access_token_ttl),
-    &field(&auth::SESSION_IDLE_DAYS, |c| &c.session_idle),
-    &field(&auth::SESSION_MAX_DAYS, |c| &c.session_max),
-    &field(&auth::REFRESH_REUSE_GRACE_SECONDS, |c| {
-        &c.refresh_reuse_grace
-    }),
-    &field(&auth::LOGIN_MAX_FAILURES, |c| {
-        &c.throttle.login_max_failures
-    }),
-    &field(&auth::LOGIN_WINDOW_MINUTES, |c| &c.throttle.login_window),
-    &field(&auth::LOGIN_IP_MAX_FAILURES_PER_HOUR, |c| {
-        &c.throttle.login_ip_max_failures_per_hour
-    }),
-    &field(&auth::REGISTRATION_MAX_PER_IP_PER_HOUR, |c| {
-        &c.throttle.registration_max_per_ip_per_hour
-    }),
-    &field(&auth::REFRESH_IP_MAX_FAILURES_PER_HOUR, |c| {
-        &c.throttle.refresh_ip_max_failures_per_hour
-    }),
-    &field(&server::TRUSTED_PROXIES, |c| &c.trusted_proxies),
-    &field(&server::AUDIT_RETENTION_DAYS, |c| &c.audit_retention),
-    &field(&server::MAINTENANCE_INTERVAL_SECONDS, |c| {
-        &c.maintenance_interval
-    }),
-    &field(&auth::ALLOW_REGISTRATION, |c| &c.allow_registration),
-    &field(&auth::ADMIN_EMAIL, |c| &c.admin_email),
-    &field(&auth::ADMIN_PASSWORD, |c| &c.admin_password),
-    &field(&auth::PASSWORD_MIN_LENGTH, |c| &c.password_min_length),
-    &field(&auth::ARGON2_MEMORY_KIB, |c| &c.argon2.memory_kib),
-    &field(&auth::ARGON2_ITERATIONS, |c| &c.argon2.iterations),
-    &field(&auth::ARGON2_PARALLELISM, |c| &c.argon2.parallelism),
-    &field(&auth::ARGON2_MAX_CONCURRENT, |c| &c.argon2.max_concurrent),
-    &field(&server::COOKIE_SECURE, |c| &c.cookie_secure),
-    &field(&server::BACKEND_CORS_ORIGINS, |c| &c.cors_origins),
-    &field(&server::LEPTOS_SITE_ADDR, |c| &c.site_addr),
-    &field(&server::LOG_FORMAT, |c| &c.log_format),
-    &field(&server::METRICS_ADDR, |c| &c.metrics_addr),
-    &field(&server::SHUTDOWN_TIMEOUT_SECONDS, |c| &c.shutdown_timeout),
-    &field(&mail::SMTP_URL, |c| &c.mail.smtp_url),
-    &field(&mail::MAIL_FROM, |c| &c.mail.from),
-    &field(&mail::PUBLIC_URL, |c| &c.mail.public_url),
-    &field(&mail::REQUIRE_EMAIL_VERIFICATION, |c| {
-        &c.mail.require_verification
-    }),
-    &field(&auth::EMAIL_REQUEST_INTERVAL_SECONDS, |c| {
-        &c.throttle.email_account_interval
-    }),
-    &field(&auth::EMAIL_REQUESTS_PER_IP_PER_HOUR, |c| {
-        &c.throttle.email_ip_max_per_hour
-    }),
-];
+pub const SETTINGS: &[&dyn Row] = rows! {
+    server::APP_ENV => app_env,
+    server::DATA_DIR => data_dir,
+    database::DATABASE_URL => database.url,
+    database::DATABASE_MAX_CONNECTIONS => database.max_connections,
+    database::AUTH_CACHE_SECONDS => auth_cache.max_age,
+    database::AUTH_CACHE_ENTRIES => auth_cache.capacity,
+    auth::JWT_SECRET => jwt_secret,
+    auth::JWT_ISSUER => jwt_issuer,
+    auth::JWT_AUDIENCE => jwt_audience,
+    auth::ACCESS_TOKEN_EXPIRE_MINUTES => access_token_ttl,
+    auth::SESSION_IDLE_DAYS => session_idle,
+    auth::SESSION_MAX_DAYS => session_max,
+    auth::REFRESH_REUSE_GRACE_SECONDS => refresh_reuse_grace,
+    auth::LOGIN_MAX_FAILURES => throttle.login_max_failures,
+    auth::LOGIN_WINDOW_MINUTES => throttle.login_window,
+    auth::LOGIN_IP_MAX_FAILURES_PER_HOUR => throttle.login_ip_max_failures_per_hour,
+    auth::REGISTRATION_MAX_PER_IP_PER_HOUR => throttle.registration_max_per_ip_per_hour,
+    auth::REFRESH_IP_MAX_FAILURES_PER_HOUR => throttle.refresh_ip_max_failures_per_hour,
+    server::TRUSTED_PROXIES => trusted_proxies,
+    server::AUDIT_RETENTION_DAYS => audit_retention,
+    server::MAINTENANCE_INTERVAL_SECONDS => maintenance_interval,
+    auth::ALLOW_REGISTRATION => allow_registration,
+    auth::ADMIN_EMAIL => admin_email,
+    auth::ADMIN_PASSWORD => admin_password,
+    auth::PASSWORD_MIN_LENGTH => password_min_length,
+    auth::ARGON2_MEMORY_KIB => argon2.memory_kib,
+    auth::ARGON2_ITERATIONS => argon2.iterations,
+    auth::ARGON2_PARALLELISM => argon2.parallelism,
+    auth::ARGON2_MAX_CONCURRENT => argon2.max_concurrent,
+    server::COOKIE_SECURE => cookie_secure,
+    server::BACKEND_CORS_ORIGINS => cors_origins,
+    server::LEPTOS_SITE_ADDR => site_addr,
+    server::LOG_FORMAT => log_format,
+    server::METRICS_ADDR => metrics_addr,
+    server::SHUTDOWN_TIMEOUT_SECONDS => shutdown_timeout,
+    mail::SMTP_URL => mail.smtp_url,
+    mail::MAIL_FROM => mail.from,
+    mail::PUBLIC_URL => mail.public_url,
+    mail::REQUIRE_EMAIL_VERIFICATION => mail.require_verification,
+    auth::EMAIL_REQUEST_INTERVAL_SECONDS => throttle.email_account_interval,
+    auth::EMAIL_REQUESTS_PER_IP_PER_HOUR => throttle.email_ip_max_per_hour,
+};

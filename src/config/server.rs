@@ -2,7 +2,7 @@
 //! (listen address, cookies, CORS, proxies), logs, metrics, shutdown and the
 //! periodic maintenance.
 
-use super::setting::{comma_separated, days, display, parsed, Env, Setting, DAY};
+use super::setting::{comma_separated, days, declare, display, parsed, Env, Setting, DAY};
 use super::ConfigError;
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -63,117 +63,76 @@ impl LogFormat {
     }
 }
 
-/// `APP_ENV`.
-pub const APP_ENV: Setting<AppEnv> = Setting::text(
-    "APP_ENV",
-    Some(|| AppEnv::Development),
-    |raw| match raw.trim() {
-        "development" | "dev" => Ok(AppEnv::Development),
-        "production" | "prod" => Ok(AppEnv::Production),
-        other => Err(format!(
-            "expected 'development' or 'production', got {other:?}"
-        )),
-    },
-    |env| env.as_str().to_owned(),
-    "development or production; production refuses to start without JWT_SECRET and PUBLIC_URL",
-);
-
-/// `DATA_DIR`.
-pub const DATA_DIR: Setting<PathBuf> = Setting::text(
-    "DATA_DIR",
-    Some(|| PathBuf::from("data")),
-    |raw| Ok(PathBuf::from(raw)),
-    |dir| dir.display().to_string(),
-    "folder for the default SQLite database, the development JWT secret and the mail outbox",
-);
-
-/// `TRUSTED_PROXIES`.
-pub const TRUSTED_PROXIES: Setting<Vec<ipnet::IpNet>> = Setting::text(
-    "TRUSTED_PROXIES",
-    Some(Vec::new),
-    parse_networks,
-    comma_separated,
-    "comma-separated CIDRs or addresses of reverse proxies whose X-Forwarded-For is believed",
-);
-
-/// `AUDIT_RETENTION_DAYS`; `None` keeps events forever.
-pub const AUDIT_RETENTION_DAYS: Setting<Option<Duration>> = Setting::whole(
-    "AUDIT_RETENTION_DAYS",
-    90,
-    0..=36_500,
-    |n| (n > 0).then(|| days(n)),
-    |retention| retention.map_or(0, |d| d.as_secs() / DAY),
-    "audit events older than this many days are deleted",
-)
-.zero_means("keeps events forever");
-
-/// `MAINTENANCE_INTERVAL_SECONDS`.
-pub const MAINTENANCE_INTERVAL_SECONDS: Setting<Duration> = Setting::seconds(
-    "MAINTENANCE_INTERVAL_SECONDS",
-    3600,
-    1..=7 * DAY,
-    "how often expired sessions, old throttling counters and old audit events are purged",
-);
-
-/// `COOKIE_SECURE`.
-pub const COOKIE_SECURE: Setting<bool> = Setting::flag(
-    "COOKIE_SECURE",
-    true,
-    "session cookies are Secure with the __Host- prefix; false only for plain http off localhost",
-);
-
-/// `BACKEND_CORS_ORIGINS`.
-pub const BACKEND_CORS_ORIGINS: Setting<Vec<String>> = Setting::text(
-    "BACKEND_CORS_ORIGINS",
-    Some(Vec::new),
-    parse_origins,
-    comma_separated,
-    "comma-separated origins allowed to call the API from browsers; CORS is off when empty",
-);
-
-/// `LEPTOS_SITE_ADDR`.
-pub const LEPTOS_SITE_ADDR: Setting<SocketAddr> = Setting::text(
-    "LEPTOS_SITE_ADDR",
-    Some(|| SocketAddr::from(([127, 0, 0, 1], 3000))),
-    parsed,
-    display,
-    "listen address",
-);
-
-/// `LOG_FORMAT`; its default follows `APP_ENV` (see [`log_format`]).
-pub const LOG_FORMAT: Setting<LogFormat> = Setting::text(
-    "LOG_FORMAT",
-    None,
-    |raw| match raw.trim().to_ascii_lowercase().as_str() {
-        "pretty" => Ok(LogFormat::Pretty),
-        "json" => Ok(LogFormat::Json),
-        other => Err(format!("expected 'pretty' or 'json', got {other:?}")),
-    },
-    |format| format.as_str().to_owned(),
-    "pretty or json (default: pretty in development, json in production)",
-);
-
-/// `METRICS_ADDR`; checked against the site's address by [`metrics_addr`].
-pub const METRICS_ADDR: Setting<Option<SocketAddr>> = Setting::text(
-    "METRICS_ADDR",
-    Some(|| None),
-    |raw| {
-        raw.trim()
-            .parse()
-            .map(Some)
-            .map_err(|e| format!("{raw:?} is not valid: {e} (expected e.g. 127.0.0.1:9100)"))
-    },
-    |addr| addr.map(|a| a.to_string()).unwrap_or_default(),
-    "address of a separate listener serving Prometheus metrics at /metrics; unset: no metrics",
-);
-
-/// `SHUTDOWN_TIMEOUT_SECONDS`.
-pub const SHUTDOWN_TIMEOUT_SECONDS: Setting<Duration> = Setting::seconds(
-    "SHUTDOWN_TIMEOUT_SECONDS",
-    20,
-    1..=3600,
-    "on SIGTERM or Ctrl-C, how long requests in flight may take before the server stops anyway",
-);
+declare! {
+    /// `development` or `production`; production refuses to start without
+    /// `JWT_SECRET` and `PUBLIC_URL`.
+    APP_ENV: AppEnv = Setting::text(
+        Some(|| AppEnv::Development),
+        |raw| match raw.trim() {
+            "development" | "dev" => Ok(AppEnv::Development),
+            "production" | "prod" => Ok(AppEnv::Production),
+            other => Err(format!("expected 'development' or 'production', got {other:?}")),
+        },
+        |env| env.as_str().to_owned(),
+    );
+    /// Folder for the default SQLite database, the development JWT secret
+    /// and the mail outbox.
+    DATA_DIR: PathBuf = Setting::text(
+        Some(|| PathBuf::from("data")),
+        |raw| Ok(PathBuf::from(raw)),
+        |dir| dir.display().to_string(),
+    );
+    /// Comma-separated CIDRs or addresses of the reverse proxies whose
+    /// `X-Forwarded-For` is believed.
+    TRUSTED_PROXIES: Vec<ipnet::IpNet> =
+        Setting::text(Some(Vec::new), parse_networks, comma_separated);
+    /// Audit events older than this many days are deleted (`None`: kept forever).
+    AUDIT_RETENTION_DAYS: Option<Duration> = Setting::whole(
+        90,
+        0..=36_500,
+        |n| (n > 0).then(|| days(n)),
+        |retention| retention.map_or(0, |d| d.as_secs() / DAY),
+    )
+    .zero_means("keeps events forever");
+    /// How often expired sessions, old throttling counters and old audit
+    /// events are purged.
+    MAINTENANCE_INTERVAL_SECONDS: Duration = Setting::seconds(3600, 1..=7 * DAY);
+    /// Session cookies are `Secure` with the `__Host-` prefix; false only for
+    /// plain http under a host name other than localhost.
+    COOKIE_SECURE: bool = Setting::flag(true);
+    /// Comma-separated origins allowed to call the API from browsers; CORS is
+    /// off when empty.
+    BACKEND_CORS_ORIGINS: Vec<String> =
+        Setting::text(Some(Vec::new), parse_origins, comma_separated);
+    /// The listen address.
+    LEPTOS_SITE_ADDR: SocketAddr =
+        Setting::text(Some(|| SocketAddr::from(([127, 0, 0, 1], 3000))), parsed, display);
+    /// `pretty` or `json`; the default follows `APP_ENV` (see [`log_format`]).
+    LOG_FORMAT: LogFormat = Setting::text(
+        None,
+        |raw| match raw.trim().to_ascii_lowercase().as_str() {
+            "pretty" => Ok(LogFormat::Pretty),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("expected 'pretty' or 'json', got {other:?}")),
+        },
+        |format| format.as_str().to_owned(),
+    );
+    /// Address of a separate listener serving Prometheus metrics at
+    /// `/metrics`; unset: no metrics (checked by [`metrics_addr`]).
+    METRICS_ADDR: Option<SocketAddr> = Setting::text(
+        Some(|| None),
+        |raw| {
+            raw.trim()
+                .parse()
+                .map(Some)
+                .map_err(|e| format!("{raw:?} is not valid: {e} (expected e.g. 127.0.0.1:9100)"))
+        },
+        |addr| addr.map(|a| a.to_string()).unwrap_or_default(),
+    );
+    /// On SIGTERM or Ctrl-C, how long requests in flight may take before the
+    /// server stops anyway.
+    SHUTDOWN_TIMEOUT_SECONDS: Duration = Setting::seconds(20, 1..=3600);
+}
 
 /// `LOG_FORMAT`; unset: pretty in development, JSON in production.
 pub fn log_format(env: &Env<'_>, app_env: AppEnv) -> Result<LogFormat, ConfigError> {

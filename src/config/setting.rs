@@ -5,7 +5,7 @@
 //! all follow from that one declaration.
 
 use super::ConfigError;
-use std::{fmt, str::FromStr, time::Duration};
+use std::{fmt, ops::RangeInclusive, str::FromStr, time::Duration};
 
 /// What `config check` prints instead of a secret.
 pub const MASK: &str = "***";
@@ -47,6 +47,56 @@ pub struct Setting<T: 'static> {
     pub older_name: Option<&'static str>,
     kind: Kind<T>,
 }
+
+/// Declares settings. Each entry, a doc comment then `NAME: Type = setting;`,
+/// becomes `pub const NAME: Setting<Type>` for the variable `NAME`, whose
+/// line of documentation is that doc comment:
+///
+/// ```ignore
+/// declare! {
+///     /// How long a failed sign-in counts.
+///     LOGIN_WINDOW_MINUTES: Duration = Setting::minutes(15, 1..=24 * 60);
+/// }
+/// ```
+macro_rules! declare {
+    ($($(#[doc = $doc:literal])+ $name:ident: $type:ty = $setting:expr;)*) => {
+        $(
+            $(#[doc = $doc])+
+            pub const $name: $crate::config::setting::Setting<$type> = {
+                // Typed before naming, so that closures in it know their types.
+                let setting: $crate::config::setting::Setting<$type> = $setting;
+                setting.named(stringify!($name), concat!($($doc),+))
+            };
+        )*
+    };
+}
+pub(crate) use declare;
+
+/// For a struct whose every field is a setting with a declared default:
+/// `read` (each field from its variable) and `Default` (each field's
+/// declared default), from one list of `field: SETTING`.
+macro_rules! read_and_default {
+    ($name:ident { $($field:ident: $setting:ident),* $(,)? }) => {
+        impl $name {
+            /// Each field from its variable, or its declared default.
+            pub fn read(
+                env: &$crate::config::setting::Env<'_>,
+            ) -> Result<$name, $crate::config::ConfigError> {
+                Ok($name { $($field: $setting.read(env)?),* })
+            }
+        }
+
+        impl Default for $name {
+            /// The declared defaults.
+            fn default() -> Self {
+                // Each of these settings declares its default, so the
+                // type's own default is never used.
+                $name { $($field: $setting.default().unwrap_or_default()),* }
+            }
+        }
+    };
+}
+pub(crate) use read_and_default;
 
 enum Kind<T: 'static> {
     /// A whole number in a range, converted to and from the value.
@@ -127,40 +177,31 @@ impl<T> Setting<T> {
     /// A whole number in `range`, stored as `T` through `from` and printed
     /// through `to`. `default` is in the same unit as the variable.
     pub const fn whole(
-        name: &'static str,
         default: u64,
-        range: std::ops::RangeInclusive<u64>,
+        range: RangeInclusive<u64>,
         from: fn(u64) -> T,
         to: fn(&T) -> u64,
-        doc: &'static str,
     ) -> Self {
-        Setting::whole_or_derived(name, Some(default), range, from, to, doc)
+        Setting::whole_or_derived(Some(default), range, from, to)
     }
 
     const fn whole_or_derived(
-        name: &'static str,
         default: Option<u64>,
-        range: std::ops::RangeInclusive<u64>,
+        range: RangeInclusive<u64>,
         from: fn(u64) -> T,
         to: fn(&T) -> u64,
-        doc: &'static str,
     ) -> Self {
-        Setting {
-            name,
-            doc,
-            older_name: None,
-            kind: Kind::Whole {
-                default,
-                range: Range {
-                    min: *range.start(),
-                    max: *range.end(),
-                    limit: UNBOUNDED,
-                    zero: None,
-                },
-                from,
-                to,
+        Setting::of(Kind::Whole {
+            default,
+            range: Range {
+                min: *range.start(),
+                max: *range.end(),
+                limit: UNBOUNDED,
+                zero: None,
             },
-        }
+            from,
+            to,
+        })
     }
 
     /// Any other value: `parse` turns the variable's text into it (its
@@ -169,22 +210,31 @@ impl<T> Setting<T> {
     /// reading the setting derives the default from other settings (see
     /// [`Setting::get`]).
     pub const fn text(
-        name: &'static str,
         default: Option<fn() -> T>,
         parse: fn(&str) -> Result<T, String>,
         show: fn(&T) -> String,
-        doc: &'static str,
     ) -> Self {
+        Setting::of(Kind::Text {
+            default,
+            parse,
+            show,
+        })
+    }
+
+    const fn of(kind: Kind<T>) -> Self {
         Setting {
-            name,
-            doc,
+            name: "",
+            doc: "",
             older_name: None,
-            kind: Kind::Text {
-                default,
-                parse,
-                show,
-            },
+            kind,
         }
+    }
+
+    /// Names the setting: `declare!` gives it its constant's name and doc comment.
+    pub const fn named(mut self, name: &'static str, doc: &'static str) -> Self {
+        self.name = name;
+        self.doc = doc.trim_ascii();
+        self
     }
 
     /// Says what 0 means in the range error of a whole-number setting that
@@ -272,33 +322,18 @@ impl<T> Setting<T> {
 impl<T: Count> Setting<T> {
     /// A count stored as `T` (`u32`, `usize`); a range ending at
     /// [`UNBOUNDED`] accepts whatever `T` holds.
-    pub const fn count(
-        name: &'static str,
-        default: u64,
-        range: std::ops::RangeInclusive<u64>,
-        doc: &'static str,
-    ) -> Self {
-        Setting::count_or_derived(name, Some(default), range, doc)
+    pub const fn count(default: u64, range: RangeInclusive<u64>) -> Self {
+        Setting::count_or_derived(Some(default), range)
     }
 
     /// A count whose default the code reading it derives from other
     /// settings or the machine (it reads the setting with [`Setting::get`]).
-    pub const fn derived_count(
-        name: &'static str,
-        range: std::ops::RangeInclusive<u64>,
-        doc: &'static str,
-    ) -> Self {
-        Setting::count_or_derived(name, None, range, doc)
+    pub const fn derived_count(range: RangeInclusive<u64>) -> Self {
+        Setting::count_or_derived(None, range)
     }
 
-    const fn count_or_derived(
-        name: &'static str,
-        default: Option<u64>,
-        range: std::ops::RangeInclusive<u64>,
-        doc: &'static str,
-    ) -> Self {
-        let mut setting =
-            Setting::whole_or_derived(name, default, range, T::from_count, T::to_count, doc);
+    const fn count_or_derived(default: Option<u64>, range: RangeInclusive<u64>) -> Self {
+        let mut setting = Setting::whole_or_derived(default, range, T::from_count, T::to_count);
         if let Kind::Whole { range, .. } = &mut setting.kind {
             range.limit = T::LIMIT;
             if range.max > T::LIMIT {
@@ -311,55 +346,31 @@ impl<T: Count> Setting<T> {
 
 impl Setting<Duration> {
     /// A duration given in whole seconds.
-    pub const fn seconds(
-        name: &'static str,
-        default: u64,
-        range: std::ops::RangeInclusive<u64>,
-        doc: &'static str,
-    ) -> Self {
-        Setting::whole(
-            name,
-            default,
-            range,
-            Duration::from_secs,
-            Duration::as_secs,
-            doc,
-        )
+    pub const fn seconds(default: u64, range: RangeInclusive<u64>) -> Self {
+        Setting::whole(default, range, Duration::from_secs, Duration::as_secs)
     }
 
     /// A duration given in whole minutes.
-    pub const fn minutes(
-        name: &'static str,
-        default: u64,
-        range: std::ops::RangeInclusive<u64>,
-        doc: &'static str,
-    ) -> Self {
+    pub const fn minutes(default: u64, range: RangeInclusive<u64>) -> Self {
         Setting::whole(
-            name,
             default,
             range,
             |n| Duration::from_secs(n.saturating_mul(MINUTE)),
             |d| d.as_secs() / MINUTE,
-            doc,
         )
     }
 
     /// A duration given in whole days.
-    pub const fn days(
-        name: &'static str,
-        default: u64,
-        range: std::ops::RangeInclusive<u64>,
-        doc: &'static str,
-    ) -> Self {
-        Setting::whole(name, default, range, days, |d| d.as_secs() / DAY, doc)
+    pub const fn days(default: u64, range: RangeInclusive<u64>) -> Self {
+        Setting::whole(default, range, days, |d| d.as_secs() / DAY)
     }
 }
 
 impl Setting<bool> {
     /// `true`/`1`/`yes`/`on` or `false`/`0`/`no`/`off`, in any case.
-    pub const fn flag(name: &'static str, default: bool, doc: &'static str) -> Self {
+    pub const fn flag(default: bool) -> Self {
         let default: fn() -> bool = if default { || true } else { || false };
-        Setting::text(name, Some(default), parse_bool, bool::to_string, doc)
+        Setting::text(Some(default), parse_bool, bool::to_string)
     }
 }
 
@@ -421,34 +432,51 @@ mod tests {
         setting.read(&Env::new(&lookup)).map_err(|e| e.to_string())
     }
 
-    const DAYS: Setting<Duration> = Setting::days("DAYS", 30, 1..=3650, "doc");
-    const CAPPED: Setting<Duration> =
-        Setting::seconds("CAPPED", 10, 0..=300, "doc").zero_means("refuses every reuse");
-    const AT_LEAST_ONE: Setting<u32> = Setting::count("AT_LEAST_ONE", 10, 1..=UNBOUNDED, "doc");
-    const RENAMED: Setting<Duration> = Setting::days("NEW", 7, 1..=365, "doc").older_name("OLD");
+    declare! {
+        /// A number of days.
+        DAYS: Duration = Setting::days(30, 1..=3650);
+        /// Seconds, where 0 means something.
+        CAPPED: Duration = Setting::seconds(10, 0..=300).zero_means("refuses every reuse");
+        /// A count without an upper bound of its own.
+        AT_LEAST_ONE: u32 = Setting::count(10, 1..=UNBOUNDED);
+        /// A setting that was renamed.
+        NEW: Duration = Setting::days(7, 1..=365).older_name("OLD");
+    }
 
     #[test]
     fn range_errors_name_the_variable_and_the_range() {
-        assert_eq!(
-            read(&DAYS, &[("DAYS", "0")]).unwrap_err(),
-            "invalid configuration: DAYS: must be between 1 and 3650"
-        );
-        assert_eq!(
-            read(&CAPPED, &[("CAPPED", "301")]).unwrap_err(),
-            "invalid configuration: CAPPED: must be at most 300 (0 refuses every reuse)"
-        );
-        assert_eq!(
-            read(&AT_LEAST_ONE, &[("AT_LEAST_ONE", "0")]).unwrap_err(),
-            "invalid configuration: AT_LEAST_ONE: must be at least 1"
-        );
-        assert_eq!(
-            read(&AT_LEAST_ONE, &[("AT_LEAST_ONE", "4294967296")]).unwrap_err(),
-            "invalid configuration: AT_LEAST_ONE: must be between 1 and 4294967295"
-        );
-        assert_eq!(
-            read(&DAYS, &[("DAYS", "soon")]).unwrap_err(),
-            "invalid configuration: DAYS: \"soon\" is not valid: invalid digit found in string"
-        );
+        for (error, expected) in [
+            (
+                read(&DAYS, &[("DAYS", "0")]),
+                "DAYS: must be between 1 and 3650",
+            ),
+            (
+                read(&CAPPED, &[("CAPPED", "301")]),
+                "CAPPED: must be at most 300 (0 refuses every reuse)",
+            ),
+            (
+                read(&AT_LEAST_ONE, &[("AT_LEAST_ONE", "0")]).map(|_| Duration::ZERO),
+                "AT_LEAST_ONE: must be at least 1",
+            ),
+            (
+                read(&AT_LEAST_ONE, &[("AT_LEAST_ONE", "4294967296")]).map(|_| Duration::ZERO),
+                "AT_LEAST_ONE: must be between 1 and 4294967295",
+            ),
+            (
+                read(&DAYS, &[("DAYS", "soon")]),
+                "DAYS: \"soon\" is not valid: invalid digit found in string",
+            ),
+            (
+                read(&NEW, &[("OLD", "3"), ("NEW", "5")]),
+                "NEW: conflicts with OLD=3 (its older name); set only NEW",
+            ),
+            (
+                read(&NEW, &[("OLD", "0")]),
+                "OLD: must be between 1 and 365",
+            ),
+        ] {
+            assert_eq!(error, Err(format!("invalid configuration: {expected}")));
+        }
     }
 
     #[test]
@@ -457,19 +485,13 @@ mod tests {
         assert_eq!(read(&DAYS, &[("DAYS", "  ")]), Ok(days(30)));
         assert_eq!(DAYS.show(&days(12)), "12");
         assert_eq!(CAPPED.show(&Duration::from_secs(0)), "0");
+        assert_eq!(DAYS.name, "DAYS");
+        assert_eq!(DAYS.doc, "A number of days.");
     }
 
     #[test]
-    fn an_older_name_is_read_and_must_agree() {
-        assert_eq!(read(&RENAMED, &[("OLD", "3")]), Ok(days(3)));
-        assert_eq!(read(&RENAMED, &[("OLD", "3"), ("NEW", "3")]), Ok(days(3)));
-        assert_eq!(
-            read(&RENAMED, &[("OLD", "3"), ("NEW", "5")]).unwrap_err(),
-            "invalid configuration: NEW: conflicts with OLD=3 (its older name); set only NEW"
-        );
-        assert_eq!(
-            read(&RENAMED, &[("OLD", "0")]).unwrap_err(),
-            "invalid configuration: OLD: must be between 1 and 365"
-        );
+    fn an_older_name_is_read_while_the_two_agree() {
+        assert_eq!(read(&NEW, &[("OLD", "3")]), Ok(days(3)));
+        assert_eq!(read(&NEW, &[("OLD", "3"), ("NEW", "3")]), Ok(days(3)));
     }
 }
