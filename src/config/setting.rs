@@ -52,7 +52,7 @@ pub struct Setting<T: 'static> {
 /// becomes `pub const NAME: Setting<Type>` for the variable `NAME`, whose
 /// line of documentation is that doc comment:
 ///
-/// ```ignore
+/// ```text
 /// declare! {
 ///     /// How long a failed sign-in counts.
 ///     LOGIN_WINDOW_MINUTES: Duration = Setting::minutes(15, 1..=24 * 60);
