@@ -87,7 +87,7 @@ pub async fn run() -> ExitCode {
 
 async fn serve() -> anyhow::Result<()> {
     let config = Config::from_env()?;
-    tracing::info!(database = %config.database_url, "starting leptos-auth");
+    tracing::info!(database = %config.database.url, "starting leptos-auth");
     Application::build(config)
         .await?
         .run_until(shutdown_signal())
@@ -115,16 +115,16 @@ fn config_check() -> anyhow::Result<()> {
 
 async fn migrate() -> anyhow::Result<()> {
     let config = Config::from_env()?;
-    let pool = Pool::connect(&config).await?;
+    let pool = Pool::connect(&config.database).await?;
     pool.migrate().await?;
     pool.close().await;
-    println!("migrations applied to {}", config.database_url);
+    println!("migrations applied to {}", config.database.url);
     Ok(())
 }
 
 async fn create_admin(email: &str, password_stdin: bool) -> anyhow::Result<()> {
     let config = Config::from_env()?;
-    let pool = Pool::connect(&config).await?;
+    let pool = Pool::connect(&config.database).await?;
     pool.migrate().await?;
     let services = Services::new(&config, pool.repositories())?;
     let result = async {

@@ -1,47 +1,11 @@
 //! Opens the database that `DATABASE_URL` names and runs the embedded
 //! migrations for its backend.
 
-use crate::config::Config;
+use crate::config::{AuthCacheSettings, Backend, DatabaseSettings};
 use crate::repositories::{
-    cache::{AuthCache, AuthCacheSettings},
-    change_feed,
-    postgres::PostgresStore,
-    sqlite::SqliteStore,
-    Repositories,
+    cache::AuthCache, change_feed, postgres::PostgresStore, sqlite::SqliteStore, Repositories,
 };
-use sqlx::{
-    postgres::{PgConnectOptions, PgPoolOptions},
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
-    PgPool, SqlitePool,
-};
-use std::{str::FromStr, time::Duration};
-
-/// Which database a URL points at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// `sqlite://path` or `sqlite:path`: the embedded default.
-    Sqlite,
-    /// `postgres://` or `postgresql://`: production.
-    Postgres,
-}
-
-/// A URL with a scheme we do not support.
-#[derive(Debug, thiserror::Error)]
-#[error("unsupported database URL scheme (expected sqlite://, postgres:// or postgresql://)")]
-pub struct UnsupportedScheme;
-
-impl Backend {
-    /// Picks the backend from the URL scheme.
-    pub fn from_url(url: &str) -> Result<Backend, UnsupportedScheme> {
-        if url.starts_with("sqlite:") {
-            Ok(Backend::Sqlite)
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Backend::Postgres)
-        } else {
-            Err(UnsupportedScheme)
-        }
-    }
-}
+use sqlx::{PgPool, SqlitePool};
 
 /// An open pool of either backend.
 #[derive(Clone, Debug)]
@@ -53,8 +17,6 @@ pub enum Pool {
 /// Errors while opening or migrating the database.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    #[error(transparent)]
-    Scheme(#[from] UnsupportedScheme),
     #[error("could not create the database folder {path}: {source}")]
     Folder {
         path: String,
@@ -76,24 +38,15 @@ impl Pool {
     }
 }
 
-/// How long a request may wait for a PostgreSQL connection.
-pub const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
-
 impl Pool {
-    /// Connects (creating the SQLite file and its folder when missing).
-    pub async fn connect(config: &Config) -> Result<Pool, DbError> {
-        let url = config.database_url.expose();
-        match Backend::from_url(url)? {
+    /// Connects (creating the SQLite file and its folder when missing),
+    /// with the options `settings` describe.
+    pub async fn connect(settings: &DatabaseSettings) -> Result<Pool, DbError> {
+        match settings.backend {
             Backend::Sqlite => {
-                let options = SqliteConnectOptions::from_str(url)
-                    .map_err(DbError::Connect)?
-                    .create_if_missing(true)
-                    // WAL lets readers run while one writer writes.
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal)
-                    // Writers queue for the lock instead of failing with "database is locked".
-                    .busy_timeout(Duration::from_secs(10))
-                    .foreign_keys(true);
+                let options = settings
+                    .sqlite_connect_options()
+                    .map_err(DbError::Connect)?;
                 let folder = options.get_filename().parent().map(|p| p.to_path_buf());
                 if let Some(folder) = folder.filter(|f| !f.as_os_str().is_empty()) {
                     std::fs::create_dir_all(&folder).map_err(|source| DbError::Folder {
@@ -101,23 +54,19 @@ impl Pool {
                         source,
                     })?;
                 }
-                let pool = SqlitePoolOptions::new()
-                    .max_connections(config.database_max_connections)
-                    .acquire_timeout(Duration::from_secs(10))
+                let pool = settings
+                    .sqlite_pool_options()
                     .connect_with(options)
                     .await
                     .map_err(DbError::Connect)?;
                 Ok(Pool::Sqlite(pool))
             }
             Backend::Postgres => {
-                let options = PgConnectOptions::from_str(url).map_err(DbError::Connect)?;
-                let pool = PgPoolOptions::new()
-                    .max_connections(config.database_max_connections)
-                    // Queries take milliseconds, so a request waits for a
-                    // connection only briefly under load; when the server is
-                    // down (connecting is refused and retried until this
-                    // timeout), requests fail fast with 503 instead of hanging.
-                    .acquire_timeout(PG_ACQUIRE_TIMEOUT)
+                let options = settings
+                    .postgres_connect_options()
+                    .map_err(DbError::Connect)?;
+                let pool = settings
+                    .postgres_pool_options()
                     .connect_with(options)
                     .await
                     .map_err(DbError::Connect)?;
@@ -152,7 +101,7 @@ impl Pool {
         if settings.max_age.is_zero() {
             return repositories;
         }
-        let cache = AuthCache::new(settings);
+        let cache = AuthCache::new(settings.max_age, settings.capacity);
         if let Pool::Postgres(pool) = self {
             change_feed::spawn(pool.clone(), cache.clone());
         }
@@ -165,31 +114,5 @@ impl Pool {
             Pool::Sqlite(pool) => pool.close().await,
             Pool::Postgres(pool) => pool.close().await,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_backend_follows_the_url_scheme() {
-        assert_eq!(
-            Backend::from_url("sqlite://data/x.db").ok(),
-            Some(Backend::Sqlite)
-        );
-        assert_eq!(
-            Backend::from_url("sqlite::memory:").ok(),
-            Some(Backend::Sqlite)
-        );
-        assert_eq!(
-            Backend::from_url("postgres://u@h/db").ok(),
-            Some(Backend::Postgres)
-        );
-        assert_eq!(
-            Backend::from_url("postgresql://u@h/db").ok(),
-            Some(Backend::Postgres)
-        );
-        assert!(Backend::from_url("mysql://u@h/db").is_err());
     }
 }

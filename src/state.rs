@@ -49,7 +49,7 @@ impl AppState {
     /// Connects to the database, applies migrations, wires the services and
     /// ensures the `ADMIN_EMAIL` admin exists when configured.
     pub async fn initialize(config: Config) -> anyhow::Result<(AppState, Pool)> {
-        let pool = Pool::connect(&config)
+        let pool = Pool::connect(&config.database)
             .await
             .context("opening the database")?;
         pool.migrate().await.context("applying migrations")?;

@@ -13,7 +13,7 @@
 //! - **Other instances' changes apply within a second.** On PostgreSQL,
 //!   triggers announce every such change on commit (`pg_notify`, migration
 //!   0005) and [`crate::repositories::change_feed`] drops the entries on each
-//!   instance. Entries may live [`AuthCacheSettings::max_age`] only while the
+//!   instance. Entries may live `max_age` ([`AuthCache::new`]) only while the
 //!   feed has proved in the last second that it delivers (a notification or
 //!   a heartbeat); otherwise, and always on SQLite (whose only other writer is
 //!   the CLI), an entry is trusted for at most [`UNCONFIRMED_MAX_AGE`].
@@ -47,25 +47,6 @@ pub const UNCONFIRMED_MAX_AGE: Duration = Duration::from_millis(500);
 /// a heartbeat answered on the listening connection) keeps it trusted.
 pub const FEED_CONFIRMATION: Duration = Duration::from_secs(1);
 
-/// `AUTH_CACHE_SECONDS` and `AUTH_CACHE_ENTRIES`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AuthCacheSettings {
-    /// How long a checked session may be reused while the change feed is
-    /// confirmed (PostgreSQL). Zero turns the cache off.
-    pub max_age: Duration,
-    /// At most this many sessions are kept (least useful ones are evicted).
-    pub capacity: usize,
-}
-
-impl Default for AuthCacheSettings {
-    fn default() -> Self {
-        AuthCacheSettings {
-            max_age: Duration::from_secs(30),
-            capacity: 10_000,
-        }
-    }
-}
-
 /// The cache shared by the decorators and the change feed of one instance.
 #[derive(Clone)]
 pub struct AuthCache {
@@ -95,13 +76,14 @@ struct Entry {
 pub struct FillTicket(u64);
 
 impl AuthCache {
-    /// An empty cache.
-    pub fn new(settings: AuthCacheSettings) -> AuthCache {
+    /// An empty cache of at most `capacity` sessions, each reused for up
+    /// to `max_age` while the change feed is confirmed (PostgreSQL).
+    pub fn new(max_age: Duration, capacity: usize) -> AuthCache {
         AuthCache {
             inner: Arc::new(Inner {
-                entries: quick_cache::sync::Cache::new(settings.capacity.max(1)),
+                entries: quick_cache::sync::Cache::new(capacity.max(1)),
                 generation: AtomicU64::new(0),
-                max_age: settings.max_age,
+                max_age,
                 started: Instant::now(),
                 feed_trusted_until: AtomicU64::new(0),
                 hits: metrics::counter!("auth_cache_lookups_total", "result" => "hit"),
@@ -415,10 +397,7 @@ mod tests {
     }
 
     fn cache(max_age: Duration) -> AuthCache {
-        AuthCache::new(AuthCacheSettings {
-            max_age,
-            capacity: 100,
-        })
+        AuthCache::new(max_age, 100)
     }
 
     fn filled(cache: &AuthCache, session_id: i64, user_id: i64) {
