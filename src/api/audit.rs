@@ -3,7 +3,7 @@
 use super::{
     error::ApiError,
     extract::{listing_error, page, with_total_count, ApiQuery, CurrentUser},
-    openapi::{ErrorDetail, ValidationError},
+    openapi::{AdminOnly, SignedIn, ValidationError},
 };
 use crate::{
     domain::{AuditEventType, AuditEventView, AuditQuery, MAX_PAGE_SIZE},
@@ -56,9 +56,8 @@ pub struct PageQuery {
     responses(
         (status = 200, description = "A page of events", body = [AuditEventView],
             headers(("X-Total-Count" = i64, description = "Matches before paging"))),
-        (status = 401, description = "Not authenticated", body = ErrorDetail),
-        (status = 403, description = "Not an admin", body = ErrorDetail),
-        (status = 422, description = "A parameter is malformed or out of range", body = ValidationError)
+        (status = 422, description = "A parameter is malformed or out of range", body = ValidationError),
+        AdminOnly
     ))]
 pub async fn list(
     State(state): State<AppState>,
@@ -79,8 +78,8 @@ pub async fn list(
     responses(
         (status = 200, description = "A page of the caller's events", body = [AuditEventView],
             headers(("X-Total-Count" = i64, description = "Matches before paging"))),
-        (status = 401, description = "Not authenticated", body = ErrorDetail),
-        (status = 422, description = "A parameter is out of range", body = ValidationError)
+        (status = 422, description = "A parameter is out of range", body = ValidationError),
+        SignedIn
     ))]
 pub async fn list_mine(
     State(state): State<AppState>,

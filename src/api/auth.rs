@@ -5,7 +5,7 @@ use super::{
     extract::{
         body_kind, parse_json, parse_urlencoded, read_body, ApiJson, BearerToken, BodyKind, Client,
     },
-    openapi::{ErrorDetail, ValidationError},
+    openapi::{ErrorDetail, JsonBody, ValidationError},
 };
 use crate::{services::TokenPair, state::AppState};
 use axum::{
@@ -89,12 +89,11 @@ struct LoginBody {
             headers(("Cache-Control" = String, description = "no-store"))),
         (status = 401, description = "Incorrect email or password, or inactive user", body = ErrorDetail),
         (status = 403, description = "Email not verified (only with REQUIRE_EMAIL_VERIFICATION)", body = ErrorDetail),
-        (status = 413, description = "Body over 16 KiB", body = ErrorDetail),
-        (status = 415, description = "Unsupported content type", body = ErrorDetail),
         (status = 422, description = "A field is missing", body = ValidationError),
         (status = 429, description = "Too many failed sign-ins for this account or from this address: \
             \"Too many attempts, try again in N seconds\"", body = ErrorDetail,
-            headers(("Retry-After" = u64, description = "Seconds to wait")))
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        JsonBody
     ))]
 pub async fn login(
     State(state): State<AppState>,
@@ -152,11 +151,10 @@ pub struct RefreshBody {
         (status = 200, description = "A new pair", body = TokenResponse,
             headers(("Cache-Control" = String, description = "no-store"))),
         (status = 401, description = "Invalid refresh token, or an access token", body = ErrorDetail),
-        (status = 413, description = "Body over 16 KiB", body = ErrorDetail),
-        (status = 415, description = "Unsupported content type", body = ErrorDetail),
         (status = 422, description = "Malformed body", body = ValidationError),
         (status = 429, description = "Too many invalid refresh tokens from this address", body = ErrorDetail,
-            headers(("Retry-After" = u64, description = "Seconds to wait")))
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        JsonBody
     ))]
 pub async fn refresh(
     State(state): State<AppState>,

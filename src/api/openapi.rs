@@ -32,6 +32,33 @@ pub struct ValidationError {
     pub detail: Vec<ValidationItem>,
 }
 
+/// The refusal of every route that needs a bearer token (listed in its
+/// `responses(...)` as `SignedIn`).
+#[derive(utoipa::IntoResponses)]
+pub enum SignedIn {
+    #[response(status = 401, description = "Not authenticated")]
+    NotAuthenticated(ErrorDetail),
+}
+
+/// The refusals of every admin route: no valid token, or not an admin.
+#[derive(utoipa::IntoResponses)]
+pub enum AdminOnly {
+    #[response(status = 401, description = "Not authenticated")]
+    NotAuthenticated(ErrorDetail),
+    #[response(status = 403, description = "Not an admin")]
+    NotAnAdmin(ErrorDetail),
+}
+
+/// The refusals of every route that takes a JSON body, before it is read:
+/// too large, or not JSON.
+#[derive(utoipa::IntoResponses)]
+pub enum JsonBody {
+    #[response(status = 413, description = "Body over 16 KiB")]
+    TooLarge(ErrorDetail),
+    #[response(status = 415, description = "Unsupported content type")]
+    NotJson(ErrorDetail),
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(

@@ -5,7 +5,7 @@
 use super::{
     error::ApiError,
     extract::{ApiJson, Client, CurrentUser, UserIdPath},
-    openapi::{ErrorDetail, ValidationError},
+    openapi::{AdminOnly, ErrorDetail, JsonBody, SignedIn, ValidationError},
 };
 use crate::state::AppState;
 use axum::{extract::State, http::StatusCode, Json};
@@ -55,11 +55,10 @@ fn accepted(message: &str) -> (StatusCode, Json<Value>) {
     request_body(content = EmailBody, content_type = "application/json"),
     responses(
         (status = 202, description = "Accepted (the same for every address)", body = ErrorDetail),
-        (status = 413, description = "Body over 16 KiB", body = ErrorDetail),
-        (status = 415, description = "Unsupported content type", body = ErrorDetail),
         (status = 422, description = "Not an email address", body = ValidationError),
         (status = 429, description = "Too many requests from this address", body = ErrorDetail,
-            headers(("Retry-After" = u64, description = "Seconds to wait")))
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        JsonBody
     ))]
 pub async fn password_recovery(
     State(state): State<AppState>,
@@ -81,9 +80,8 @@ pub async fn password_recovery(
     responses(
         (status = 200, description = "Password changed", body = ErrorDetail),
         (status = 400, description = "The link is not valid, used, replaced by a newer one, or expired", body = ErrorDetail),
-        (status = 413, description = "Body over 16 KiB", body = ErrorDetail),
-        (status = 415, description = "Unsupported content type", body = ErrorDetail),
-        (status = 422, description = "The new password does not meet the policy", body = ValidationError)
+        (status = 422, description = "The new password does not meet the policy", body = ValidationError),
+        JsonBody
     ))]
 pub async fn reset_password(
     State(state): State<AppState>,
@@ -104,9 +102,8 @@ pub async fn reset_password(
     responses(
         (status = 200, description = "Verified", body = ErrorDetail),
         (status = 400, description = "The link is not valid, used, replaced by a newer one, or expired", body = ErrorDetail),
-        (status = 413, description = "Body over 16 KiB", body = ErrorDetail),
-        (status = 415, description = "Unsupported content type", body = ErrorDetail),
-        (status = 422, description = "Malformed body", body = ValidationError)
+        (status = 422, description = "Malformed body", body = ValidationError),
+        JsonBody
     ))]
 pub async fn verify_email(
     State(state): State<AppState>,
@@ -128,11 +125,10 @@ pub async fn verify_email(
     request_body(content = EmailBody, content_type = "application/json"),
     responses(
         (status = 202, description = "Accepted (the same for every address)", body = ErrorDetail),
-        (status = 413, description = "Body over 16 KiB", body = ErrorDetail),
-        (status = 415, description = "Unsupported content type", body = ErrorDetail),
         (status = 422, description = "Not an email address", body = ValidationError),
         (status = 429, description = "Too many requests from this address", body = ErrorDetail,
-            headers(("Retry-After" = u64, description = "Seconds to wait")))
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        JsonBody
     ))]
 pub async fn resend_verification(
     State(state): State<AppState>,
@@ -153,9 +149,9 @@ pub async fn resend_verification(
     responses(
         (status = 202, description = "Sent", body = ErrorDetail),
         (status = 400, description = "Email already verified", body = ErrorDetail),
-        (status = 401, description = "Not authenticated", body = ErrorDetail),
         (status = 429, description = "Asked again too soon", body = ErrorDetail,
-            headers(("Retry-After" = u64, description = "Seconds to wait")))
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        SignedIn
     ))]
 pub async fn resend_mine(
     State(state): State<AppState>,
@@ -172,12 +168,11 @@ pub async fn resend_mine(
     responses(
         (status = 202, description = "Sent", body = ErrorDetail),
         (status = 400, description = "Email already verified", body = ErrorDetail),
-        (status = 401, description = "Not authenticated", body = ErrorDetail),
-        (status = 403, description = "Not an admin", body = ErrorDetail),
         (status = 404, description = "User not found", body = ErrorDetail),
         (status = 422, description = "The id is not a positive integer", body = ValidationError),
         (status = 429, description = "Asked again too soon", body = ErrorDetail,
-            headers(("Retry-After" = u64, description = "Seconds to wait")))
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        AdminOnly
     ))]
 pub async fn resend_for_user(
     State(state): State<AppState>,

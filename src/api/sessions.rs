@@ -3,7 +3,7 @@
 use super::{
     error::ApiError,
     extract::{CurrentUser, SessionIdPath, UserIdPath},
-    openapi::{ErrorDetail, ValidationError},
+    openapi::{AdminOnly, ErrorDetail, SignedIn, ValidationError},
 };
 use crate::{domain::SessionView, state::AppState};
 use axum::{extract::State, http::StatusCode, Json};
@@ -13,7 +13,7 @@ use axum::{extract::State, http::StatusCode, Json};
     security(("bearer" = []), ("oauth2" = [])),
     responses(
         (status = 200, description = "Live sessions", body = [SessionView]),
-        (status = 401, description = "Not authenticated", body = ErrorDetail)
+        SignedIn
     ))]
 pub async fn list_mine(
     State(state): State<AppState>,
@@ -28,9 +28,9 @@ pub async fn list_mine(
     params(("session_id" = i64, Path, minimum = 1, description = "Session id")),
     responses(
         (status = 204, description = "Ended"),
-        (status = 401, description = "Not authenticated", body = ErrorDetail),
         (status = 404, description = "No such live session of the caller", body = ErrorDetail),
-        (status = 422, description = "The id is not a positive integer", body = ValidationError)
+        (status = 422, description = "The id is not a positive integer", body = ValidationError),
+        SignedIn
     ))]
 pub async fn revoke_mine(
     State(state): State<AppState>,
@@ -46,7 +46,7 @@ pub async fn revoke_mine(
     security(("bearer" = []), ("oauth2" = [])),
     responses(
         (status = 204, description = "All other sessions ended"),
-        (status = 401, description = "Not authenticated", body = ErrorDetail)
+        SignedIn
     ))]
 pub async fn revoke_my_others(
     State(state): State<AppState>,
@@ -62,10 +62,9 @@ pub async fn revoke_my_others(
     params(("user_id" = i64, Path, minimum = 1, description = "User id")),
     responses(
         (status = 200, description = "Live sessions", body = [SessionView]),
-        (status = 401, description = "Not authenticated", body = ErrorDetail),
-        (status = 403, description = "Not an admin", body = ErrorDetail),
         (status = 404, description = "User not found", body = ErrorDetail),
-        (status = 422, description = "The id is not a positive integer", body = ValidationError)
+        (status = 422, description = "The id is not a positive integer", body = ValidationError),
+        AdminOnly
     ))]
 pub async fn list_for_user(
     State(state): State<AppState>,
@@ -87,10 +86,9 @@ pub async fn list_for_user(
     params(("user_id" = i64, Path, minimum = 1, description = "User id")),
     responses(
         (status = 204, description = "Every session of the user ended"),
-        (status = 401, description = "Not authenticated", body = ErrorDetail),
-        (status = 403, description = "Not an admin", body = ErrorDetail),
         (status = 404, description = "User not found", body = ErrorDetail),
-        (status = 422, description = "The id is not a positive integer", body = ValidationError)
+        (status = 422, description = "The id is not a positive integer", body = ValidationError),
+        AdminOnly
     ))]
 pub async fn revoke_all_for_user(
     State(state): State<AppState>,

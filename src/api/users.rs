@@ -5,7 +5,7 @@ use super::{
     extract::{
         page, with_total_count, ApiJson, ApiQuery, Client, CurrentUser, MaybeUser, UserIdPath,
     },
-    openapi::{ErrorDetail, ValidationError},
+    openapi::{AdminOnly, ErrorDetail, JsonBody, SignedIn, ValidationError},
 };
 use crate::{
     domain::{Role, UserFilter, UserView},
@@ -31,6 +31,23 @@ pub struct CreateUserBody {
     is_active: Option<bool>,
 }
 
+impl From<CreateUserBody> for NewUserInput {
+    fn from(body: CreateUserBody) -> Self {
+        let CreateUserBody {
+            email,
+            password,
+            role,
+            is_active,
+        } = body;
+        NewUserInput {
+            email,
+            password,
+            role,
+            is_active,
+        }
+    }
+}
+
 /// Register (anyone, while registration is open) or create a user (admin).
 #[utoipa::path(post, path = "/api/v1/users", tag = "users",
     security((), ("bearer" = []), ("oauth2" = [])),
@@ -40,11 +57,10 @@ pub struct CreateUserBody {
         (status = 400, description = "Email already registered", body = ErrorDetail),
         (status = 401, description = "A bearer token was sent but is invalid", body = ErrorDetail),
         (status = 403, description = "Registration closed, or role/is_active asked by a non-admin", body = ErrorDetail),
-        (status = 413, description = "Body over 16 KiB", body = ErrorDetail),
-        (status = 415, description = "Unsupported content type", body = ErrorDetail),
         (status = 422, description = "Invalid email or password", body = ValidationError),
         (status = 429, description = "Too many sign-ups from this address", body = ErrorDetail,
-            headers(("Retry-After" = u64, description = "Seconds to wait")))
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        JsonBody
     ))]
 pub async fn create(
     State(state): State<AppState>,
@@ -52,12 +68,7 @@ pub async fn create(
     Client(client): Client,
     ApiJson(body): ApiJson<CreateUserBody>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
-    let input = NewUserInput {
-        email: body.email,
-        password: body.password,
-        role: body.role,
-        is_active: body.is_active,
-    };
+    let input = NewUserInput::from(body);
     // An admin's token makes this an admin's user creation; without one
     // (anonymous, or a regular user's token) it is a sign-up.
     let users = &state.services.users;
@@ -73,7 +84,7 @@ pub async fn create(
     security(("bearer" = []), ("oauth2" = [])),
     responses(
         (status = 200, description = "The caller", body = UserView),
-        (status = 401, description = "Not authenticated", body = ErrorDetail)
+        SignedIn
     ))]
 pub async fn me(CurrentUser(actor): CurrentUser) -> Json<UserView> {
     Json(actor.user.view())
@@ -94,6 +105,23 @@ pub struct UpdateMeBody {
     role: Option<Role>,
 }
 
+impl From<UpdateMeBody> for UpdateMeInput {
+    fn from(body: UpdateMeBody) -> Self {
+        let UpdateMeBody {
+            email,
+            password,
+            current_password,
+            role,
+        } = body;
+        UpdateMeInput {
+            email,
+            password,
+            current_password,
+            role,
+        }
+    }
+}
+
 /// Change the caller's email or password (a password change signs out every
 /// other session).
 #[utoipa::path(method(put, patch), path = "/api/v1/users/me", tag = "users",
@@ -102,24 +130,16 @@ pub struct UpdateMeBody {
     responses(
         (status = 200, description = "Updated", body = UserView),
         (status = 400, description = "Email already registered", body = ErrorDetail),
-        (status = 401, description = "Not authenticated", body = ErrorDetail),
         (status = 403, description = "Incorrect password, or an attempt to change one's own role", body = ErrorDetail),
-        (status = 413, description = "Body over 16 KiB", body = ErrorDetail),
-        (status = 415, description = "Unsupported content type", body = ErrorDetail),
-        (status = 422, description = "Invalid input or missing current_password", body = ValidationError)
+        (status = 422, description = "Invalid input or missing current_password", body = ValidationError),
+        SignedIn, JsonBody
     ))]
 pub async fn update_me(
     State(state): State<AppState>,
     CurrentUser(actor): CurrentUser,
     ApiJson(body): ApiJson<UpdateMeBody>,
 ) -> Result<Json<UserView>, ApiError> {
-    let input = UpdateMeInput {
-        email: body.email,
-        password: body.password,
-        current_password: body.current_password,
-        role: body.role,
-    };
-    let user = state.services.users.update_me(&actor, input).await?;
+    let user = state.services.users.update_me(&actor, body.into()).await?;
     Ok(Json(user.view()))
 }
 
@@ -140,12 +160,10 @@ pub struct DeleteMeBody {
     request_body(content = DeleteMeBody, content_type = "application/json"),
     responses(
         (status = 200, description = "Deleted", body = UserView),
-        (status = 401, description = "Not authenticated", body = ErrorDetail),
         (status = 403, description = "Incorrect password", body = ErrorDetail),
         (status = 409, description = "The caller is the last active admin", body = ErrorDetail),
-        (status = 413, description = "Body over 16 KiB", body = ErrorDetail),
-        (status = 415, description = "Unsupported content type", body = ErrorDetail),
-        (status = 422, description = "Missing current_password", body = ValidationError)
+        (status = 422, description = "Missing current_password", body = ValidationError),
+        SignedIn, JsonBody
     ))]
 pub async fn delete_me(
     State(state): State<AppState>,
@@ -184,9 +202,8 @@ pub struct ListQuery {
     responses(
         (status = 200, description = "A page of users", body = [UserView],
             headers(("X-Total-Count" = i64, description = "Matches before paging"))),
-        (status = 401, description = "Not authenticated", body = ErrorDetail),
-        (status = 403, description = "Not an admin", body = ErrorDetail),
-        (status = 422, description = "A parameter is out of range", body = ValidationError)
+        (status = 422, description = "A parameter is out of range", body = ValidationError),
+        AdminOnly
     ))]
 pub async fn list(
     State(state): State<AppState>,
@@ -206,10 +223,9 @@ pub async fn list(
     params(("user_id" = i64, Path, minimum = 1, description = "User id")),
     responses(
         (status = 200, description = "The user", body = UserView),
-        (status = 401, description = "Not authenticated", body = ErrorDetail),
-        (status = 403, description = "Not an admin", body = ErrorDetail),
         (status = 404, description = "User not found", body = ErrorDetail),
-        (status = 422, description = "The id is not a positive integer", body = ValidationError)
+        (status = 422, description = "The id is not a positive integer", body = ValidationError),
+        AdminOnly
     ))]
 pub async fn get(
     State(state): State<AppState>,
@@ -233,6 +249,23 @@ pub struct UpdateUserBody {
     is_active: Option<bool>,
 }
 
+impl From<UpdateUserBody> for UpdateUserInput {
+    fn from(body: UpdateUserBody) -> Self {
+        let UpdateUserBody {
+            email,
+            password,
+            role,
+            is_active,
+        } = body;
+        UpdateUserInput {
+            email,
+            password,
+            role,
+            is_active,
+        }
+    }
+}
+
 /// Change a user (admin). Demoting or deactivating the last active admin is refused.
 #[utoipa::path(method(put, patch), path = "/api/v1/users/{user_id}", tag = "users",
     security(("bearer" = []), ("oauth2" = [])),
@@ -241,13 +274,10 @@ pub struct UpdateUserBody {
     responses(
         (status = 200, description = "Updated", body = UserView),
         (status = 400, description = "Email already registered", body = ErrorDetail),
-        (status = 401, description = "Not authenticated", body = ErrorDetail),
-        (status = 403, description = "Not an admin", body = ErrorDetail),
         (status = 404, description = "User not found", body = ErrorDetail),
         (status = 409, description = "Cannot remove the last active admin", body = ErrorDetail),
-        (status = 413, description = "Body over 16 KiB", body = ErrorDetail),
-        (status = 415, description = "Unsupported content type", body = ErrorDetail),
-        (status = 422, description = "Invalid input", body = ValidationError)
+        (status = 422, description = "Invalid input", body = ValidationError),
+        AdminOnly, JsonBody
     ))]
 pub async fn update(
     State(state): State<AppState>,
@@ -255,14 +285,13 @@ pub async fn update(
     UserIdPath(id): UserIdPath,
     ApiJson(body): ApiJson<UpdateUserBody>,
 ) -> Result<Json<UserView>, ApiError> {
-    let input = UpdateUserInput {
-        email: body.email,
-        password: body.password,
-        role: body.role,
-        is_active: body.is_active,
-    };
     Ok(Json(
-        state.services.users.update(&actor, id, input).await?.view(),
+        state
+            .services
+            .users
+            .update(&actor, id, body.into())
+            .await?
+            .view(),
     ))
 }
 
@@ -272,11 +301,10 @@ pub async fn update(
     params(("user_id" = i64, Path, minimum = 1, description = "User id")),
     responses(
         (status = 200, description = "Deleted", body = UserView),
-        (status = 401, description = "Not authenticated", body = ErrorDetail),
-        (status = 403, description = "Not an admin", body = ErrorDetail),
         (status = 404, description = "User not found", body = ErrorDetail),
         (status = 409, description = "Cannot remove the last active admin", body = ErrorDetail),
-        (status = 422, description = "The id is not a positive integer", body = ValidationError)
+        (status = 422, description = "The id is not a positive integer", body = ValidationError),
+        AdminOnly
     ))]
 pub async fn delete(
     State(state): State<AppState>,

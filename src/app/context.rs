@@ -71,6 +71,28 @@ pub fn fail(error: AppError) -> AppError {
     error
 }
 
+/// Refuses a form whose two password fields differ, as an error of its
+/// `confirm` field (the service never sees a password the user mistyped).
+pub fn confirmed(password: &str, confirm: &str, message: &'static str) -> Result<(), AppError> {
+    if password == confirm {
+        Ok(())
+    } else {
+        Err(fail(AppError::invalid("confirm", message)))
+    }
+}
+
+/// The end of a server function that changes something: on success the
+/// browser goes to `to` (a page that says what happened); a failure is
+/// translated for the page.
+pub fn redirect_after<T>(
+    result: Result<T, ServiceError>,
+    to: impl AsRef<str>,
+) -> Result<(), AppError> {
+    result.map_err(service_error)?;
+    leptos_axum::redirect(to.as_ref());
+    Ok(())
+}
+
 /// Translates a service error for the pages (the only place that does), and
 /// sets the matching HTTP status.
 pub fn service_error(err: ServiceError) -> AppError {

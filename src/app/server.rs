@@ -60,12 +60,7 @@ pub async fn login(email: String, password: String, next: Option<String>) -> Res
 /// Creates an account, signs it in, and goes to the profile.
 #[server(prefix = "/fn", endpoint = "register")]
 pub async fn register(email: String, password: String, confirm: String) -> Result<(), AppError> {
-    if password != confirm {
-        return Err(ctx::fail(AppError::invalid(
-            "confirm",
-            "The passwords do not match",
-        )));
-    }
+    ctx::confirmed(&password, &confirm, "The passwords do not match")?;
     let state = ctx::state();
     let services = &state.services;
     let input = crate::services::NewUserInput {
@@ -95,14 +90,14 @@ pub async fn register(email: String, password: String, confirm: String) -> Resul
 /// Asks for a password-reset link; the answer is the same for every address.
 #[server(prefix = "/fn", endpoint = "forgot_password")]
 pub async fn forgot_password(email: String) -> Result<(), AppError> {
-    ctx::state()
-        .services
-        .recovery
-        .request_password_reset(&email, &ctx::client())
-        .await
-        .map_err(ctx::service_error)?;
-    leptos_axum::redirect("/forgot-password?notice=reset-sent");
-    Ok(())
+    ctx::redirect_after(
+        ctx::state()
+            .services
+            .recovery
+            .request_password_reset(&email, &ctx::client())
+            .await,
+        "/forgot-password?notice=reset-sent",
+    )
 }
 
 /// Whether a reset link can still be used (before its form is shown).
@@ -124,12 +119,7 @@ pub async fn reset_password(
     password: String,
     confirm: String,
 ) -> Result<(), AppError> {
-    if password != confirm {
-        return Err(ctx::fail(AppError::invalid(
-            "confirm",
-            "The passwords do not match",
-        )));
-    }
+    ctx::confirmed(&password, &confirm, "The passwords do not match")?;
     ctx::state()
         .services
         .recovery
@@ -164,28 +154,28 @@ pub async fn verify_email(token: String) -> Result<String, AppError> {
 /// account (the answer is the same for every address).
 #[server(prefix = "/fn", endpoint = "request_verification")]
 pub async fn request_verification(email: String) -> Result<(), AppError> {
-    ctx::state()
-        .services
-        .recovery
-        .request_verification(&email, &ctx::client())
-        .await
-        .map_err(ctx::service_error)?;
-    leptos_axum::redirect("/login?notice=verification-sent");
-    Ok(())
+    ctx::redirect_after(
+        ctx::state()
+            .services
+            .recovery
+            .request_verification(&email, &ctx::client())
+            .await,
+        "/login?notice=verification-sent",
+    )
 }
 
 /// A new verification link for the signed-in user.
 #[server(prefix = "/fn", endpoint = "resend_my_verification")]
 pub async fn resend_my_verification() -> Result<(), AppError> {
     let actor = ctx::require_actor()?;
-    ctx::state()
-        .services
-        .recovery
-        .resend_verification(&actor)
-        .await
-        .map_err(ctx::service_error)?;
-    leptos_axum::redirect("/profile?notice=verification-resent");
-    Ok(())
+    ctx::redirect_after(
+        ctx::state()
+            .services
+            .recovery
+            .resend_verification(&actor)
+            .await,
+        "/profile?notice=verification-resent",
+    )
 }
 
 /// The password policy's verdict, for the live strength meter.
@@ -226,14 +216,10 @@ pub async fn my_account() -> Result<UserView, AppError> {
 #[cfg(feature = "ssr")]
 async fn update_me(input: crate::services::UpdateMeInput, notice: &str) -> Result<(), AppError> {
     let actor = ctx::require_actor()?;
-    ctx::state()
-        .services
-        .users
-        .update_me(&actor, input)
-        .await
-        .map_err(ctx::service_error)?;
-    leptos_axum::redirect(&format!("/profile?notice={notice}"));
-    Ok(())
+    ctx::redirect_after(
+        ctx::state().services.users.update_me(&actor, input).await,
+        format!("/profile?notice={notice}"),
+    )
 }
 
 /// Changes the signed-in user's email (needs the current password).
@@ -254,12 +240,7 @@ pub async fn change_password(
     password: String,
     confirm: String,
 ) -> Result<(), AppError> {
-    if password != confirm {
-        return Err(ctx::fail(AppError::invalid(
-            "confirm",
-            "The new passwords do not match",
-        )));
-    }
+    ctx::confirmed(&password, &confirm, "The new passwords do not match")?;
     let input = crate::services::UpdateMeInput {
         password: Some(password.into()),
         current_password: Some(current_password.into()),
@@ -308,28 +289,24 @@ pub async fn my_sessions() -> Result<Vec<SessionView>, AppError> {
 #[server(prefix = "/fn", endpoint = "end_session")]
 pub async fn end_session(id: i64) -> Result<(), AppError> {
     let actor = ctx::require_actor()?;
-    ctx::state()
-        .services
-        .sessions
-        .revoke_mine(&actor, id)
-        .await
-        .map_err(ctx::service_error)?;
-    leptos_axum::redirect("/profile?notice=device-signed-out");
-    Ok(())
+    ctx::redirect_after(
+        ctx::state().services.sessions.revoke_mine(&actor, id).await,
+        "/profile?notice=device-signed-out",
+    )
 }
 
 /// Signs out every other device of the user.
 #[server(prefix = "/fn", endpoint = "end_other_sessions")]
 pub async fn end_other_sessions() -> Result<(), AppError> {
     let actor = ctx::require_actor()?;
-    ctx::state()
-        .services
-        .sessions
-        .revoke_my_others(&actor)
-        .await
-        .map_err(ctx::service_error)?;
-    leptos_axum::redirect("/profile?notice=others-signed-out");
-    Ok(())
+    ctx::redirect_after(
+        ctx::state()
+            .services
+            .sessions
+            .revoke_my_others(&actor)
+            .await,
+        "/profile?notice=others-signed-out",
+    )
 }
 
 /// Admin: a page of users with filters (`role`: admin|regular, `status`:
@@ -411,14 +388,10 @@ async fn admin_update(
     notice: &str,
 ) -> Result<(), AppError> {
     let actor = ctx::require_actor()?;
-    ctx::state()
-        .services
-        .users
-        .update(&actor, id, input)
-        .await
-        .map_err(ctx::service_error)?;
-    leptos_axum::redirect(&format!("/admin/users/{id}?notice={notice}"));
-    Ok(())
+    ctx::redirect_after(
+        ctx::state().services.users.update(&actor, id, input).await,
+        format!("/admin/users/{id}?notice={notice}"),
+    )
 }
 
 /// Admin: changes a user's email and role.
@@ -448,12 +421,7 @@ pub async fn set_user_active(id: i64, active: bool) -> Result<(), AppError> {
 /// Admin: sets a new password for a user (signs them out everywhere).
 #[server(prefix = "/fn", endpoint = "set_user_password")]
 pub async fn set_user_password(id: i64, password: String, confirm: String) -> Result<(), AppError> {
-    if password != confirm {
-        return Err(ctx::fail(AppError::invalid(
-            "confirm",
-            "The passwords do not match",
-        )));
-    }
+    ctx::confirmed(&password, &confirm, "The passwords do not match")?;
     let input = crate::services::UpdateUserInput {
         password: Some(password.into()),
         ..Default::default()
@@ -465,14 +433,14 @@ pub async fn set_user_password(id: i64, password: String, confirm: String) -> Re
 #[server(prefix = "/fn", endpoint = "resend_user_verification")]
 pub async fn resend_user_verification(id: i64) -> Result<(), AppError> {
     let actor = ctx::require_actor()?;
-    ctx::state()
-        .services
-        .recovery
-        .admin_resend_verification(&actor, id)
-        .await
-        .map_err(ctx::service_error)?;
-    leptos_axum::redirect(&format!("/admin/users/{id}?notice=verification-resent"));
-    Ok(())
+    ctx::redirect_after(
+        ctx::state()
+            .services
+            .recovery
+            .admin_resend_verification(&actor, id)
+            .await,
+        format!("/admin/users/{id}?notice=verification-resent"),
+    )
 }
 
 /// Admin: a user's live sessions.
@@ -491,14 +459,14 @@ pub async fn user_sessions(id: i64) -> Result<Vec<SessionView>, AppError> {
 #[server(prefix = "/fn", endpoint = "sign_out_user")]
 pub async fn sign_out_user(id: i64) -> Result<(), AppError> {
     let actor = ctx::require_actor()?;
-    ctx::state()
-        .services
-        .sessions
-        .revoke_all_for_user(&actor, id)
-        .await
-        .map_err(ctx::service_error)?;
-    leptos_axum::redirect(&format!("/admin/users/{id}?notice=signed-out-everywhere"));
-    Ok(())
+    ctx::redirect_after(
+        ctx::state()
+            .services
+            .sessions
+            .revoke_all_for_user(&actor, id)
+            .await,
+        format!("/admin/users/{id}?notice=signed-out-everywhere"),
+    )
 }
 
 /// Admin: deletes a user after a confirmation.
@@ -511,14 +479,10 @@ pub async fn delete_user(id: i64, confirm: Option<String>) -> Result<(), AppErro
             "Tick the box to confirm the deletion",
         )));
     }
-    ctx::state()
-        .services
-        .users
-        .delete(&actor, id)
-        .await
-        .map_err(ctx::service_error)?;
-    leptos_axum::redirect("/admin/users?notice=deleted");
-    Ok(())
+    ctx::redirect_after(
+        ctx::state().services.users.delete(&actor, id).await,
+        "/admin/users?notice=deleted",
+    )
 }
 
 /// The signed-in user's most recent security events (at most

@@ -90,7 +90,7 @@ pub async fn resolve(
         return next.run(request).await;
     }
     let client = crate::client::of(request.extensions());
-    let actor = sessions.from_cookies(&cookies, client).await;
+    let actor = sessions.resolve(&cookies, client).await;
     tracing::Span::current().record("user_id", actor.as_ref().map(|a| a.user.id));
     request.extensions_mut().insert(BrowserSession(actor));
     next.run(request).await
@@ -115,7 +115,7 @@ impl Sessions {
         }
     }
 
-    async fn from_cookies(&self, cookies: &Cookies, client: ClientInfo) -> Option<Actor> {
+    async fn resolve(&self, cookies: &Cookies, client: ClientInfo) -> Option<Actor> {
         let (auth, jar) = (&self.auth, &self.jar);
         if let Some(access) = jar.access_token(cookies) {
             match auth.authenticate(&access, client.clone()).await {
