@@ -351,13 +351,9 @@ impl UserRepository for CachedUsers {
         id: i64,
         changes: &UserChanges,
         revoke: RevokeSessions,
-        keep_an_active_admin: bool,
         now: DateTime<Utc>,
     ) -> RepoResult<User> {
-        let updated = self
-            .inner
-            .update(id, changes, revoke, keep_an_active_admin, now)
-            .await;
+        let updated = self.inner.update(id, changes, revoke, now).await;
         self.cache.forget_user(id);
         updated
     }
