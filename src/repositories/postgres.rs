@@ -1,9 +1,13 @@
 //! PostgreSQL implementation of the repositories.
 
-use super::{shared::Dialect, sql, *};
+use super::{
+    shared::Dialect,
+    sql::{self, Statement},
+    *,
+};
 use sqlx::{
     postgres::{PgPool, PgQueryResult},
-    Postgres, QueryBuilder,
+    Postgres,
 };
 
 /// The shared statements, on PostgreSQL.
@@ -109,11 +113,11 @@ impl UserRepository for PostgresStore {
         // less than that (see BENCHMARKS.md, section "Measurements behind the
         // repository code").
         let prepared = filter.email_contains.is_none();
-        let mut page = QueryBuilder::new(sql::SELECT_USERS);
+        let mut page = Statement::<Postgres>::new(sql::SELECT_USERS);
         sql::push_user_filter(&mut page, filter, sql::EmailSearch::Like);
         sql::push_user_page(&mut page, offset, limit);
-        let users = page
-            .build_query_as::<User>()
+        let (text, arguments) = page.into_parts()?;
+        let users = sqlx::query_as_with::<_, User, _>(&text, arguments)
             .persistent(prepared)
             .fetch_all(&self.pool)
             .await?;
@@ -127,10 +131,10 @@ impl UserRepository for PostgresStore {
                     .fetch_one(&self.pool)
                     .await
             } else {
-                let mut count = QueryBuilder::new(sql::COUNT_USERS);
+                let mut count = Statement::<Postgres>::new(sql::COUNT_USERS);
                 sql::push_user_filter(&mut count, filter, sql::EmailSearch::Like);
-                count
-                    .build_query_scalar()
+                let (text, arguments) = count.into_parts()?;
+                sqlx::query_scalar_with(&text, arguments)
                     .persistent(prepared)
                     .fetch_one(&self.pool)
                     .await
@@ -308,23 +312,7 @@ impl AuditRepository for PostgresStore {
         offset: i64,
         limit: i64,
     ) -> RepoResult<(Vec<AuditRecord>, i64)> {
-        // QueryBuilder's arguments cannot be executed from generic code (the
-        // arguments' lifetime must equal the builder's borrow), so the
-        // audit list, like the user list, is built here.
-        let mut page = QueryBuilder::new(sql::SELECT_AUDIT);
-        sql::push_audit_filter(&mut page, filter, |t| t);
-        sql::push_audit_page(&mut page, offset, limit);
-        let events = page
-            .build_query_as::<AuditRecord>()
-            .fetch_all(&self.pool)
-            .await?;
-        let total = listing_total(offset, limit, events.len(), async {
-            let mut count = QueryBuilder::new(sql::COUNT_AUDIT);
-            sql::push_audit_filter(&mut count, filter, |t| t);
-            count.build_query_scalar().fetch_one(&self.pool).await
-        })
-        .await?;
-        Ok((events, total))
+        Queries::list_audit(&self.pool, filter, offset, limit).await
     }
 
     async fn purge(&self, before: DateTime<Utc>) -> RepoResult<u64> {

@@ -10,10 +10,11 @@
 //! serialises, and how the user list is searched.
 
 use super::{
-    sql, EmailTokenProblem, EmailTokenPurpose, EmailTokenRecord, NewAuditEvent, NewEmailToken,
-    NewOutboxMessage, NewSession, NewUser, OutboxRow, RepoError, RepoResult, RevokeSessions,
-    Rotation, RotationRequest, SessionRecord, SessionWithUser, ThrottleCount, ThrottleKind,
-    UsedEmailToken, User, UserChanges,
+    sql::{self, Statement},
+    AuditFilter, AuditRecord, EmailTokenProblem, EmailTokenPurpose, EmailTokenRecord,
+    NewAuditEvent, NewEmailToken, NewOutboxMessage, NewSession, NewUser, OutboxRow, RepoError,
+    RepoResult, RevokeSessions, Rotation, RotationRequest, SessionRecord, SessionWithUser,
+    ThrottleCount, ThrottleKind, UsedEmailToken, User, UserChanges,
 };
 use crate::domain::{Email, Role};
 use chrono::{DateTime, Utc};
@@ -89,6 +90,7 @@ where
     for<'r> SessionWithUser: FromRow<'r, DB::Row>,
     for<'r> SessionRecord: FromRow<'r, DB::Row>,
     for<'r> ThrottleCount: FromRow<'r, DB::Row>,
+    for<'r> AuditRecord: FromRow<'r, DB::Row>,
     for<'r> EmailTokenRecord: FromRow<'r, DB::Row>,
     for<'r> UsedEmailToken: FromRow<'r, DB::Row>,
     for<'r> OutboxRow: FromRow<'r, DB::Row>,
@@ -480,6 +482,32 @@ where
         }
         insert.execute(executor).await?;
         Ok(())
+    }
+
+    /// One page of the audit log, newest first, and the number of matches.
+    pub(super) async fn list_audit(
+        pool: &Pool<DB>,
+        filter: &AuditFilter,
+        offset: i64,
+        limit: i64,
+    ) -> RepoResult<(Vec<AuditRecord>, i64)> {
+        let mut page = Statement::<DB>::new(sql::SELECT_AUDIT);
+        sql::push_audit_filter(&mut page, filter, DB::timestamp);
+        sql::push_audit_page(&mut page, offset, limit);
+        let (text, arguments) = page.into_parts()?;
+        let events = sqlx::query_as_with::<DB, AuditRecord, _>(&text, arguments)
+            .fetch_all(pool)
+            .await?;
+        let total = super::listing_total(offset, limit, events.len(), async {
+            let mut count = Statement::<DB>::new(sql::COUNT_AUDIT);
+            sql::push_audit_filter(&mut count, filter, DB::timestamp);
+            let (text, arguments) = count.into_parts()?;
+            sqlx::query_scalar_with::<DB, i64, _>(&text, arguments)
+                .fetch_one(pool)
+                .await
+        })
+        .await?;
+        Ok((events, total))
     }
 
     /// The link with this token hash and purpose, in whatever state.

@@ -263,9 +263,62 @@ pub(super) enum EmailSearch {
     Trigram,
 }
 
-/// Appends the `WHERE` clause of the user list to a query.
+/// A statement assembled at run time (the listings' optional filters and
+/// paging), its parameters numbered `$1, $2, ...` in order of appearance on
+/// both backends, like the fixed statements. sqlx's `QueryBuilder` writes
+/// SQLite's parameters as bare `?`, and cannot be executed from code generic
+/// over the database (its arguments must outlive the borrow of the builder
+/// that owns them); the text and the arguments of a [`Statement`] part
+/// before execution ([`Statement::into_parts`]).
+pub(super) struct Statement<'a, DB: sqlx::Database> {
+    sql: String,
+    arguments: DB::Arguments<'a>,
+    /// The first value that could not be encoded, reported by `into_parts`.
+    error: Option<sqlx::error::BoxDynError>,
+}
+
+impl<'a, DB: sqlx::Database> Statement<'a, DB> {
+    /// A statement starting with `sql`, no parameters yet.
+    pub(super) fn new(sql: &str) -> Self {
+        Statement {
+            sql: sql.to_owned(),
+            arguments: Default::default(),
+            error: None,
+        }
+    }
+
+    /// Appends text.
+    pub(super) fn push(&mut self, sql: &str) -> &mut Self {
+        self.sql.push_str(sql);
+        self
+    }
+
+    /// Appends the next numbered parameter, bound to `value`.
+    pub(super) fn push_bind<T>(&mut self, value: T) -> &mut Self
+    where
+        T: 'a + sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    {
+        use sqlx::Arguments as _;
+        if let Err(err) = self.arguments.add(value) {
+            self.error.get_or_insert(err);
+        }
+        let number = self.arguments.len();
+        self.sql.push_str(&format!("${number}"));
+        self
+    }
+
+    /// The text and its arguments, or the first value that failed to encode.
+    pub(super) fn into_parts(self) -> Result<(String, DB::Arguments<'a>), sqlx::Error> {
+        match self.error {
+            Some(err) => Err(sqlx::Error::Encode(err)),
+            None => Ok((self.sql, self.arguments)),
+        }
+    }
+}
+
+/// Appends the `WHERE` clause of the user list to a statement.
 pub(super) fn push_user_filter<'a, DB>(
-    qb: &mut sqlx::QueryBuilder<'a, DB>,
+    statement: &mut Statement<'a, DB>,
     filter: &super::UserFilter,
     search: EmailSearch,
 ) where
@@ -274,33 +327,36 @@ pub(super) fn push_user_filter<'a, DB>(
     &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     bool: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
 {
-    qb.push(" WHERE TRUE");
+    statement.push(" WHERE TRUE");
     if let Some(needle) = &filter.email_contains {
         let needle = needle.to_lowercase();
         if search == EmailSearch::Trigram {
-            qb.push(" AND id IN (SELECT rowid FROM users_email_fts WHERE users_email_fts MATCH ")
+            statement
+                .push(" AND id IN (SELECT rowid FROM users_email_fts WHERE users_email_fts MATCH ")
                 .push_bind(super::fts_phrase(&needle))
                 .push(")");
         }
-        qb.push(" AND email LIKE ")
+        statement
+            .push(" AND email LIKE ")
             .push_bind(super::like_contains(&needle))
             .push(" ESCAPE '\\'");
     }
     if let Some(role) = filter.role {
-        qb.push(" AND role = ").push_bind(role.as_str());
+        statement.push(" AND role = ").push_bind(role.as_str());
     }
     if let Some(active) = filter.is_active {
-        qb.push(" AND is_active = ").push_bind(active);
+        statement.push(" AND is_active = ").push_bind(active);
     }
 }
 
 /// Appends ordering and paging to the user list.
-pub(super) fn push_user_page<'a, DB>(qb: &mut sqlx::QueryBuilder<'a, DB>, offset: i64, limit: i64)
+pub(super) fn push_user_page<'a, DB>(statement: &mut Statement<'a, DB>, offset: i64, limit: i64)
 where
     DB: sqlx::Database,
     i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
 {
-    qb.push(" ORDER BY id LIMIT ")
+    statement
+        .push(" ORDER BY id LIMIT ")
         .push_bind(limit)
         .push(" OFFSET ")
         .push_bind(offset);
@@ -309,7 +365,7 @@ where
 /// Appends the `WHERE` clause of the audit list; `T` is how the backend binds
 /// a timestamp.
 pub(super) fn push_audit_filter<'a, DB, T>(
-    qb: &mut sqlx::QueryBuilder<'a, DB>,
+    statement: &mut Statement<'a, DB>,
     filter: &super::AuditFilter,
     timestamp: impl Fn(chrono::DateTime<chrono::Utc>) -> T,
 ) where
@@ -318,35 +374,39 @@ pub(super) fn push_audit_filter<'a, DB, T>(
     &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     T: sqlx::Encode<'a, DB> + sqlx::Type<DB> + 'a,
 {
-    qb.push(" WHERE TRUE");
+    statement.push(" WHERE TRUE");
     if let Some(user_id) = filter.user_id {
-        qb.push(" AND (subject_user_id = ")
+        statement
+            .push(" AND (subject_user_id = ")
             .push_bind(user_id)
             .push(" OR actor_user_id = ")
             .push_bind(user_id)
             .push(")");
     }
     if let Some(user_id) = filter.subject_user_id {
-        qb.push(" AND subject_user_id = ").push_bind(user_id);
+        statement.push(" AND subject_user_id = ").push_bind(user_id);
     }
     if let Some(kind) = filter.event_type {
-        qb.push(" AND event_type = ").push_bind(kind.as_str());
+        statement
+            .push(" AND event_type = ")
+            .push_bind(kind.as_str());
     }
     if let Some(since) = filter.since {
-        qb.push(" AND at >= ").push_bind(timestamp(since));
+        statement.push(" AND at >= ").push_bind(timestamp(since));
     }
     if let Some(until) = filter.until {
-        qb.push(" AND at <= ").push_bind(timestamp(until));
+        statement.push(" AND at <= ").push_bind(timestamp(until));
     }
 }
 
 /// Appends ordering (newest first) and paging to the audit list.
-pub(super) fn push_audit_page<'a, DB>(qb: &mut sqlx::QueryBuilder<'a, DB>, offset: i64, limit: i64)
+pub(super) fn push_audit_page<'a, DB>(statement: &mut Statement<'a, DB>, offset: i64, limit: i64)
 where
     DB: sqlx::Database,
     i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
 {
-    qb.push(" ORDER BY at DESC, id DESC LIMIT ")
+    statement
+        .push(" ORDER BY at DESC, id DESC LIMIT ")
         .push_bind(limit)
         .push(" OFFSET ")
         .push_bind(offset);
@@ -435,6 +495,38 @@ mod tests {
             "INSERT INTO audit_events (at, actor_user_id, subject_user_id, event_type, ip, \
              user_agent, details) VALUES ($1, $2, $3, $4, $5, $6, $7), \
              ($8, $9, $10, $11, $12, $13, $14)"
+        );
+    }
+
+    #[test]
+    fn built_statements_number_their_parameters_in_order_on_both_backends() {
+        let filter = super::super::UserFilter {
+            email_contains: Some("Ab_c".into()),
+            role: Some(crate::domain::Role::Admin),
+            is_active: Some(true),
+        };
+        let mut users = Statement::<sqlx::Sqlite>::new(SELECT_USERS);
+        push_user_filter(&mut users, &filter, EmailSearch::Trigram);
+        push_user_page(&mut users, 20, 10);
+        let (text, _) = users.into_parts().expect("encoded");
+        assert_eq!(first_appearances(&text), vec![1, 2, 3, 4, 5, 6]);
+        assert!(text.ends_with(" ORDER BY id LIMIT $5 OFFSET $6"), "{text}");
+
+        let filter = super::super::AuditFilter {
+            user_id: Some(7),
+            since: Some(chrono::Utc::now()),
+            ..Default::default()
+        };
+        let mut audit = Statement::<sqlx::Postgres>::new(SELECT_AUDIT);
+        push_audit_filter(&mut audit, &filter, |at| at);
+        push_audit_page(&mut audit, 0, 50);
+        let (text, _) = audit.into_parts().expect("encoded");
+        assert!(
+            text.ends_with(
+                " WHERE TRUE AND (subject_user_id = $1 OR actor_user_id = $2) AND at >= $3 \
+                 ORDER BY at DESC, id DESC LIMIT $4 OFFSET $5"
+            ),
+            "{text}"
         );
     }
 }

@@ -1,9 +1,13 @@
 //! SQLite implementation of the repositories.
 
-use super::{shared::Dialect, sql, *};
+use super::{
+    shared::Dialect,
+    sql::{self, Statement},
+    *,
+};
 use sqlx::{
     sqlite::{SqlitePool, SqliteQueryResult},
-    QueryBuilder, Sqlite,
+    Sqlite,
 };
 
 /// The shared statements, on SQLite.
@@ -143,14 +147,20 @@ impl UserRepository for SqliteStore {
         limit: i64,
     ) -> RepoResult<(Vec<User>, i64)> {
         let search = self.email_search(filter).await?;
-        let mut page = QueryBuilder::new(sql::SELECT_USERS);
+        let mut page = Statement::<Sqlite>::new(sql::SELECT_USERS);
         sql::push_user_filter(&mut page, filter, search);
         sql::push_user_page(&mut page, offset, limit);
-        let users = page.build_query_as::<User>().fetch_all(&self.pool).await?;
+        let (text, arguments) = page.into_parts()?;
+        let users = sqlx::query_as_with::<_, User, _>(&text, arguments)
+            .fetch_all(&self.pool)
+            .await?;
         let total = listing_total(offset, limit, users.len(), async {
-            let mut count = QueryBuilder::new(sql::COUNT_USERS);
+            let mut count = Statement::<Sqlite>::new(sql::COUNT_USERS);
             sql::push_user_filter(&mut count, filter, search);
-            count.build_query_scalar().fetch_one(&self.pool).await
+            let (text, arguments) = count.into_parts()?;
+            sqlx::query_scalar_with(&text, arguments)
+                .fetch_one(&self.pool)
+                .await
         })
         .await?;
         Ok((users, total))
@@ -320,23 +330,7 @@ impl AuditRepository for SqliteStore {
         offset: i64,
         limit: i64,
     ) -> RepoResult<(Vec<AuditRecord>, i64)> {
-        // QueryBuilder's arguments cannot be executed from generic code (the
-        // arguments' lifetime must equal the builder's borrow), so the
-        // audit list, like the user list, is built here.
-        let mut page = QueryBuilder::new(sql::SELECT_AUDIT);
-        sql::push_audit_filter(&mut page, filter, Sqlite::timestamp);
-        sql::push_audit_page(&mut page, offset, limit);
-        let events = page
-            .build_query_as::<AuditRecord>()
-            .fetch_all(&self.pool)
-            .await?;
-        let total = listing_total(offset, limit, events.len(), async {
-            let mut count = QueryBuilder::new(sql::COUNT_AUDIT);
-            sql::push_audit_filter(&mut count, filter, Sqlite::timestamp);
-            count.build_query_scalar().fetch_one(&self.pool).await
-        })
-        .await?;
-        Ok((events, total))
+        Queries::list_audit(&self.pool, filter, offset, limit).await
     }
 
     async fn purge(&self, before: DateTime<Utc>) -> RepoResult<u64> {
