@@ -1,7 +1,7 @@
 //! PostgreSQL implementation of the repositories.
 
 use super::{
-    shared::Dialect,
+    shared::{Dialect, ThrottleKey},
     sql::{self, Statement},
     *,
 };
@@ -272,14 +272,7 @@ impl ThrottleRepository for PostgresStore {
         account: &str,
         since: DateTime<Utc>,
     ) -> RepoResult<ThrottleCount> {
-        Queries::count_throttle(
-            &self.pool,
-            sql::COUNT_THROTTLE_BY_ACCOUNT,
-            kind,
-            account,
-            since,
-        )
-        .await
+        Queries::count_throttle(&self.pool, kind, ThrottleKey::Account(account), since).await
     }
 
     async fn count_for_ip(
@@ -288,7 +281,7 @@ impl ThrottleRepository for PostgresStore {
         ip: &str,
         since: DateTime<Utc>,
     ) -> RepoResult<ThrottleCount> {
-        Queries::count_throttle(&self.pool, sql::COUNT_THROTTLE_BY_IP, kind, ip, since).await
+        Queries::count_throttle(&self.pool, kind, ThrottleKey::Ip(ip), since).await
     }
 
     async fn clear_account(&self, kind: ThrottleKind, account: &str) -> RepoResult<()> {

@@ -65,6 +65,15 @@ fn why_unusable(record: Option<EmailTokenRecord>, now: DateTime<Utc>) -> EmailTo
         .unwrap_or(EmailTokenProblem::Unknown)
 }
 
+/// Whose throttled events are counted.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum ThrottleKey<'a> {
+    /// An account (a hash of its email).
+    Account(&'a str),
+    /// A client address.
+    Ip(&'a str),
+}
+
 /// The shared statements of database `DB`, as associated functions: each
 /// runs on the executor (a pool, or a connection inside the caller's
 /// transaction) the backend chooses.
@@ -416,15 +425,17 @@ where
         Ok(())
     }
 
-    /// Events of `kind` for the account (or address) `key` after `since`,
-    /// with `statement` one of the two counts of [`super::sql`].
+    /// Events of `kind` for one account or address after `since`.
     pub(super) async fn count_throttle<'c>(
         executor: impl Executor<'c, Database = DB>,
-        statement: &'static str,
         kind: ThrottleKind,
-        key: &str,
+        key: ThrottleKey<'_>,
         since: DateTime<Utc>,
     ) -> RepoResult<ThrottleCount> {
+        let (statement, key) = match key {
+            ThrottleKey::Account(account) => (sql::COUNT_THROTTLE_BY_ACCOUNT, account),
+            ThrottleKey::Ip(ip) => (sql::COUNT_THROTTLE_BY_IP, ip),
+        };
         Ok(sqlx::query_as::<DB, ThrottleCount>(statement)
             .bind(kind.as_str())
             .bind(key)

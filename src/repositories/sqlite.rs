@@ -1,7 +1,7 @@
 //! SQLite implementation of the repositories.
 
 use super::{
-    shared::Dialect,
+    shared::{Dialect, ThrottleKey},
     sql::{self, Statement},
     *,
 };
@@ -37,9 +37,9 @@ impl Dialect for Sqlite {
 ///
 /// SQLite lets one writer in at a time. With writes spread over the pool,
 /// concurrent writers meet `SQLITE_BUSY`, and SQLite's busy handler makes
-/// them sleep in steps of up to 100 ms: few writes per second, at seconds of
-/// latency (see BENCHMARKS.md, section "Measurements behind the repository
-/// code"). Queued for the single writer connection instead (a fair async
+/// them sleep in steps of up to 100 ms: under load, writes wait for seconds
+/// (see BENCHMARKS.md, section "Measurements behind the repository code").
+/// Queued for the single writer connection instead (a fair async
 /// wait in the pool), they run back to back; readers are never blocked (WAL).
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -290,14 +290,7 @@ impl ThrottleRepository for SqliteStore {
         account: &str,
         since: DateTime<Utc>,
     ) -> RepoResult<ThrottleCount> {
-        Queries::count_throttle(
-            &self.pool,
-            sql::COUNT_THROTTLE_BY_ACCOUNT,
-            kind,
-            account,
-            since,
-        )
-        .await
+        Queries::count_throttle(&self.pool, kind, ThrottleKey::Account(account), since).await
     }
 
     async fn count_for_ip(
@@ -306,7 +299,7 @@ impl ThrottleRepository for SqliteStore {
         ip: &str,
         since: DateTime<Utc>,
     ) -> RepoResult<ThrottleCount> {
-        Queries::count_throttle(&self.pool, sql::COUNT_THROTTLE_BY_IP, kind, ip, since).await
+        Queries::count_throttle(&self.pool, kind, ThrottleKey::Ip(ip), since).await
     }
 
     async fn clear_account(&self, kind: ThrottleKind, account: &str) -> RepoResult<()> {

@@ -866,14 +866,14 @@ async fn the_repository_tells_which_changes_the_last_admin_guard_refuses(app: Te
         assert!(matches!(refused, Err(RepoError::LastAdmin)), "{refused:?}");
     }
     // A refused change revokes nothing and changes nothing.
-    let found = repos
+    let live = repos
         .sessions
-        .find_with_user(session, admin)
+        .list_live(admin, Utc::now())
         .await
-        .expect("query")
-        .expect("session");
-    assert!(found.session_revoked_at.is_none());
-    assert!(found.user.is_active_admin());
+        .expect("list");
+    assert_eq!(live.iter().map(|s| s.id).collect::<Vec<_>>(), vec![session]);
+    let unchanged = repos.users.find_by_id(admin).await.expect("query");
+    assert!(unchanged.is_some_and(|user| user.is_active_admin()));
 
     // Changes that leave the admin an active admin are never refused.
     let keeps_power = UserChanges {
