@@ -1,13 +1,15 @@
 //! The statements and rules both backends share, written once.
 //!
-//! Every statement of [`super::sql`] is bound here, in the order of its
-//! numbered parameters, and every decision taken on what a statement
+//! The statements of [`super::sql`] are bound here, in the order of their
+//! numbered parameters (only the user list, searched differently by each
+//! backend, binds its own), and every decision taken on what a statement
 //! returned (a refused change is the last admin or a missing user, a
 //! refresh token is rotated, within its grace or reused, why a link cannot
 //! be used) exists once. The backends ([`super::sqlite`], [`super::postgres`])
 //! keep what really differs: how an instant is stored ([`Dialect`]), which
 //! connection runs a statement, how a write transaction starts and
-//! serialises, and how the user list is searched.
+//! serialises, how outbox rows are locked, and how the user list is
+//! searched.
 
 use super::{
     sql::{self, Statement},

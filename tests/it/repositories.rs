@@ -816,6 +816,20 @@ async fn updates_apply_only_the_given_fields(app: TestApp) {
     assert!(matches!(clash, Err(RepoError::EmailTaken)), "{clash:?}");
 }
 
+/// Asserts that applying `changes` to user `id` (revoking `revoke`) and
+/// deleting them are both refused: they are the last active admin.
+async fn assert_refused_as_the_last_admin(
+    repos: &Repositories,
+    id: i64,
+    changes: &UserChanges,
+    revoke: RevokeSessions,
+) {
+    let refused = repos.users.update(id, changes, revoke, Utc::now()).await;
+    assert!(matches!(refused, Err(RepoError::LastAdmin)), "{refused:?}");
+    let refused = repos.users.delete(id).await;
+    assert!(matches!(refused, Err(RepoError::LastAdmin)), "{refused:?}");
+}
+
 async fn the_last_active_admin_is_guarded(app: TestApp) {
     let repos = repos(&app);
     let admin = create_user(&repos, "admin@example.com", Role::Admin, true).await;
@@ -824,13 +838,7 @@ async fn the_last_active_admin_is_guarded(app: TestApp) {
         role: Some(Role::Regular),
         ..UserChanges::default()
     };
-    let refused = repos
-        .users
-        .update(admin, &demote, RevokeSessions::None, Utc::now())
-        .await;
-    assert!(matches!(refused, Err(RepoError::LastAdmin)), "{refused:?}");
-    let refused = repos.users.delete(admin).await;
-    assert!(matches!(refused, Err(RepoError::LastAdmin)), "{refused:?}");
+    assert_refused_as_the_last_admin(&repos, admin, &demote, RevokeSessions::None).await;
     assert!(matches!(
         repos.users.delete(admin + 500).await,
         Err(RepoError::NotFound)
@@ -858,12 +866,8 @@ async fn the_repository_tells_which_changes_the_last_admin_guard_refuses(app: Te
         is_active: Some(false),
         ..UserChanges::default()
     };
-    for refused_changes in [&deactivate, &demote_and_deactivate] {
-        let refused = repos
-            .users
-            .update(admin, refused_changes, RevokeSessions::All, Utc::now())
-            .await;
-        assert!(matches!(refused, Err(RepoError::LastAdmin)), "{refused:?}");
+    for refused in [&deactivate, &demote_and_deactivate] {
+        assert_refused_as_the_last_admin(&repos, admin, refused, RevokeSessions::All).await;
     }
     // A refused change revokes nothing and changes nothing.
     let live = repos
@@ -900,13 +904,7 @@ async fn the_repository_tells_which_changes_the_last_admin_guard_refuses(app: Te
         .await
         .expect("deactivate");
     assert!(!stepped_down.is_active);
-    let refused = repos
-        .users
-        .update(second, &deactivate, RevokeSessions::None, Utc::now())
-        .await;
-    assert!(matches!(refused, Err(RepoError::LastAdmin)), "{refused:?}");
-    let refused = repos.users.delete(second).await;
-    assert!(matches!(refused, Err(RepoError::LastAdmin)), "{refused:?}");
+    assert_refused_as_the_last_admin(&repos, second, &deactivate, RevokeSessions::None).await;
     // An inactive admin is deleted without a guard.
     assert_eq!(repos.users.delete(admin).await.expect("delete").id, admin);
 }
