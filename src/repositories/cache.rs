@@ -32,6 +32,7 @@ use crate::domain::Email;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::{
+    future::Future,
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc,
@@ -206,6 +207,23 @@ impl AuthCache {
         self.inner.entries.is_empty()
     }
 
+    /// Runs a write that can end `session_id`, then forgets the session,
+    /// whatever the outcome: a write that reports an error may still have
+    /// committed.
+    async fn forget_session_after<T>(&self, session_id: i64, write: impl Future<Output = T>) -> T {
+        let outcome = write.await;
+        self.forget_session(session_id);
+        outcome
+    }
+
+    /// Runs a write that can change `user_id` or end their sessions, then
+    /// forgets the user's sessions, whatever the outcome.
+    async fn forget_user_after<T>(&self, user_id: i64, write: impl Future<Output = T>) -> T {
+        let outcome = write.await;
+        self.forget_user(user_id);
+        outcome
+    }
+
     fn trusted_age(&self) -> Duration {
         if self.feed_trusted() {
             self.inner.max_age
@@ -253,9 +271,8 @@ impl SessionRepository for CachedSessions {
     }
 
     async fn revoke(&self, session_id: i64, now: DateTime<Utc>) -> RepoResult<bool> {
-        let revoked = self.inner.revoke(session_id, now).await;
-        self.cache.forget_session(session_id);
-        revoked
+        let revoke = self.inner.revoke(session_id, now);
+        self.cache.forget_session_after(session_id, revoke).await
     }
 
     async fn revoke_for_user(
@@ -264,9 +281,8 @@ impl SessionRepository for CachedSessions {
         user_id: i64,
         now: DateTime<Utc>,
     ) -> RepoResult<bool> {
-        let revoked = self.inner.revoke_for_user(session_id, user_id, now).await;
-        self.cache.forget_session(session_id);
-        revoked
+        let revoke = self.inner.revoke_for_user(session_id, user_id, now);
+        self.cache.forget_session_after(session_id, revoke).await
     }
 
     async fn list_live(&self, user_id: i64, now: DateTime<Utc>) -> RepoResult<Vec<SessionRecord>> {
@@ -279,9 +295,8 @@ impl SessionRepository for CachedSessions {
         except: Option<i64>,
         now: DateTime<Utc>,
     ) -> RepoResult<u64> {
-        let revoked = self.inner.revoke_all_for_user(user_id, except, now).await;
-        self.cache.forget_user(user_id);
-        revoked
+        let revoke = self.inner.revoke_all_for_user(user_id, except, now);
+        self.cache.forget_user_after(user_id, revoke).await
     }
 
     async fn count_live(&self, now: DateTime<Utc>) -> RepoResult<i64> {
@@ -333,15 +348,10 @@ impl UserRepository for CachedUsers {
         id: i64,
         changes: &UserChanges,
         revoke: RevokeSessions,
-        keep_an_active_admin: bool,
         now: DateTime<Utc>,
     ) -> RepoResult<User> {
-        let updated = self
-            .inner
-            .update(id, changes, revoke, keep_an_active_admin, now)
-            .await;
-        self.cache.forget_user(id);
-        updated
+        let update = self.inner.update(id, changes, revoke, now);
+        self.cache.forget_user_after(id, update).await
     }
 
     async fn mark_email_verified(
@@ -350,9 +360,8 @@ impl UserRepository for CachedUsers {
         email: &str,
         now: DateTime<Utc>,
     ) -> RepoResult<bool> {
-        let marked = self.inner.mark_email_verified(id, email, now).await;
-        self.cache.forget_user(id);
-        marked
+        let mark = self.inner.mark_email_verified(id, email, now);
+        self.cache.forget_user_after(id, mark).await
     }
 
     async fn set_password_hash(
@@ -361,15 +370,14 @@ impl UserRepository for CachedUsers {
         password_hash: &str,
         now: DateTime<Utc>,
     ) -> RepoResult<()> {
-        let set = self.inner.set_password_hash(id, password_hash, now).await;
-        self.cache.forget_user(id);
-        set
+        let set = self.inner.set_password_hash(id, password_hash, now);
+        self.cache.forget_user_after(id, set).await
     }
 
     async fn delete(&self, id: i64) -> RepoResult<User> {
-        let deleted = self.inner.delete(id).await;
-        self.cache.forget_user(id);
-        deleted
+        self.cache
+            .forget_user_after(id, self.inner.delete(id))
+            .await
     }
 }
 

@@ -9,12 +9,15 @@
 //!   SQLite, transactions start with `BEGIN IMMEDIATE` so two writers never
 //!   deadlock on a lock upgrade; on PostgreSQL, changes that could remove the
 //!   last active admin serialise on an advisory lock.
-//! - The SQL of both backends is kept as similar as the dialects allow; the
-//!   shared test suite in `tests/it/repositories.rs` proves they behave the same.
+//! - The SQL of both backends is kept as similar as the dialects allow
+//!   (`sql.rs`), and the statements both run, with the decisions taken on
+//!   their results, are written once (`shared.rs`); the shared test suite in
+//!   `tests/it/repositories.rs` proves the backends behave the same.
 
 pub mod cache;
 pub mod change_feed;
 pub mod postgres;
+mod shared;
 mod sql;
 pub mod sqlite;
 
@@ -93,7 +96,9 @@ pub struct UserChanges {
 }
 
 impl UserChanges {
-    /// Whether applying these changes to an active admin would take away their admin power.
+    /// Whether applying these changes to an active admin would take away
+    /// their admin power: the one rule by which [`UserRepository::update`]
+    /// decides to guard the last active admin.
     pub fn removes_admin_power(&self) -> bool {
         self.role == Some(Role::Regular) || self.is_active == Some(false)
     }
@@ -111,12 +116,11 @@ pub enum RevokeSessions {
 }
 
 impl RevokeSessions {
-    /// `None` when nothing is revoked; otherwise `Some(session to keep, if any)`.
-    pub fn sessions_to_keep(self) -> Option<Option<i64>> {
-        match self {
-            RevokeSessions::None => None,
-            RevokeSessions::All => Some(None),
-            RevokeSessions::AllExcept(keep) => Some(Some(keep)),
+    /// Every session of the user except `kept`, if given.
+    pub fn all_except(kept: Option<i64>) -> RevokeSessions {
+        match kept {
+            Some(kept) => RevokeSessions::AllExcept(kept),
+            None => RevokeSessions::All,
         }
     }
 }
@@ -182,9 +186,11 @@ pub struct SessionRecord {
     pub ip: Option<String>,
 }
 
-/// What the per-request authentication check needs, read in one round trip.
-#[derive(Debug, Clone)]
+/// What the authentication check needs, read in one round trip (when the
+/// [`cache::AuthCache`] does not answer it).
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SessionWithUser {
+    #[sqlx(flatten)]
     pub user: User,
     pub session_revoked_at: Option<DateTime<Utc>>,
     pub session_expires_at: DateTime<Utc>,
@@ -391,15 +397,15 @@ pub trait UserRepository: Send + Sync {
         offset: i64,
         limit: i64,
     ) -> RepoResult<(Vec<User>, i64)>;
-    /// Applies `changes` and revokes sessions as asked, atomically. With
-    /// `keep_an_active_admin`, refuses ([`RepoError::LastAdmin`]) when the user
-    /// is the last active admin and the change removes their admin power.
+    /// Applies `changes` and revokes sessions as asked, atomically. Refuses
+    /// ([`RepoError::LastAdmin`]) when the user is the last active admin and
+    /// the changes take their admin power away
+    /// ([`UserChanges::removes_admin_power`]).
     async fn update(
         &self,
         id: i64,
         changes: &UserChanges,
         revoke: RevokeSessions,
-        keep_an_active_admin: bool,
         now: DateTime<Utc>,
     ) -> RepoResult<User>;
     /// Marks the user's address verified if it is still `email` (a link
@@ -431,7 +437,8 @@ pub trait SessionRepository: Send + Sync {
     /// previous token presented again is [`Rotation::WithinGrace`] when the
     /// request's grace allows it, and otherwise revokes the session.
     async fn rotate(&self, request: RotationRequest<'_>) -> RepoResult<Rotation>;
-    /// The session and its user, for the per-request authentication check.
+    /// The session and its user, for the authentication check (which the
+    /// [`cache::AuthCache`], when on, answers for most requests).
     async fn find_with_user(
         &self,
         session_id: i64,

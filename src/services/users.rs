@@ -372,7 +372,7 @@ impl UserService {
         let updated = self
             .repos
             .users
-            .update(me.id, &changes, revoke, false, Utc::now())
+            .update(me.id, &changes, revoke, Utc::now())
             .await?;
         self.record_changes(
             ChangedBy::SelfService(actor),
@@ -414,7 +414,7 @@ impl UserService {
         let updated = self
             .repos
             .users
-            .update(user.id, &changes, RevokeSessions::All, false, Utc::now())
+            .update(user.id, &changes, RevokeSessions::All, Utc::now())
             .await?;
         self.audit.record(
             AuditEntry::new(AuditEventType::PasswordChanged)
@@ -535,11 +535,10 @@ impl UserService {
             role: input.role,
             is_active: input.is_active,
         };
-        let guard = changes.removes_admin_power();
         let updated = self
             .repos
             .users
-            .update(id, &changes, revoke, guard, Utc::now())
+            .update(id, &changes, revoke, Utc::now())
             .await?;
         self.record_changes(ChangedBy::Admin(actor), &target, &updated, password_changed)
             .await;
@@ -574,7 +573,7 @@ impl UserService {
         let promoted = self
             .repos
             .users
-            .update(user.id, &changes, RevokeSessions::None, false, Utc::now())
+            .update(user.id, &changes, RevokeSessions::None, Utc::now())
             .await?;
         self.record_changes(ChangedBy::Operator, &user, &promoted, false)
             .await;

@@ -476,7 +476,7 @@ async fn search_follows_email_changes_and_deletions(app: TestApp) {
     };
     repos
         .users
-        .update(mover, &changes, RevokeSessions::None, false, now)
+        .update(mover, &changes, RevokeSessions::None, now)
         .await
         .expect("update");
     assert_search_index_in_sync(&app).await;
@@ -496,7 +496,7 @@ async fn search_follows_email_changes_and_deletions(app: TestApp) {
     };
     repos
         .users
-        .update(keeper, &promote, RevokeSessions::None, false, now)
+        .update(keeper, &promote, RevokeSessions::None, now)
         .await
         .expect("update");
     repos
@@ -519,7 +519,7 @@ async fn search_follows_email_changes_and_deletions(app: TestApp) {
     };
     let refused = repos
         .users
-        .update(keeper, &clash, RevokeSessions::None, false, now)
+        .update(keeper, &clash, RevokeSessions::None, now)
         .await;
     assert!(matches!(refused, Err(RepoError::EmailTaken)), "{refused:?}");
     assert_search_index_in_sync(&app).await;
@@ -533,7 +533,7 @@ async fn search_follows_email_changes_and_deletions(app: TestApp) {
     };
     repos
         .users
-        .update(mover, &back, RevokeSessions::None, false, now)
+        .update(mover, &back, RevokeSessions::None, now)
         .await
         .expect("update");
     assert_eq!(found("before.change").await, vec![mover]);
@@ -794,7 +794,7 @@ async fn updates_apply_only_the_given_fields(app: TestApp) {
     };
     let updated = repos
         .users
-        .update(id, &changes, RevokeSessions::None, false, later)
+        .update(id, &changes, RevokeSessions::None, later)
         .await
         .expect("update");
     assert_eq!(updated.email, "edited@example.com");
@@ -805,15 +805,29 @@ async fn updates_apply_only_the_given_fields(app: TestApp) {
     assert!(updated.updated_at > original.updated_at);
     let missing = repos
         .users
-        .update(id + 99, &changes, RevokeSessions::None, false, later)
+        .update(id + 99, &changes, RevokeSessions::None, later)
         .await;
     assert!(matches!(missing, Err(RepoError::NotFound)), "{missing:?}");
     let other = create_user(&repos, "other@example.com", Role::Regular, true).await;
     let clash = repos
         .users
-        .update(other, &changes, RevokeSessions::None, false, later)
+        .update(other, &changes, RevokeSessions::None, later)
         .await;
     assert!(matches!(clash, Err(RepoError::EmailTaken)), "{clash:?}");
+}
+
+/// Asserts that applying `changes` to user `id` (revoking `revoke`) and
+/// deleting them are both refused: they are the last active admin.
+async fn assert_refused_as_the_last_admin(
+    repos: &Repositories,
+    id: i64,
+    changes: &UserChanges,
+    revoke: RevokeSessions,
+) {
+    let refused = repos.users.update(id, changes, revoke, Utc::now()).await;
+    assert!(matches!(refused, Err(RepoError::LastAdmin)), "{refused:?}");
+    let refused = repos.users.delete(id).await;
+    assert!(matches!(refused, Err(RepoError::LastAdmin)), "{refused:?}");
 }
 
 async fn the_last_active_admin_is_guarded(app: TestApp) {
@@ -824,13 +838,7 @@ async fn the_last_active_admin_is_guarded(app: TestApp) {
         role: Some(Role::Regular),
         ..UserChanges::default()
     };
-    let refused = repos
-        .users
-        .update(admin, &demote, RevokeSessions::None, true, Utc::now())
-        .await;
-    assert!(matches!(refused, Err(RepoError::LastAdmin)), "{refused:?}");
-    let refused = repos.users.delete(admin).await;
-    assert!(matches!(refused, Err(RepoError::LastAdmin)), "{refused:?}");
+    assert_refused_as_the_last_admin(&repos, admin, &demote, RevokeSessions::None).await;
     assert!(matches!(
         repos.users.delete(admin + 500).await,
         Err(RepoError::NotFound)
@@ -841,6 +849,64 @@ async fn the_last_active_admin_is_guarded(app: TestApp) {
         repos.users.delete(regular).await.expect("delete").id,
         regular
     );
+}
+
+/// The repository itself decides from the changes whether they would take
+/// the last active admin's power away: no caller has to say so.
+async fn the_repository_tells_which_changes_the_last_admin_guard_refuses(app: TestApp) {
+    let repos = repos(&app);
+    let admin = create_user(&repos, "sole-admin@example.com", Role::Admin, true).await;
+    let session = new_session(&repos, admin, "hash-sole-admin").await;
+    let deactivate = UserChanges {
+        is_active: Some(false),
+        ..UserChanges::default()
+    };
+    let demote_and_deactivate = UserChanges {
+        role: Some(Role::Regular),
+        is_active: Some(false),
+        ..UserChanges::default()
+    };
+    for refused in [&deactivate, &demote_and_deactivate] {
+        assert_refused_as_the_last_admin(&repos, admin, refused, RevokeSessions::All).await;
+    }
+    // A refused change revokes nothing and changes nothing.
+    let live = repos
+        .sessions
+        .list_live(admin, Utc::now())
+        .await
+        .expect("list");
+    assert_eq!(live.iter().map(|s| s.id).collect::<Vec<_>>(), vec![session]);
+    let unchanged = repos.users.find_by_id(admin).await.expect("query");
+    assert!(unchanged.is_some_and(|user| user.is_active_admin()));
+
+    // Changes that leave the admin an active admin are never refused.
+    let keeps_power = UserChanges {
+        email: Some(email("still-admin@example.com")),
+        password_hash: Some("other-hash".into()),
+        role: Some(Role::Admin),
+        is_active: Some(true),
+        email_verified: Some(true),
+    };
+    let kept = repos
+        .users
+        .update(admin, &keeps_power, RevokeSessions::None, Utc::now())
+        .await
+        .expect("update");
+    assert!(kept.is_active_admin());
+    assert_eq!(kept.email, "still-admin@example.com");
+
+    // With a second active admin, either may step down; then the other is
+    // the last one.
+    let second = create_user(&repos, "second-admin@example.com", Role::Admin, true).await;
+    let stepped_down = repos
+        .users
+        .update(admin, &deactivate, RevokeSessions::None, Utc::now())
+        .await
+        .expect("deactivate");
+    assert!(!stepped_down.is_active);
+    assert_refused_as_the_last_admin(&repos, second, &deactivate, RevokeSessions::None).await;
+    // An inactive admin is deleted without a guard.
+    assert_eq!(repos.users.delete(admin).await.expect("delete").id, admin);
 }
 
 async fn two_admins_demoting_each_other_at_once_leave_one_admin(app: TestApp) {
@@ -854,17 +920,25 @@ async fn two_admins_demoting_each_other_at_once_leave_one_admin(app: TestApp) {
         is_active: Some(true),
         ..UserFilter::default()
     };
+    let pair = |round: u32| {
+        let repos = repos.clone();
+        async move {
+            let a = create_user(&repos, &format!("a{round}@example.com"), Role::Admin, true).await;
+            let b = create_user(&repos, &format!("b{round}@example.com"), Role::Admin, true).await;
+            (a, b)
+        }
+    };
+    let mut next = pair(0).await;
     for round in 0..5 {
         // In each round a and b are the only active admins.
-        let a = create_user(&repos, &format!("a{round}@example.com"), Role::Admin, true).await;
-        let b = create_user(&repos, &format!("b{round}@example.com"), Role::Admin, true).await;
+        let (a, b) = next;
         let (ra, rb) = tokio::join!(
             repos
                 .users
-                .update(a, &demote, RevokeSessions::None, true, Utc::now()),
+                .update(a, &demote, RevokeSessions::None, Utc::now()),
             repos
                 .users
-                .update(b, &demote, RevokeSessions::None, true, Utc::now()),
+                .update(b, &demote, RevokeSessions::None, Utc::now()),
         );
         assert_eq!(
             usize::from(ra.is_ok()) + usize::from(rb.is_ok()),
@@ -877,7 +951,9 @@ async fn two_admins_demoting_each_other_at_once_leave_one_admin(app: TestApp) {
             .await
             .expect("list");
         assert_eq!(admins, 1, "round {round}");
-        // Step the survivor aside (unguarded, as only a test may) for the next round.
+        // Step the survivor aside for the next round, once that round's
+        // admins exist (the survivor is not the last active admin then).
+        next = pair(round + 1).await;
         let survivor = if ra.is_ok() { b } else { a };
         let retire = UserChanges {
             is_active: Some(false),
@@ -885,7 +961,7 @@ async fn two_admins_demoting_each_other_at_once_leave_one_admin(app: TestApp) {
         };
         repos
             .users
-            .update(survivor, &retire, RevokeSessions::None, false, Utc::now())
+            .update(survivor, &retire, RevokeSessions::None, Utc::now())
             .await
             .expect("retire");
     }
@@ -1165,7 +1241,6 @@ async fn within_the_grace_only_the_same_successor_and_a_live_session_count(app: 
                 ..Default::default()
             },
             RevokeSessions::None,
-            false,
             now,
         )
         .await
@@ -1281,13 +1356,7 @@ async fn a_password_change_can_revoke_sessions_atomically(app: TestApp) {
     };
     let updated = repos
         .users
-        .update(
-            user,
-            &changes,
-            RevokeSessions::AllExcept(keep),
-            false,
-            Utc::now(),
-        )
+        .update(user, &changes, RevokeSessions::AllExcept(keep), Utc::now())
         .await
         .expect("update");
     assert_eq!(updated.password_hash, "new-hash");
@@ -2052,6 +2121,7 @@ both_backends!(
     the_unfiltered_total_counts_every_user,
     updates_apply_only_the_given_fields,
     the_last_active_admin_is_guarded,
+    the_repository_tells_which_changes_the_last_admin_guard_refuses,
     two_admins_demoting_each_other_at_once_leave_one_admin,
     deleting_a_user_deletes_their_sessions,
     rotation_replaces_the_token_and_detects_reuse,
