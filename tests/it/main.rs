@@ -4,6 +4,7 @@
 #[macro_use]
 mod common;
 
+mod architecture;
 mod audit;
 mod auth;
 mod auth_cache;
