@@ -13,6 +13,14 @@ export default defineConfig({
   workers: 1,
   retries: 0,
   reporter: process.env.CI ? "line" : "list",
+  // Every page works without JavaScript: each spec runs twice, with and
+  // without scripts. A test that checks what only a script can do (a live
+  // strength meter, a countdown, the Swagger UI) is tagged @js; one that
+  // checks the page as served to a browser without scripts is tagged @no-js.
+  projects: [
+    { name: "javascript", grepInvert: /@no-js/ },
+    { name: "no-javascript", grepInvert: /@js\b/, use: { javaScriptEnabled: false } },
+  ],
   use: {
     baseURL,
     browserName: "chromium",

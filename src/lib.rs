@@ -53,10 +53,14 @@ pub mod telemetry;
 #[cfg(feature = "ssr")]
 pub mod web;
 
-/// Browser entry point: hydrates the server-rendered page.
+/// Browser entry point: makes the page's islands (the `#[island]`
+/// components) interactive; everything else stays the server's HTML.
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
+    // Panic messages in the console while developing; a release build
+    // leaves the formatting machinery out of the wasm.
+    #[cfg(debug_assertions)]
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(app::App);
+    leptos::mount::hydrate_islands();
 }

@@ -40,7 +40,20 @@ test("a wrong password shows the generic error", async ({ page }) => {
   await expect(page).toHaveURL(/\/login/);
 });
 
-test("registration explains what is wrong", async ({ page }) => {
+test("registration refuses an address that already has an account", async ({ page }) => {
+  const email = uniqueEmail("taken");
+  await register(page, email);
+  await signOut(page);
+  await page.goto("/register");
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password", { exact: true }).fill(PASSWORD);
+  await page.getByLabel("Confirm password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Create account" }).click();
+  await expect(page.getByText("An account with this email already exists")).toBeVisible();
+  await expect(page).toHaveURL(/\/register/);
+});
+
+test("registration rates the password and checks the confirmation while typing @js", async ({ page }) => {
   const email = uniqueEmail("taken");
   await register(page, email);
   await signOut(page);
@@ -113,9 +126,7 @@ test("an account can be deleted with its password and a confirmation", async ({ 
 });
 
 test.describe("without JavaScript", () => {
-  test.use({ javaScriptEnabled: false });
-
-  test("register, sign out and sign in with plain form posts", async ({ page }) => {
+  test("register, sign out and sign in with plain form posts @no-js", async ({ page }) => {
     const email = uniqueEmail("nojs");
     await register(page, email);
     await expect(page.getByTestId("hydration-status")).toHaveCount(0);

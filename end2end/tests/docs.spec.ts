@@ -2,7 +2,7 @@ import { ADMIN_EMAIL, ADMIN_PASSWORD, expect, test } from "./helpers";
 
 // The API docs work offline: every asset comes from this server, and an
 // authorized call made from the page reaches the API.
-test("the API docs load offline and run an authorized call", async ({ page }) => {
+test("the API docs load offline and run an authorized call @js", async ({ page }) => {
   const external: string[] = [];
   const errors: string[] = [];
   page.on("request", (request) => {

@@ -27,11 +27,13 @@ export function watchErrors(context: BrowserContext, errors: string[] = [], allo
  */
 export const test = base.extend<{ browserErrors: string[] }>({
   browserErrors: [
-    async ({ context, browser }, use) => {
+    async ({ context, browser, javaScriptEnabled }, use) => {
       const errors = watchErrors(context);
       const newContext = browser.newContext;
-      browser.newContext = async (...args: Parameters<Browser["newContext"]>) =>
-        watchNew(await newContext.apply(browser, args), errors);
+      // Contexts a test opens itself (a second user, the admin) run with
+      // scripts on or off like the project's own.
+      browser.newContext = async (options: Parameters<Browser["newContext"]>[0] = {}) =>
+        watchNew(await newContext.call(browser, { javaScriptEnabled, ...options }), errors);
       try {
         await use(errors);
       } finally {

@@ -2,7 +2,7 @@ import { expect, test } from "./helpers";
 
 // The foundation's smoke test: the page is rendered on the server, the wasm
 // bundle hydrates it, the stylesheet applies, and the API answers beside it.
-test("the home page is server-rendered, then hydrated, with its stylesheet", async ({ page }) => {
+test("the home page is server-rendered, then hydrated, with its stylesheet @js", async ({ page }) => {
   const errors: string[] = [];
   page.on("pageerror", (err) => errors.push(err.message));
   // A Content-Security-Policy violation would show up as a console error.
@@ -23,6 +23,20 @@ test("the home page is server-rendered, then hydrated, with its stylesheet", asy
   const brandWeight = await page.locator(".brand").evaluate((el) => getComputedStyle(el).fontWeight);
   expect(brandWeight).toBe("700");
   expect(errors).toEqual([]);
+});
+
+test("without scripts the home page stays server-rendered, styled, and loads no wasm @no-js", async ({ page }) => {
+  const wasm: string[] = [];
+  page.on("request", (request) => {
+    if (request.url().endsWith(".wasm")) wasm.push(request.url());
+  });
+  const response = await page.goto("/");
+  expect(response?.status()).toBe(200);
+  await expect(page.getByRole("heading", { name: "Authentication that is done right" })).toBeVisible();
+  await expect(page.getByTestId("hydration-status")).toHaveText("server-rendered");
+  const brandWeight = await page.locator(".brand").evaluate((el) => getComputedStyle(el).fontWeight);
+  expect(brandWeight).toBe("700");
+  expect(wasm).toEqual([]);
 });
 
 test("unknown pages get the 404 page", async ({ page }) => {

@@ -23,7 +23,7 @@ async function announcedWait(page: Page): Promise<number> {
   return seconds;
 }
 
-test("five wrong passwords make the sixth attempt wait, counted down on the button", async ({ page, browser }) => {
+test("five wrong passwords make the sixth attempt wait, counted down on the button @js", async ({ page, browser }) => {
   test.setTimeout(120_000);
   const email = uniqueEmail("throttle");
   await register(page, email);
@@ -75,9 +75,7 @@ test("five wrong passwords make the sixth attempt wait, counted down on the butt
 });
 
 test.describe("without JavaScript", () => {
-  test.use({ javaScriptEnabled: false });
-
-  test("a throttled sign-in shows the wait after a plain form post", async ({ page }) => {
+  test("a throttled sign-in shows the wait after a plain form post @no-js", async ({ page }) => {
     const email = uniqueEmail("throttlenojs");
     await register(page, email);
     await signOut(page);

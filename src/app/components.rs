@@ -1,32 +1,13 @@
 //! Small building blocks shared by the pages: form errors, submit buttons,
 //! notices, and the handling of page-level errors.
 
-use super::{error::AppError, DataVersion};
+use super::error::AppError;
 use crate::domain::encode_query_value;
 use leptos::{prelude::*, server_fn::ServerFn};
 use leptos_router::{
     components::Redirect,
     hooks::{use_location, use_query_map},
 };
-
-/// Reads the page data (and the navigation bar) again after `action`
-/// succeeds. Failures leave the page as it is, so their messages stay visible.
-pub fn refresh_after<S>(action: ServerAction<S>)
-where
-    S: ServerFn + Clone + Send + Sync + 'static,
-    S::Output: Send + Sync + 'static,
-    S::Error: Send + Sync + 'static,
-{
-    let version = expect_context::<DataVersion>().0;
-    Effect::new(move |previous: Option<usize>| {
-        let current = action.version().get();
-        let succeeded = action.value().with_untracked(|v| matches!(v, Some(Ok(_))));
-        if previous.is_some_and(|p| p != current) && succeeded {
-            version.update(|v| *v += 1);
-        }
-        current
-    });
-}
 
 /// The error of an action's last run, if it failed.
 pub fn action_error<S>(action: ServerAction<S>) -> Signal<Option<AppError>>
@@ -35,6 +16,15 @@ where
     S::Output: Clone + Send + Sync + 'static,
 {
     Signal::derive(move || action.value().get().and_then(|result| result.err()))
+}
+
+/// The page's title and its meta description (what search results show).
+#[component]
+pub fn PageMeta(title: &'static str, description: &'static str) -> impl IntoView {
+    view! {
+        <leptos_meta::Title text=title/>
+        <leptos_meta::Meta name="description" content=description/>
+    }
 }
 
 /// The message of a failed form (not about one field), announced to screen readers.
@@ -97,23 +87,50 @@ pub fn Field(
     }
 }
 
-/// A submit button that shows the pending state of its action.
-#[component]
+/// A form's submit button (an island). Without JavaScript a plain button;
+/// with it, once a valid form is on its way the label says so (`busy`) and
+/// another click does not send the form again.
+#[island]
 pub fn Submit(
-    /// Whether the action is running.
-    pending: Signal<bool>,
     /// Label at rest.
-    label: &'static str,
-    /// Label while running.
-    busy: &'static str,
+    #[prop(into)]
+    label: String,
+    /// Label while the form is being sent.
+    #[prop(into)]
+    busy: String,
     /// Extra CSS class.
-    #[prop(default = "")]
-    class: &'static str,
+    #[prop(optional, into)]
+    class: Option<String>,
 ) -> impl IntoView {
+    let class = format!("button {}", class.unwrap_or_default());
+    let pending = RwSignal::new(false);
     view! {
-        <button type="submit" class=format!("button {class}") disabled=move || pending.get() aria-busy=move || pending.get().to_string()>
-            {move || if pending.get() { busy } else { label }}
+        <button type="submit" class=class aria-busy=move || pending.get().to_string()
+            on:click=submit_once(pending)>
+            {move || if pending.get() { busy.clone() } else { label.clone() }}
         </button>
+    }
+}
+
+/// The click handler of a submit button that marks its form as sent
+/// (`pending`) when the form is valid (the browser will send it), and
+/// swallows clicks while it is. It never disables the button: a button
+/// disabled while its click is handled would not submit.
+pub fn submit_once(pending: RwSignal<bool>) -> impl Fn(leptos::ev::MouseEvent) + Copy {
+    move |ev: leptos::ev::MouseEvent| {
+        use leptos::wasm_bindgen::JsCast;
+        if pending.get_untracked() {
+            ev.prevent_default();
+            return;
+        }
+        let valid = ev
+            .target()
+            .and_then(|target| target.dyn_into::<leptos::web_sys::HtmlButtonElement>().ok())
+            .and_then(|button| button.form())
+            .is_some_and(|form| form.check_validity());
+        if valid {
+            pending.set(true);
+        }
     }
 }
 

@@ -1,6 +1,11 @@
-//! The Leptos application: rendered on the server for every page request,
-//! hydrated in the browser by the wasm bundle. Pages act only through the
-//! server functions in [`server`], which call the same services as the JSON API.
+//! The Leptos application, rendered on the server for every page request.
+//! Built with islands: a page is server HTML whose forms are plain HTML
+//! forms (they work without JavaScript: post, then a redirect), and only the
+//! few components marked `#[island]` hydrate in the browser, where they add
+//! what needs a script: a live password-strength meter, a sign-in
+//! countdown, a submit button that says the form is on its way. Pages act only through
+//! the server functions in [`server`], which call the same services as the
+//! JSON API.
 
 pub mod components;
 /// What server functions read from the request, and their error translation.
@@ -15,10 +20,9 @@ pub mod server;
 
 use components::Notice;
 use leptos::{form::ActionForm, prelude::*};
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
 use leptos_router::{
     components::{Route, Router, Routes, A},
-    hooks::use_location,
     path, SsrMode,
 };
 use server::{current_user, Logout};
@@ -33,8 +37,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="color-scheme" content="light dark"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                <HashedStylesheet options=options.clone() id="leptos"/>
                 <AutoReload options=options.clone()/>
-                <HydrationScripts options/>
+                <HydrationScripts options islands=true/>
                 <MetaTags/>
             </head>
             <body>
@@ -44,18 +49,11 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// Bumped after every completed action, so data shown on the page (and the
-/// navigation bar) is read again.
-#[derive(Clone, Copy)]
-pub struct DataVersion(pub RwSignal<u32>);
-
 /// The root component: stylesheet, layout and routes.
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    provide_context(DataVersion(RwSignal::new(0)));
     view! {
-        <Stylesheet id="leptos" href="/pkg/leptos-auth.css"/>
         <Title formatter=|text: String| if text.is_empty() { "leptos-auth".to_owned() } else { format!("{text} · leptos-auth") }/>
         <Router>
             <a class="skip-link" href="#main">"Skip to content"</a>
@@ -85,20 +83,8 @@ pub fn App() -> impl IntoView {
 /// Header with navigation that depends on who is signed in.
 #[component]
 fn Header() -> impl IntoView {
-    let location = use_location();
-    let version = expect_context::<DataVersion>().0;
-    let user = Resource::new(
-        move || {
-            (
-                location.pathname.get(),
-                location.search.get(),
-                version.get(),
-            )
-        },
-        |_| current_user(),
-    );
+    let user = Resource::new(|| (), |_| current_user());
     let logout = ServerAction::<Logout>::new();
-    components::refresh_after(logout);
     view! {
         <header class="site-header">
             <a class="brand" href="/">"leptos-auth"</a>
@@ -115,9 +101,7 @@ fn Header() -> impl IntoView {
                                         <A href="/admin/users">"Admin"</A>
                                     </Show>
                                     <ActionForm action=logout attr:class="inline-form">
-                                        <button type="submit" class="link-button" disabled=move || logout.pending().get()>
-                                            "Sign out"
-                                        </button>
+                                        <button type="submit" class="link-button">"Sign out"</button>
                                     </ActionForm>
                                 }
                                     .into_any()

@@ -1,19 +1,15 @@
+use crate::app::components::PageMeta;
 use crate::{
     app::{
-        components::{
-            action_error, page_error, refresh_after, Field, FormError, PageSizeSelect, Pager,
-            Submit,
-        },
+        components::{action_error, page_error, Field, FormError, PageSizeSelect, Pager, Submit},
         server::{
             get_user, list_users, user_sessions, CreateUser, DeleteUser, ResendUserVerification,
             SetUserActive, SetUserPassword, SignOutUser, UpdateUser, DEFAULT_PAGE_SIZE,
         },
-        DataVersion,
     },
     domain::{device_name, time_ago, Role, UserView},
 };
 use leptos::{form::ActionForm, prelude::*};
-use leptos_meta::Title;
 use leptos_router::{
     components::Form,
     hooks::{use_params_map, use_query_map},
@@ -24,7 +20,6 @@ use leptos_router::{
 #[component]
 pub fn UsersPage() -> impl IntoView {
     let query = use_query_map();
-    let version = expect_context::<DataVersion>().0;
     let param = move |name: &str| query.read().get(name).filter(|v| !v.is_empty());
     let page = Resource::new(
         move || {
@@ -34,13 +29,12 @@ pub fn UsersPage() -> impl IntoView {
                 param("status"),
                 param("page").and_then(|p| p.parse::<i64>().ok()),
                 param("per_page").and_then(|p| p.parse::<i64>().ok()),
-                version.get(),
             )
         },
-        |(q, role, status, page, per_page, _)| list_users(q, role, status, page, per_page),
+        |(q, role, status, page, per_page)| list_users(q, role, status, page, per_page),
     );
     view! {
-        <Title text="Users"/>
+        <PageMeta title="Users" description="Manage the users of this leptos-auth server: search, filter, create and edit accounts."/>
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match page.await {
@@ -160,7 +154,6 @@ fn status_badge(active: bool) -> impl IntoView {
 #[component]
 fn CreateUserForm() -> impl IntoView {
     let action = ServerAction::<CreateUser>::new();
-    refresh_after(action);
     let error = action_error(action);
     view! {
         <section class="card">
@@ -170,7 +163,7 @@ fn CreateUserForm() -> impl IntoView {
                 <Field name="email" id_prefix="new-" label="Email" kind="email" autocomplete="off" error/>
                 <Field name="password" id_prefix="new-" label="Password" kind="password" autocomplete="new-password" error/>
                 <RoleSelect id="new-role" selected=Role::Regular/>
-                <Submit pending=action.pending().into() label="Create user" busy="Creating…"/>
+                <Submit label="Create user" busy="Creating…"/>
             </ActionForm>
         </section>
     }
@@ -193,17 +186,9 @@ fn RoleSelect(id: &'static str, selected: Role) -> impl IntoView {
 #[component]
 pub fn UserPage() -> impl IntoView {
     let params = use_params_map();
-    let query = use_query_map();
-    let version = expect_context::<DataVersion>().0;
     let user = Resource::new(
-        move || {
-            (
-                params.read().get("id"),
-                query.read().get("notice"),
-                version.get(),
-            )
-        },
-        |(id, _, _)| async move {
+        move || params.read().get("id"),
+        |id| async move {
             match id
                 .and_then(|id| id.parse::<i64>().ok())
                 .filter(|id| *id > 0)
@@ -216,7 +201,7 @@ pub fn UserPage() -> impl IntoView {
         },
     );
     view! {
-        <Title text="User"/>
+        <PageMeta title="User" description="One user of this leptos-auth server: details, sessions, role, activation, password and deletion."/>
         <p><a href="/admin/users">"← All users"</a></p>
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
@@ -242,10 +227,6 @@ fn UserDetails(user: UserView) -> impl IntoView {
     let resend = ServerAction::<ResendUserVerification>::new();
     let resend_error = action_error(resend);
     let verified = user.email_verified;
-    refresh_after(edit);
-    refresh_after(activation);
-    refresh_after(password);
-    refresh_after(delete);
     let (edit_error, activation_error, password_error, delete_error) = (
         action_error(edit),
         action_error(activation),
@@ -267,7 +248,7 @@ fn UserDetails(user: UserView) -> impl IntoView {
                         <ActionForm action=resend attr:class="inline-form">
                             <input type="hidden" name="id" value=id/>
                             " "
-                            <button type="submit" class="link-button" disabled=move || resend.pending().get()>
+                            <button type="submit" class="link-button">
                                 "Resend the verification email"
                             </button>
                         </ActionForm>
@@ -294,7 +275,7 @@ fn UserDetails(user: UserView) -> impl IntoView {
                 <FormError error=edit_error/>
                 <Field name="email" id_prefix="edit-" label="Email" kind="email" autocomplete="off" value=current_email error=edit_error/>
                 <RoleSelect id="edit-role" selected=user.role/>
-                <Submit pending=edit.pending().into() label="Save changes" busy="Saving…"/>
+                <Submit label="Save changes" busy="Saving…"/>
             </ActionForm>
         </section>
         <section class="card">
@@ -304,7 +285,7 @@ fn UserDetails(user: UserView) -> impl IntoView {
                 <input type="hidden" name="id" value=id/>
                 <input type="hidden" name="active" value=(!active).to_string()/>
                 <FormError error=activation_error/>
-                <Submit pending=activation.pending().into() label=if active { "Deactivate user" } else { "Activate user" } busy="Saving…" class=if active { "danger" } else { "" }/>
+                <Submit label=if active { "Deactivate user" } else { "Activate user" } busy="Saving…" class=if active { "danger" } else { "" }/>
             </ActionForm>
         </section>
         <section class="card">
@@ -315,7 +296,7 @@ fn UserDetails(user: UserView) -> impl IntoView {
                 <FormError error=password_error/>
                 <Field name="password" id_prefix="pw-" label="New password" kind="password" autocomplete="new-password" error=password_error/>
                 <Field name="confirm" id_prefix="pw-" label="Confirm new password" kind="password" autocomplete="new-password" error=password_error/>
-                <Submit pending=password.pending().into() label="Set password" busy="Saving…"/>
+                <Submit label="Set password" busy="Saving…"/>
             </ActionForm>
         </section>
         <section class="card danger">
@@ -328,7 +309,7 @@ fn UserDetails(user: UserView) -> impl IntoView {
                     <label for="del-confirm">{delete_label}</label>
                     <p class="field-error" id="del-confirm-error" role="alert">{delete_confirm_error}</p>
                 </div>
-                <Submit pending=delete.pending().into() label="Delete user" busy="Deleting…" class="danger"/>
+                <Submit label="Delete user" busy="Deleting…" class="danger"/>
             </ActionForm>
         </section>
     }
@@ -337,12 +318,10 @@ fn UserDetails(user: UserView) -> impl IntoView {
 /// The user's live sessions and a button that ends them all.
 #[component]
 fn UserSessions(id: i64) -> impl IntoView {
-    let version = expect_context::<DataVersion>().0;
     // Reference-counted: a load still pending when the page re-renders this
     // section must not touch a disposed resource.
-    let sessions = ArcResource::new(move || version.get(), move |_| user_sessions(id));
+    let sessions = ArcResource::new(|| (), move |_| user_sessions(id));
     let sign_out = ServerAction::<SignOutUser>::new();
-    refresh_after(sign_out);
     let error = action_error(sign_out);
     view! {
         <section class="card">
@@ -372,7 +351,7 @@ fn UserSessions(id: i64) -> impl IntoView {
                                 </ul>
                                 <ActionForm action=sign_out>
                                     <input type="hidden" name="id" value=id/>
-                                    <Submit pending=sign_out.pending().into() label="Sign out everywhere" busy="Signing out…" class="secondary"/>
+                                    <Submit label="Sign out everywhere" busy="Signing out…" class="secondary"/>
                                 </ActionForm>
                             }
                             .into_any()

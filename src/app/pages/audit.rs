@@ -1,3 +1,4 @@
+use crate::app::components::PageMeta;
 use crate::{
     app::{
         components::{page_error, Field, PageSizeSelect, Pager},
@@ -8,7 +9,6 @@ use crate::{
     domain::{device_name, AuditEventType, AuditEventView, AuditPage},
 };
 use leptos::prelude::*;
-use leptos_meta::Title;
 use leptos_router::{components::Form, hooks::use_query_map};
 
 /// The query-string filters of the page, kept by the pager's links.
@@ -36,7 +36,7 @@ pub fn AuditPage() -> impl IntoView {
         },
     );
     view! {
-        <Title text="Audit log"/>
+        <PageMeta title="Audit log" description="The security audit log of this leptos-auth server: sign-ins, failures and account changes, filtered by user, type and day."/>
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match page.await {

@@ -1,6 +1,7 @@
+use crate::app::components::PageMeta;
 use crate::{
     app::{
-        components::{action_error, refresh_after, Field, FormError, Submit},
+        components::{action_error, Field, FormError, Submit},
         error::AppError,
         pages::recovery::RequestVerificationForm,
         server::{check_password_strength, get_site_info, Login, Register},
@@ -8,65 +9,68 @@ use crate::{
     domain::PasswordStrength,
 };
 use leptos::{form::ActionForm, prelude::*, task::spawn_local};
-use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 use std::time::Duration;
 
 /// `/login`: email and password; honours `?next=` (same-site paths only,
-/// checked on the server). When sign-in is throttled the error says how long
-/// to wait; with JavaScript the submit button also counts the seconds down
-/// and stays disabled until then.
+/// checked on the server). A plain form: it posts, and a refusal comes back
+/// in the URL. When sign-in is throttled the error says how long to wait;
+/// with JavaScript the submit button also counts the seconds down and stays
+/// disabled until then.
 #[component]
 pub fn LoginPage() -> impl IntoView {
-    let query = use_query_map();
-    let next = move || query.read().get("next").unwrap_or_default();
+    let next = use_query_map()
+        .read_untracked()
+        .get("next")
+        .unwrap_or_default();
     let action = ServerAction::<Login>::new();
-    refresh_after(action);
-    let error = action_error(action);
-    let wait = throttle_countdown(error);
-    // Once the wait is over, its stale "try again in N seconds" gives way
-    // to a status saying so.
-    let shown_error = Signal::derive(move || {
-        error
-            .get()
-            .filter(|e| !(wait.over.get() && e.retry_after().is_some()))
-    });
-    let pending = action.pending();
-    let disabled = move || pending.get() || wait.seconds.get() > 0;
-    let email_input = NodeRef::<leptos::html::Input>::new();
-    let unverified = move || error.get().is_some_and(|e| e.is_email_not_verified());
+    let error = action_error(action).get_untracked();
+    let unverified = error.as_ref().is_some_and(AppError::is_email_not_verified);
+    let field_error = Signal::stored(error.clone());
     view! {
-        <Title text="Sign in"/>
+        <PageMeta title="Sign in" description="Sign in to your leptos-auth account with your email address and password."/>
         <section class="card narrow">
             <h1>"Sign in"</h1>
             <ActionForm action=action>
                 <input type="hidden" name="next" value=next/>
-                <FormError error=shown_error/>
-                <Show when=move || wait.over.get()>
-                    <p class="notice" role="status" data-testid="throttle-over">"The wait is over: you can try signing in again."</p>
-                </Show>
-                <Field name="email" label="Email" kind="email" autocomplete="email" error node_ref=email_input/>
-                <Field name="password" label="Password" kind="password" autocomplete="current-password" error/>
-                <button type="submit" class="button" disabled=disabled aria-busy=move || pending.get().to_string()>
-                    {move || match (pending.get(), wait.seconds.get()) {
-                        (true, _) => "Signing in…".to_owned(),
-                        (false, 0) => "Sign in".to_owned(),
-                        (false, seconds) => format!("Sign in ({seconds} s)"),
-                    }}
-                </button>
+                <Field name="email" label="Email" kind="email" autocomplete="email" error=field_error/>
+                <Field name="password" label="Password" kind="password" autocomplete="current-password" error=field_error/>
+                <SignInControls error/>
             </ActionForm>
-            <Show when=unverified>
-                {move || {
-                    let email = email_input
-                        .get_untracked()
-                        .map(|input| input.value())
-                        .unwrap_or_default();
-                    view! { <RequestVerificationForm email/> }
-                }}
-            </Show>
+            {unverified.then(|| view! { <RequestVerificationForm/> })}
             <p class="muted"><a href="/forgot-password" data-testid="forgot-password">"Forgot your password?"</a></p>
             <p class="muted">"No account yet? "<a href="/register">"Create one"</a></p>
         </section>
+    }
+}
+
+/// The sign-in form's message and button (an island): with JavaScript, a
+/// throttled sign-in's wait counts down on the button, which stays disabled
+/// until the wait is over, and the stale "try again in N seconds" then
+/// gives way to a status saying so.
+#[island]
+fn SignInControls(error: Option<AppError>) -> impl IntoView {
+    let retry_after = error.as_ref().and_then(AppError::retry_after);
+    let wait = throttle_countdown(retry_after);
+    let shown_error = Signal::derive(move || {
+        error
+            .clone()
+            .filter(|e| !(wait.over.get() && e.retry_after().is_some()))
+    });
+    let pending = RwSignal::new(false);
+    view! {
+        <FormError error=shown_error/>
+        <Show when=move || wait.over.get()>
+            <p class="notice" role="status" data-testid="throttle-over">"The wait is over: you can try signing in again."</p>
+        </Show>
+        <button type="submit" class="button" disabled=move || { wait.seconds.get() > 0 }
+            aria-busy=move || pending.get().to_string() on:click=crate::app::components::submit_once(pending)>
+            {move || match (pending.get(), wait.seconds.get()) {
+                (true, _) => "Signing in…".to_owned(),
+                (false, 0) => "Sign in".to_owned(),
+                (false, seconds) => format!("Sign in ({seconds} s)"),
+            }}
+        </button>
     }
 }
 
@@ -75,14 +79,14 @@ pub fn LoginPage() -> impl IntoView {
 struct Countdown {
     /// Whole seconds left (0: no wait).
     seconds: RwSignal<u64>,
-    /// Whether a wait has just run out (and no newer answer came since).
+    /// Whether the wait has run out.
     over: RwSignal<bool>,
 }
 
-/// Counts down the wait named by a throttled sign-in's error. Effects run
-/// only in the browser, so the server-rendered page (and a plain no-JS
-/// post) simply shows the message.
-fn throttle_countdown(error: Signal<Option<AppError>>) -> Countdown {
+/// Counts down a throttled sign-in's wait. Effects run only in the
+/// browser, so the server-rendered page (and a browser without JavaScript)
+/// simply shows the message.
+fn throttle_countdown(retry_after: Option<u64>) -> Countdown {
     let countdown = Countdown {
         seconds: RwSignal::new(0),
         over: RwSignal::new(false),
@@ -94,20 +98,13 @@ fn throttle_countdown(error: Signal<Option<AppError>>) -> Countdown {
         }
     };
     Effect::new(move |_| {
-        let retry_after = error.get().and_then(|e| e.retry_after());
-        stop();
-        countdown.over.set(false);
         let Some(total) = retry_after else {
-            countdown.seconds.set(0);
             return;
         };
         // Measured against the clock, so a throttled background tab still
         // ends the wait on time.
-        let deadline = chrono::Utc::now() + chrono::Duration::seconds(total.min(86_400) as i64);
-        let left = move || {
-            let millis = (deadline - chrono::Utc::now()).num_milliseconds().max(0);
-            (millis as u64).div_ceil(1000)
-        };
+        let deadline = now_millis() + total.min(86_400) as f64 * 1000.0;
+        let left = move || ((deadline - now_millis()).max(0.0) / 1000.0).ceil() as u64;
         countdown.seconds.set(left());
         let handle = set_interval_with_handle(
             move || {
@@ -127,19 +124,35 @@ fn throttle_countdown(error: Signal<Option<AppError>>) -> Countdown {
     countdown
 }
 
+/// Milliseconds since the epoch, by the browser's clock.
+fn now_millis() -> f64 {
+    chrono::Utc::now().timestamp_millis() as f64
+}
+
 /// `/register`: email, password (with a live strength meter driven by the
-/// server's policy), confirmation.
+/// server's policy), confirmation. A plain form; its fields are an island.
 #[component]
 pub fn RegisterPage() -> impl IntoView {
     let info = Resource::new(|| (), |_| get_site_info());
+    let action = ServerAction::<Register>::new();
+    let error = action_error(action).get_untracked();
     view! {
-        <Title text="Create an account"/>
+        <PageMeta title="Create an account" description="Create a leptos-auth account with your email address and a password."/>
         <section class="card narrow">
             <h1>"Create an account"</h1>
             <Suspense fallback=|| view! { <p>"Loading…"</p> }>
-                {move || Suspend::new(async move {
+                {move || {
+                    let error = error.clone();
+                    Suspend::new(async move {
                     match info.await {
-                        Ok(info) if info.registration_open => view! { <RegisterForm min_length=info.min_password_length/> }.into_any(),
+                        Ok(info) if info.registration_open => view! {
+                            <ActionForm action=action>
+                                <FormError error=Signal::stored(error.clone())/>
+                                <RegisterFields min_length=info.min_password_length error/>
+                                <Submit label="Create account" busy="Creating account…"/>
+                            </ActionForm>
+                        }
+                        .into_any(),
                         Ok(_) => view! {
                             <p class="notice" role="status" data-testid="registration-closed">
                                 "Registration is closed on this server. Ask an administrator to create an account for you."
@@ -148,18 +161,19 @@ pub fn RegisterPage() -> impl IntoView {
                         .into_any(),
                         Err(err) => crate::app::components::page_error(err),
                     }
-                })}
+                })}}
             </Suspense>
             <p class="muted">"Already have an account? "<a href="/login">"Sign in"</a></p>
         </section>
     }
 }
 
-#[component]
-fn RegisterForm(min_length: usize) -> impl IntoView {
-    let action = ServerAction::<Register>::new();
-    refresh_after(action);
-    let error = action_error(action);
+/// The sign-up fields (an island): with JavaScript, the server's password
+/// policy rates the password while it is typed, and a confirmation that
+/// does not match is pointed out before the form is sent.
+#[island]
+fn RegisterFields(min_length: usize, error: Option<AppError>) -> impl IntoView {
+    let error = Signal::stored(error);
     let (email, set_email) = signal(String::new());
     let (password, set_password) = signal(String::new());
     let (confirm, set_confirm) = signal(String::new());
@@ -235,8 +249,6 @@ fn RegisterForm(min_length: usize) -> impl IntoView {
     };
 
     view! {
-        <ActionForm action=action>
-            <FormError error/>
             <div class="field">
                 <label for="email">"Email"</label>
                 <input id="email" name="email" type="email" autocomplete="email" required node_ref=email_input
@@ -264,8 +276,6 @@ fn RegisterForm(min_length: usize) -> impl IntoView {
                     on:input=move |ev| set_confirm.set(event_target_value(&ev))/>
                 <p class="field-error" id="confirm-error" role="alert">{confirm_error}</p>
             </div>
-            <Submit pending=action.pending().into() label="Create account" busy="Creating account…"/>
-        </ActionForm>
     }
 }
 

@@ -1,5 +1,5 @@
+use crate::app::components::PageMeta;
 use leptos::prelude::*;
-use leptos_meta::Title;
 
 fn set_status(_code: u16) {
     #[cfg(feature = "ssr")]
@@ -15,7 +15,7 @@ fn set_status(_code: u16) {
 pub fn NotFound() -> impl IntoView {
     set_status(404);
     view! {
-        <Title text="Page not found"/>
+        <PageMeta title="Page not found" description="There is nothing at this address on this leptos-auth server."/>
         <section class="card error-page">
             <h1>"Page not found"</h1>
             <p>"There is nothing at this address. "<a href="/">"Go to the home page"</a></p>
@@ -28,7 +28,7 @@ pub fn NotFound() -> impl IntoView {
 pub fn Forbidden() -> impl IntoView {
     set_status(403);
     view! {
-        <Title text="Access denied"/>
+        <PageMeta title="Access denied" description="This page of the leptos-auth server is for administrators."/>
         <section class="card error-page" data-testid="forbidden">
             <h1>"Access denied"</h1>
             <p>"This page is for administrators. If you need access, ask an administrator of this site."</p>
@@ -42,7 +42,7 @@ pub fn Forbidden() -> impl IntoView {
 #[component]
 pub fn ErrorPanel(message: String) -> impl IntoView {
     view! {
-        <Title text="Something went wrong"/>
+        <PageMeta title="Something went wrong" description="The leptos-auth server could not complete the request."/>
         <section class="card error-page">
             <h1>"Something went wrong"</h1>
             <p role="alert">{message}</p>

@@ -1,16 +1,15 @@
+use crate::app::components::PageMeta;
 use crate::app::server::current_user;
 use leptos::prelude::*;
-use leptos_meta::Title;
 
 /// The landing page. The "interactive" badge flips once the wasm bundle has
-/// hydrated the page, which proves the whole toolchain (SSR, wasm, CSS) works.
+/// hydrated the page's islands, which proves the whole toolchain (SSR,
+/// wasm, CSS) works.
 #[component]
 pub fn HomePage() -> impl IntoView {
-    let (hydrated, set_hydrated) = signal(false);
-    Effect::new(move |_| set_hydrated.set(true));
     let user = Resource::new(|| (), |_| current_user());
     view! {
-        <Title text="Welcome"/>
+        <PageMeta title="Welcome" description="leptos-auth: accounts, sign-in with rotating refresh tokens and user administration, as pages and as a JSON API."/>
         <section class="hero">
             <h1>"Authentication that is done right"</h1>
             <p class="lead">
@@ -37,11 +36,19 @@ pub fn HomePage() -> impl IntoView {
                     }
                 })}
             </Suspense>
-            <p>
-                <span class="badge" data-testid="hydration-status">
-                    {move || if hydrated.get() { "interactive" } else { "server-rendered" }}
-                </span>
-            </p>
+            <p><HydrationBadge/></p>
         </section>
+    }
+}
+
+/// "server-rendered" in the server's HTML, "interactive" once hydrated.
+#[island]
+fn HydrationBadge() -> impl IntoView {
+    let (hydrated, set_hydrated) = signal(false);
+    Effect::new(move |_| set_hydrated.set(true));
+    view! {
+        <span class="badge" data-testid="hydration-status">
+            {move || if hydrated.get() { "interactive" } else { "server-rendered" }}
+        </span>
     }
 }

@@ -1,29 +1,22 @@
+use crate::app::components::PageMeta;
 use crate::{
     app::{
-        components::{action_error, page_error, refresh_after, Field, FormError, Submit},
+        components::{action_error, page_error, Field, FormError, Submit},
         server::{
             my_account, my_audit_events, my_sessions, ChangeEmail, ChangePassword, DeleteAccount,
             EndOtherSessions, EndSession, ResendMyVerification,
         },
-        DataVersion,
     },
     domain::{device_name, time_ago, AuditEventView, SessionView},
 };
 use leptos::{form::ActionForm, prelude::*};
-use leptos_meta::Title;
-use leptos_router::hooks::use_location;
 
 /// `/profile`: the account, and changing email, password, or deleting it.
 #[component]
 pub fn ProfilePage() -> impl IntoView {
-    let location = use_location();
-    let version = expect_context::<DataVersion>().0;
-    let account = Resource::new(
-        move || (location.search.get(), version.get()),
-        |_| my_account(),
-    );
+    let account = Resource::new(|| (), |_| my_account());
     view! {
-        <Title text="Your profile"/>
+        <PageMeta title="Your profile" description="Your leptos-auth account: email, devices, recent security activity, password and account deletion."/>
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match account.await {
@@ -63,7 +56,7 @@ fn EmailVerification(verified: bool) -> impl IntoView {
         <span class="status pending">"Not yet"</span>
         " "
         <ActionForm action=action attr:class="inline-form">
-            <button type="submit" class="link-button" disabled=move || action.pending().get()>
+            <button type="submit" class="link-button">
                 "Send me a new confirmation link"
             </button>
         </ActionForm>
@@ -75,7 +68,6 @@ fn EmailVerification(verified: bool) -> impl IntoView {
 #[component]
 fn ChangeEmailForm() -> impl IntoView {
     let action = ServerAction::<ChangeEmail>::new();
-    refresh_after(action);
     let error = action_error(action);
     view! {
         <section class="card">
@@ -84,7 +76,7 @@ fn ChangeEmailForm() -> impl IntoView {
                 <FormError error/>
                 <Field name="email" id_prefix="ce-" label="New email" kind="email" autocomplete="email" error/>
                 <Field name="current_password" id_prefix="ce-" label="Current password" kind="password" autocomplete="current-password" error/>
-                <Submit pending=action.pending().into() label="Change email" busy="Saving…"/>
+                <Submit label="Change email" busy="Saving…"/>
             </ActionForm>
         </section>
     }
@@ -93,7 +85,6 @@ fn ChangeEmailForm() -> impl IntoView {
 #[component]
 fn ChangePasswordForm() -> impl IntoView {
     let action = ServerAction::<ChangePassword>::new();
-    refresh_after(action);
     let error = action_error(action);
     view! {
         <section class="card">
@@ -104,7 +95,7 @@ fn ChangePasswordForm() -> impl IntoView {
                 <Field name="current_password" id_prefix="cp-" label="Current password" kind="password" autocomplete="current-password" error/>
                 <Field name="password" id_prefix="cp-" label="New password" kind="password" autocomplete="new-password" error/>
                 <Field name="confirm" id_prefix="cp-" label="Confirm new password" kind="password" autocomplete="new-password" error/>
-                <Submit pending=action.pending().into() label="Change password" busy="Saving…"/>
+                <Submit label="Change password" busy="Saving…"/>
             </ActionForm>
         </section>
     }
@@ -113,7 +104,6 @@ fn ChangePasswordForm() -> impl IntoView {
 #[component]
 fn DeleteAccountForm() -> impl IntoView {
     let action = ServerAction::<DeleteAccount>::new();
-    refresh_after(action);
     let error = action_error(action);
     let confirm_error = move || error.get().and_then(|e| e.for_field("confirm"));
     view! {
@@ -128,7 +118,7 @@ fn DeleteAccountForm() -> impl IntoView {
                     <label for="da-confirm">"I understand that my account will be deleted for good"</label>
                     <p class="field-error" id="da-confirm-error" role="alert">{confirm_error}</p>
                 </div>
-                <Submit pending=action.pending().into() label="Delete my account" busy="Deleting…" class="danger"/>
+                <Submit label="Delete my account" busy="Deleting…" class="danger"/>
             </ActionForm>
         </section>
     }
@@ -137,18 +127,11 @@ fn DeleteAccountForm() -> impl IntoView {
 /// The user's devices (live sessions), with a sign-out button for each other one.
 #[component]
 fn Devices() -> impl IntoView {
-    let location = use_location();
-    let version = expect_context::<DataVersion>().0;
     // Reference-counted: a load still pending when the page re-renders this
     // section must not touch a disposed resource.
-    let sessions = ArcResource::new(
-        move || (location.search.get(), version.get()),
-        |_| my_sessions(),
-    );
+    let sessions = ArcResource::new(|| (), |_| my_sessions());
     let end_one = ServerAction::<EndSession>::new();
     let end_others = ServerAction::<EndOtherSessions>::new();
-    refresh_after(end_one);
-    refresh_after(end_others);
     let error = Signal::derive(move || {
         action_error(end_one)
             .get()
@@ -173,7 +156,7 @@ fn Devices() -> impl IntoView {
                                 </ul>
                                 <Show when=move || { others > 0 }>
                                     <ActionForm action=end_others>
-                                        <Submit pending=end_others.pending().into() label="Sign out everywhere else" busy="Signing out…" class="secondary"/>
+                                        <Submit label="Sign out everywhere else" busy="Signing out…" class="secondary"/>
                                     </ActionForm>
                                 </Show>
                             }
@@ -226,13 +209,8 @@ fn DeviceRow(
 /// attempts, changes), so they can spot what they did not do.
 #[component]
 fn RecentActivity() -> impl IntoView {
-    let location = use_location();
-    let version = expect_context::<DataVersion>().0;
     // Reference-counted, like the devices' list.
-    let events = ArcResource::new(
-        move || (location.search.get(), version.get()),
-        |_| my_audit_events(),
-    );
+    let events = ArcResource::new(|| (), |_| my_audit_events());
     view! {
         <section class="card" aria-labelledby="activity-heading">
             <h2 id="activity-heading">"Recent security activity"</h2>

@@ -2,8 +2,10 @@
 //! `/reset-password?token=...`, `/verify-email?token=...`, and the form that
 //! asks for a new verification link.
 
+use crate::app::components::PageMeta;
+
 use crate::app::{
-    components::{action_error, refresh_after, Field, FormError, Submit},
+    components::{action_error, Field, FormError, Submit},
     error::AppError,
     server::{
         check_reset_link, get_site_info, verify_email, ForgotPassword, RequestVerification,
@@ -11,7 +13,6 @@ use crate::app::{
     },
 };
 use leptos::{form::ActionForm, prelude::*};
-use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 /// The `token` of the page's address.
@@ -25,17 +26,16 @@ fn token_from_query() -> impl Fn() -> String + Copy + Send + Sync + 'static {
 #[component]
 pub fn ForgotPasswordPage() -> impl IntoView {
     let action = ServerAction::<ForgotPassword>::new();
-    refresh_after(action);
     let error = action_error(action);
     view! {
-        <Title text="Forgot your password?"/>
+        <PageMeta title="Forgot your password?" description="Ask for a link to choose a new password for your leptos-auth account."/>
         <section class="card narrow">
             <h1>"Forgot your password?"</h1>
             <p class="muted">"Enter the email address of your account and we will send you a link to choose a new password."</p>
             <ActionForm action=action>
                 <FormError error/>
                 <Field name="email" label="Email" kind="email" autocomplete="email" error/>
-                <Submit pending=action.pending().into() label="Send the link" busy="Sending…"/>
+                <Submit label="Send the link" busy="Sending…"/>
             </ActionForm>
             <p class="muted"><a href="/login">"Back to sign in"</a></p>
         </section>
@@ -49,7 +49,7 @@ pub fn ResetPasswordPage() -> impl IntoView {
     let link = Resource::new(token, check_reset_link);
     let info = Resource::new(|| (), |_| get_site_info());
     view! {
-        <Title text="Choose a new password"/>
+        <PageMeta title="Choose a new password" description="Choose a new password for your leptos-auth account."/>
         <section class="card narrow">
             <h1>"Choose a new password"</h1>
             <Suspense fallback=|| view! { <p>"Checking the link…"</p> }>
@@ -68,7 +68,6 @@ pub fn ResetPasswordPage() -> impl IntoView {
 #[component]
 fn ResetPasswordForm(token: String, min_length: usize) -> impl IntoView {
     let action = ServerAction::<ResetPassword>::new();
-    refresh_after(action);
     let error = action_error(action);
     view! {
         <ActionForm action=action>
@@ -79,7 +78,7 @@ fn ResetPasswordForm(token: String, min_length: usize) -> impl IntoView {
                 {format!("At least {min_length} characters. Long passphrases are best. Every device signed in to your account will be signed out.")}
             </p>
             <Field name="confirm" label="Confirm new password" kind="password" autocomplete="new-password" error/>
-            <Submit pending=action.pending().into() label="Set the new password" busy="Saving…"/>
+            <Submit label="Set the new password" busy="Saving…"/>
         </ActionForm>
     }
 }
@@ -90,7 +89,7 @@ pub fn VerifyEmailPage() -> impl IntoView {
     let token = token_from_query();
     let verified = Resource::new(token, verify_email);
     view! {
-        <Title text="Confirm your email address"/>
+        <PageMeta title="Confirm your email address" description="Confirm the email address of your leptos-auth account."/>
         <section class="card narrow">
             <h1>"Confirm your email address"</h1>
             <Suspense fallback=|| view! { <p>"Confirming…"</p> }>
@@ -131,18 +130,14 @@ fn LinkProblem(
 /// Asks for a new verification link without signing in (shown on the
 /// sign-in page when sign-in waits for a confirmed address).
 #[component]
-pub fn RequestVerificationForm(
-    /// The address typed into the sign-in form, when known.
-    #[prop(into)]
-    email: String,
-) -> impl IntoView {
+pub fn RequestVerificationForm() -> impl IntoView {
     let action = ServerAction::<RequestVerification>::new();
     let error = action_error(action);
     view! {
         <ActionForm action=action attr:class="stacked" attr:data-testid="resend-verification">
             <FormError error/>
-            <Field name="email" id_prefix="rv-" label="Email" kind="email" autocomplete="email" value=email error/>
-            <Submit pending=action.pending().into() label="Send a new confirmation link" busy="Sending…" class="secondary"/>
+            <Field name="email" id_prefix="rv-" label="Email" kind="email" autocomplete="email" error/>
+            <Submit label="Send a new confirmation link" busy="Sending…" class="secondary"/>
         </ActionForm>
     }
 }
