@@ -38,10 +38,17 @@ test: tools-test lint
 	$(MAKE) test-e2e
 	$(MAKE) fuzz-api
 	$(MAKE) test-dist
+	$(MAKE) budget
 
 ## test-dist: build dist/ and run it from another directory against a throwaway PostgreSQL
 test-dist: dist
 	./scripts/test-dist.sh
+
+## budget: the brotli-compressed wasm + js of a built site (SITE, default dist/site) within
+## ASSET_BUDGET_KIB (150); needs the .br files of `cargo leptos build --release --precompress`
+SITE ?= dist/site
+budget:
+	./scripts/check-asset-budget.sh $(SITE)
 
 ## test-rust: only the Rust tests (both databases)
 test-rust:
