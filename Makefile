@@ -6,7 +6,7 @@ export PATH := $(TOOLS_DIR)/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 CARGO_TARGET_DIR ?= target
 export CARGO_TARGET_DIR
 
-.PHONY: run build release dist test tools-test test-rust test-e2e test-dist bench fuzz-api fuzz-api-postgres lint fmt clippy migrate create-admin tools clean-data
+.PHONY: run build release dist test tools-test test-rust test-e2e test-dist budget bench bench-browser fuzz-api fuzz-api-postgres lint fmt clippy migrate create-admin tools clean-data
 
 ## run: build (debug) and serve on SQLite at http://127.0.0.1:3000, installing missing tools first
 run: tools
@@ -38,10 +38,17 @@ test: tools-test lint
 	$(MAKE) test-e2e
 	$(MAKE) fuzz-api
 	$(MAKE) test-dist
+	$(MAKE) budget
 
 ## test-dist: build dist/ and run it from another directory against a throwaway PostgreSQL
 test-dist: dist
 	./scripts/test-dist.sh
+
+## budget: the brotli-compressed wasm + js of a built site (SITE, default dist/site) within
+## ASSET_BUDGET_KIB (150); needs the .br files of `cargo leptos build --release --precompress`
+SITE ?= dist/site
+budget:
+	./scripts/check-asset-budget.sh $(SITE)
 
 ## test-rust: only the Rust tests (both databases)
 test-rust:
@@ -51,13 +58,23 @@ test-rust:
 test-e2e:
 	./end2end/run.sh $(ARGS)
 
-## bench: benchmark suite on the release build (SQLite, then PostgreSQL); writes bench/results/latest.json and BENCHMARKS.md
+## bench: benchmark suite on the release build: Lighthouse on five pages and a repeat visit
+## (bench/lighthouse.py), then SQLite and PostgreSQL; writes bench/results/latest.json and BENCHMARKS.md
 bench: dist
+	./scripts/ensure-tools.sh --bench
 	@command -v wrk >/dev/null 2>&1 || { echo "==> installing wrk with apt"; \
 	  if [ "$$(id -u)" = 0 ]; then apt-get install -y -qq wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }; \
 	  else sudo apt-get install -y -qq wrk; fi; }
 	cargo bench --features ssr --bench micro
 	python3 bench/run.py
+
+## bench-browser: only the browser part, against BIN (default dist/leptos-auth) and SITE (default
+## site/ beside BIN); prints the table, writes bench/results/browser.json and the Lighthouse reports
+## in bench/results/lighthouse/. ARGS go to bench/lighthouse.py (--runs 1, --pages /,/login, --record)
+BIN ?= dist/leptos-auth
+bench-browser:
+	./scripts/bench-browser-tools.sh
+	python3 bench/lighthouse.py --bin $(BIN) $(if $(filter command line environment,$(origin SITE)),--site-dir $(SITE)) $(ARGS)
 
 ## fuzz-api: validate the OpenAPI document and fuzz the API with schemathesis (SQLite; FUZZ_EXAMPLES, FUZZ_SEED)
 fuzz-api:

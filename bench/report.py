@@ -4,6 +4,7 @@ parameters, and each target of the performance goals with its verdict. The
 prose sections of BENCHMARKS.md outside the generated block are kept."""
 
 import json
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,9 +105,100 @@ def targets(report):
     wasm_js = sum(v["gzip"] for k, v in assets.items() if k.endswith((".wasm", ".js")))
     rows.append(("site wasm + js, gzipped", "< 300 KiB", f"{wasm_js / 1024:.0f} KiB",
                  verdict(wasm_js < 300 * 1024)))
+    rows += browser_targets(report.get("browser"))
     out = ["| Target | Goal | Measured | Verdict |", "|---|---|---|---|"]
     out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     return "\n".join(out)
+
+
+BROWSER_COLUMNS = [("performance", "Perf"), ("accessibility", "A11y"), ("best-practices", "Best practices"),
+                   ("seo", "SEO")]
+
+
+def kib(n):
+    return f"{n / 1024:,.0f} KiB" if n >= 10 * 1024 else f"{n / 1024:,.1f} KiB"
+
+
+def browser_targets(b):
+    """Target rows of the browser part (bench/lighthouse.py), if it ran."""
+    if not b:
+        return []
+    rows = []
+    goals = b["goals"]["scores"]
+    goal = " / ".join(f"{label} {'>= ' if goals[c] < 100 else ''}{goals[c]}" for c, label in BROWSER_COLUMNS)
+    for path, p in b["pages"].items():
+        s = p["scores"]
+        ok = all(s[c] >= goals[c] for c in goals)
+        who = f", signed in as {p['signed_in_as']}" if p.get("signed_in_as") else ""
+        rows.append((f"Lighthouse mobile `{path}`{who}", goal,
+                     " / ".join(str(s[c]) for c, _ in BROWSER_COLUMNS), verdict(ok)))
+    budget = b["goals"]["wasm_js_cold_bytes"]
+    if b["pages"]:
+        worst_path, worst = max(b["pages"].items(), key=lambda kv: kv[1]["wasm_js_transferred"])
+        rv = b.get("repeat_visit") or {}
+        enc = ", ".join(rv.get("cold_wasm_js_encodings") or []) or "?"
+        rows.append(("wasm + js transferred on a cold visit (brotli), largest of the pages",
+                     f"<= {kib(budget)}", f"{kib(worst['wasm_js_transferred'])} (`{worst_path}`; sent as {enc})",
+                     verdict(worst["wasm_js_transferred"] <= budget and enc == "br")))
+    if b.get("site_brotli"):
+        total = sum(b["site_brotli"].values())
+        rows.append(("site wasm + js, brotli files in `site/pkg` (`make budget`)", f"<= {kib(budget)}",
+                     kib(total), verdict(total <= budget)))
+    rv = b.get("repeat_visit")
+    if rv:
+        again = rv["repeat_bytes_downloaded"]
+        rows.append(("repeat visit: assets downloaded again", "0 bytes",
+                     f"{again:,} bytes ({len(rv['repeat_assets_downloaded'])} files); "
+                     f"{rv['repeat_from_cache']} from cache, {len(rv['repeat_revalidated_304'])} revalidated (304)"
+                     + (f"; {len(rv['assets_without_cache_control'])} assets without Cache-Control (cached by "
+                        "heuristic freshness only)" if rv.get("assets_without_cache_control") else ""),
+                     verdict(again == 0)))
+    return rows
+
+
+def browser(report):
+    b = report.get("browser")
+    if not b:
+        return "Not measured in this run (`BENCH_BROWSER=0`, or a run from before `bench/lighthouse.py`)."
+    rv = b.get("repeat_visit") or {}
+    lines = [f"Lighthouse {b['lighthouse']}, {b['settings']}; system Chromium "
+             f"{rv.get('chromium', '')}, headless. Lighthouse's CPU benchmark index on this machine: "
+             + ", ".join(sorted({str(round(p['benchmark_index'])) for p in b['pages'].values()
+                                 if p.get('benchmark_index')})) +
+             f" (load average {b.get('load_average_before')} before the runs). The whole browser part took "
+             f"{b['seconds']:.0f} s. Bytes are as transferred (headers and body, after compression).", "",
+             "| Page | " + " | ".join(label for _, label in BROWSER_COLUMNS)
+             + " | LCP | TBT | Bytes transferred | wasm + js transferred |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for path, p in b["pages"].items():
+        s = p["scores"]
+        who = f" (signed in as {p['signed_in_as']})" if p.get("signed_in_as") else ""
+        lines.append(f"| `{path}`{who} | " + " | ".join(str(s[c]) for c, _ in BROWSER_COLUMNS)
+                     + f" | {p['lcp_ms'] / 1000:.1f} s | {p['tbt_ms']:,} ms | {kib(p['bytes_transferred'])} | "
+                     f"{kib(p['wasm_js_transferred'])} |")
+    if rv:
+        lines += ["", f"Repeat visit (`bench/repeat-visit.mjs`, one browser context): "
+                  + " -> ".join(f"`{v}`" for v in rv["visits"]) + f". Assets downloaded again: "
+                  f"{rv['repeat_bytes_downloaded']:,} bytes ({', '.join(r['visit'] + ' ' + r['path'] for r in rv['repeat_assets_downloaded']) or 'none'}); "
+                  f"{rv['repeat_from_cache']} answered from Chromium's cache, {len(rv['repeat_revalidated_304'])} "
+                  "revalidated with 304 (no body: counted as no download). Cold visit wasm + js: "
+                  f"{rv['cold_wasm_js_transferred']:,} bytes, Content-Encoding {', '.join(rv['cold_wasm_js_encodings'])}. "
+                  "Cache-Control of the assets: " + "; ".join(f"`{c}`" for c in rv["asset_cache_control"]) + "."]
+    lines += ["", "Audits below Lighthouse's pass mark (0.9), per page (weight 0: shown in the report, "
+              "no effect on the score):", ""]
+    for path, p in b["pages"].items():
+        scored = [a for a in p["failing_audits"] if a["scored"]]
+        unscored = [a for a in p["failing_audits"] if not a["scored"]]
+
+        def one(a):
+            return f"`{a['id']}`" + (f" ({a['display_value']})" if a.get("display_value") else "")
+        lines.append(f"- `{path}`: " + (", ".join(one(a) for a in scored) or "none")
+                     + ("; weight 0: " + ", ".join(one(a) for a in unscored) if unscored else ""))
+    errored = sorted({a["id"] for p in b["pages"].values() for a in p.get("errored_audits", [])})
+    if errored:
+        lines += ["", "Audits Lighthouse could not compute on this Chromium (all of weight 0 unless listed "
+                  "above): " + ", ".join(f"`{e}`" for e in errored) + "."]
+    return "\n".join(lines)
 
 
 def micro(report):
@@ -122,8 +214,12 @@ def micro(report):
 
 def render(report):
     m, v, p = report["machine"], report["versions"], report["parameters"]
+    has_br = any("br" in a for a in report["assets"].values())
     assets = "\n".join(f"| `{k}` | {a['raw'] / 1024:.0f} KiB | {a['gzip'] / 1024:.0f} KiB |"
+                       + (f" {a['br'] / 1024:.0f} KiB |" if "br" in a else (" - |" if has_br else ""))
                        for k, a in report["assets"].items())
+    assets_head = "| File | Raw | Gzip |" + (" Brotli (`.br`) |" if has_br else "") + "\n|---|---|---|" + (
+        "---|" if has_br else "")
     flood_lines = []
     for b, r in report["backends"].items():
         f = r["login_flood"]
@@ -165,9 +261,12 @@ One Argon2id hash with the default parameters: {f'{argon2} ms' if argon2 else 'n
 
 ### Site assets (release build)
 
-| File | Raw | Gzip |
-|---|---|---|
+{assets_head}
 {assets}
+
+### Browser delivery (`bench/lighthouse.py`)
+
+{browser(report)}
 
 ### Targets
 
@@ -177,6 +276,12 @@ One Argon2id hash with the default parameters: {f'{argon2} ms' if argon2 else 'n
 
 
 def main():
+    global RESULTS, OUT
+    # For trying the report on other results: report.py [RESULTS.json [OUT.md]]
+    if len(sys.argv) > 1:
+        RESULTS = Path(sys.argv[1])
+    if len(sys.argv) > 2:
+        OUT = Path(sys.argv[2])
     report = json.loads(RESULTS.read_text())
     generated = render(report)
     if OUT.exists():

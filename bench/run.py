@@ -15,6 +15,9 @@ Environment:
   BENCH_SESSIONS_MAX  session rows for the scaling check (default 1000000)
   BENCH_SERVER_ENV    extra server environment for experiments, for example
                       "MALLOC_ARENA_MAX=2" (space-separated NAME=value pairs)
+  BENCH_BROWSER       1 (default): first the browser part, bench/lighthouse.py
+                      (Lighthouse on five pages, a repeat visit); 0: skip it
+  BENCH_LIGHTHOUSE_RUNS  Lighthouse runs per page, the median kept (default 3)
 """
 
 import base64
@@ -37,6 +40,8 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+import lighthouse
 
 ROOT = Path(__file__).resolve().parent.parent
 DIST = ROOT / "dist"
@@ -307,6 +312,10 @@ def asset_sizes():
         if f.suffix in (".wasm", ".js", ".css"):
             raw = f.read_bytes()
             sizes[f.name] = {"raw": len(raw), "gzip": len(gzip.compress(raw, 9))}
+            # Written by `cargo leptos build --release --precompress`.
+            br = f.with_name(f.name + ".br")
+            if br.exists():
+                sizes[f.name]["br"] = br.stat().st_size
     return sizes
 
 
@@ -497,6 +506,10 @@ def main():
         "micro": micro_benchmarks(),
         "backends": {},
     }
+    if os.environ.get("BENCH_BROWSER", "1") != "0":
+        say("browser delivery: Lighthouse and a repeat visit (bench/lighthouse.py)")
+        report["browser"] = lighthouse.measure(BIN, DIST / "site", reports_dir=RESULTS / "lighthouse")
+        report["browser"]["site_brotli"] = lighthouse.site_brotli(DIST / "site")
     for backend in BACKENDS:
         say(f"benchmarking on {backend}")
         report["backends"][backend] = bench_backend(backend)

@@ -3,7 +3,12 @@
 # Never downloads anything at build or run time beyond the package registries.
 #   scripts/ensure-tools.sh            wasm target, cargo-leptos, wasm-bindgen CLI
 #   scripts/ensure-tools.sh --release  the above, plus wasm-opt (npm binaryen)
-#   scripts/ensure-tools.sh --test     the above, plus the system packages the
+#   scripts/ensure-tools.sh --bench    --release, plus what the browser part of
+#                                      `make bench` needs (scripts/bench-browser-tools.sh:
+#                                      Lighthouse 12.2.3 from npm into the tools
+#                                      folder, Playwright into end2end/node_modules,
+#                                      Chromium and npm with apt; never a browser download)
+#   scripts/ensure-tools.sh --test     --release, plus the system packages the
 #                                      tests need: PostgreSQL server binaries,
 #                                      Chromium, Node.js + npm, Python venv, a C
 #                                      compiler. With apt as root; otherwise it
@@ -15,9 +20,11 @@ cd "$(dirname "$0")/.."
 
 release=0
 test_packages=0
+bench=0
 for arg in "$@"; do
   case "$arg" in
     --release) release=1 ;;
+    --bench) bench=1; release=1 ;;
     --test) test_packages=1; release=1 ;;
     *) echo "ensure-tools.sh: unknown option $arg" >&2; exit 2 ;;
   esac
@@ -97,6 +104,10 @@ if [ "$release" = 1 ]; then
     mkdir -p "$TOOLS_DIR"
     npm install --silent --no-audit --no-fund --prefix "$TOOLS_DIR" "binaryen@$BINARYEN_VERSION" >&2
   fi
+fi
+
+if [ "$bench" = 1 ]; then
+  ./scripts/bench-browser-tools.sh
 fi
 
 # Swagger UI assets for /docs (npm registry, pinned, cached).

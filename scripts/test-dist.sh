@@ -51,6 +51,8 @@ type=$(curl -fs -o /dev/null -w '%{content_type}' "$base/pkg/leptos-auth.wasm") 
 [ "$type" = "application/wasm" ] || fail "wasm served as $type"
 curl -fs -o /dev/null "$base/pkg/leptos-auth.css" || fail "GET /pkg/leptos-auth.css"
 curl -fs -o /dev/null "$base/docs/swagger-ui-bundle.js" || fail "GET /docs assets"
+robots=$(curl -fs "$base/robots.txt") || fail "GET /robots.txt"
+grep -qx 'Disallow: /verify-email' <<<"$robots" || fail "robots.txt does not keep crawlers off /verify-email"
 
 say "API"
 tokens=$(curl -fs "$base/api/v1/auth/login" -d "username=$admin&password=$password") || fail "admin login"
