@@ -43,6 +43,9 @@ test("five wrong passwords make the sixth attempt wait, counted down on the butt
   await expect(button).toBeEnabled();
   await expect(button).toHaveText("Sign in");
   await expect(page.getByRole("alert").filter({ hasText: WAIT })).toHaveCount(0);
+  // The refused post came back as a fresh form: sign in on it.
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(PASSWORD);
   await button.click();
   await expect(page).toHaveURL(/\/profile/);
 

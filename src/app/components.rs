@@ -104,8 +104,13 @@ pub fn Submit(
 ) -> impl IntoView {
     let class = format!("button {}", class.unwrap_or_default());
     let pending = RwSignal::new(false);
+    // `data-interactive` appears once the island has hydrated (effects run
+    // only in the browser), for the browser tests.
+    let interactive = RwSignal::new(false);
+    Effect::new(move |_| interactive.set(true));
     view! {
         <button type="submit" class=class aria-busy=move || pending.get().to_string()
+            data-interactive=move || interactive.get().then_some("true")
             on:click=submit_once(pending)>
             {move || if pending.get() { busy.clone() } else { label.clone() }}
         </button>
