@@ -43,7 +43,6 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -53,6 +52,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
+
+from common import ADMIN, JWT_SECRET, PASSWORD, USER, free_port, say
 
 ROOT = Path(__file__).resolve().parent.parent
 LIGHTHOUSE_VERSION = "12.2.3"
@@ -73,20 +74,8 @@ REPEAT_VISIT = ["/", "/login"]
 # Lighthouse's "passed" mark (its report shows audits below it as failing).
 PASS_MARK = 0.9
 
-ADMIN = "bench-admin@example.com"
-USER = "bench-user@example.com"
-PASSWORD = "benchmark passphrase orchid harbor"
-JWT_SECRET = "benchmark-secret-benchmark-secret-0123456789"
 
 
-def say(message):
-    print(f"==> {message}", file=sys.stderr, flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def ensure_tools():

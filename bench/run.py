@@ -30,7 +30,6 @@ import platform
 import re
 import secrets
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -42,6 +41,8 @@ import urllib.request
 from pathlib import Path
 
 import lighthouse
+
+from common import ADMIN, JWT_SECRET, PASSWORD, USER, free_port, say
 
 ROOT = Path(__file__).resolve().parent.parent
 DIST = ROOT / "dist"
@@ -55,22 +56,10 @@ USERS = int(os.environ.get("BENCH_USERS", "100000"))
 SESSIONS_MAX = int(os.environ.get("BENCH_SESSIONS_MAX", "1000000"))
 THREADS = 2
 ADMIN_CONNECTIONS = 8
-ADMIN = "bench-admin@example.com"
-PASSWORD = "benchmark passphrase orchid harbor"
-USER = "bench-user@example.com"
-JWT_SECRET = "benchmark-secret-benchmark-secret-0123456789"
 # Any valid Argon2id PHC string: seeded users never sign in.
 SEED_HASH = "$argon2id$v=19$m=19456,t=2,p=1$c2VlZHNlZWRzZWVk$0jv2CkKAazNz3NSCtkj2qZ1qVT6gXtHo1O0qW8wXyqg"
 
 
-def say(message):
-    print(f"==> {message}", file=sys.stderr, flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def ts(dt):

@@ -18,25 +18,13 @@ LIGHTHOUSE_VERSION=12.2.3
 TOOLS_DIR=${LEPTOS_AUTH_TOOLS_DIR:-$HOME/.cache/leptos-auth/tools}
 CHROMIUM_PATH=${CHROMIUM_PATH:-/usr/bin/chromium}
 say() { printf '==> %s\n' "$*" >&2; }
+# shellcheck source=lib/apt.sh
+. scripts/lib/apt.sh
 
 missing=()
 [ -x "$CHROMIUM_PATH" ] || missing+=(chromium)
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
-if [ "${#missing[@]}" -gt 0 ]; then
-  if ! command -v apt-get >/dev/null 2>&1; then
-    say "missing: ${missing[*]} (Debian names); install them with your package manager and run this again"
-    exit 1
-  fi
-  if [ "$(id -u)" != 0 ]; then
-    say "missing system packages for the browser benchmark; run:"
-    say "  sudo apt-get update && sudo apt-get install -y ${missing[*]}"
-    exit 1
-  fi
-  say "installing ${missing[*]} with apt (for Lighthouse and the repeat-visit check)"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+apt_install "the browser benchmark (Lighthouse and the repeat-visit check)" "${missing[@]}"
 
 prefix="$TOOLS_DIR/lighthouse-$LIGHTHOUSE_VERSION"
 if [ ! -x "$prefix/node_modules/.bin/lighthouse" ]; then

@@ -37,6 +37,8 @@ TOOLS_DIR=${LEPTOS_AUTH_TOOLS_DIR:-$HOME/.cache/leptos-auth/tools}
 WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
 
 say() { printf '==> %s\n' "$*" >&2; }
+# shellcheck source=lib/apt.sh
+. scripts/lib/apt.sh
 
 # System packages first: the Rust tools below need a C compiler, and the
 # release tools need npm.
@@ -49,21 +51,7 @@ if [ "$test_packages" = 1 ]; then
   command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
   python3 -m venv --help >/dev/null 2>&1 || missing+=(python3 python3-venv python3-pip)
   command -v cc >/dev/null 2>&1 || missing+=(build-essential)
-  if [ "${#missing[@]}" -gt 0 ]; then
-    if ! command -v apt-get >/dev/null 2>&1; then
-      say "missing system packages: ${missing[*]} (Debian names); install them with your package manager and run this again"
-      exit 1
-    fi
-    if [ "$(id -u)" != 0 ]; then
-      say "missing system packages for the tests; run:"
-      say "  sudo apt-get update && sudo apt-get install -y ${missing[*]}"
-      exit 1
-    fi
-    say "installing ${missing[*]} with apt (PostgreSQL server binaries, Chromium and the rest the tests need)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq "${missing[@]}" >/dev/null
-  fi
+  apt_install "the tests (PostgreSQL server binaries, Chromium and the rest they need)" "${missing[@]}"
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

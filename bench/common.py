@@ -1,0 +1,20 @@
+"""What the benchmark scripts share: the accounts they create, the secret
+their servers run with, and small helpers."""
+
+import socket
+import sys
+
+ADMIN = "bench-admin@example.com"
+USER = "bench-user@example.com"
+PASSWORD = "benchmark passphrase orchid harbor"
+JWT_SECRET = "benchmark-secret-benchmark-secret-0123456789"
+
+
+def say(message):
+    print(f"==> {message}", file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
