@@ -21,7 +21,7 @@ build: tools
 ## release: optimised build (target/release/leptos-auth, target/site), with wasm-opt
 release:
 	./scripts/ensure-tools.sh --release
-	cargo leptos build --release
+	cargo leptos build --release --precompress
 
 ## dist: the runtime artefact the container image copies: dist/leptos-auth and dist/site
 dist: release
