@@ -15,15 +15,17 @@ RUN ./scripts/ensure-tools.sh --release
 COPY . .
 RUN make dist TOOLS_DIR=/opt/leptos-auth-tools
 
-# Runtime stage: only dist/ (binary + site), as a non-root user.
+# Runtime stage: only dist/ (binary, site, hash file), as a non-root user.
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin leptos-auth
 WORKDIR /app
-COPY --from=build /app/dist/leptos-auth /app/leptos-auth
-COPY --from=build /app/dist/site /app/site
+# dist/ whole: the binary, site/ (each file with its .br and .gz), and
+# hash.txt when the build hashes its file names: the server reads it beside
+# itself to link the hashed names and to serve them as immutable.
+COPY --from=build /app/dist/ /app/
 RUN mkdir -p /app/data && chown leptos-auth /app/data
 USER leptos-auth
 ENV APP_ENV=production \

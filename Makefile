@@ -18,16 +18,19 @@ run: tools
 build: tools
 	cargo leptos build
 
-## release: optimised build (target/release/leptos-auth, target/site), with wasm-opt
+## release: optimised build (target/release/leptos-auth, target/site), with wasm-opt;
+## a .br and a .gz beside every site file, served as they are
 release:
 	./scripts/ensure-tools.sh --release
 	cargo leptos build --release --precompress
 
-## dist: the runtime artefact the container image copies: dist/leptos-auth and dist/site
+## dist: the runtime artefact the container image copies: dist/leptos-auth, dist/site,
+## and dist/hash.txt when the build hashes its file names (the server reads it beside itself)
 dist: release
 	rm -rf dist
 	mkdir -p dist
 	cp $(CARGO_TARGET_DIR)/release/leptos-auth dist/leptos-auth
+	if [ -f $(CARGO_TARGET_DIR)/release/hash.txt ]; then cp $(CARGO_TARGET_DIR)/release/hash.txt dist/hash.txt; fi
 	cp -r target/site dist/site
 
 ## test: everything: formatting, lints, unit and integration tests on SQLite and PostgreSQL,

@@ -42,17 +42,62 @@ curl -fs "$base/health/ready" >/dev/null || fail "not ready"
 
 say "pages and assets"
 home=$(curl -fs "$base/") || fail "GET /"
-grep -q '/pkg/leptos-auth.js' <<<"$home" || fail "the home page does not load the hydration script"
+# The names the page links (hashed when the build hashes them).
+wasm=$(grep -o '/pkg/leptos-auth[^"]*\.wasm' <<<"$home" | head -n 1) || true
+js=$(grep -o '/pkg/leptos-auth[^"]*\.js' <<<"$home" | head -n 1) || true
+css=$(grep -o '/pkg/leptos-auth[^"]*\.css' <<<"$home" | head -n 1) || true
+[ -n "$wasm" ] && [ -n "$js" ] && [ -n "$css" ] || fail "the home page does not link the wasm, the hydration script and the stylesheet"
 # (Output captured before grep: with pipefail, `curl | grep -q` fails when
 # grep stops reading early.)
 login_page=$(curl -fs "$base/login") || fail "GET /login"
 grep -q '<form' <<<"$login_page" || fail "GET /login has no form"
-type=$(curl -fs -o /dev/null -w '%{content_type}' "$base/pkg/leptos-auth.wasm") || fail "GET /pkg/leptos-auth.wasm"
-[ "$type" = "application/wasm" ] || fail "wasm served as $type"
-curl -fs -o /dev/null "$base/pkg/leptos-auth.css" || fail "GET /pkg/leptos-auth.css"
+curl -fs -o /dev/null "$base$js" || fail "GET $js"
+curl -fs -o /dev/null "$base$css" || fail "GET $css"
 curl -fs -o /dev/null "$base/docs/swagger-ui-bundle.js" || fail "GET /docs assets"
 robots=$(curl -fs "$base/robots.txt") || fail "GET /robots.txt"
 grep -qx 'Disallow: /verify-email' <<<"$robots" || fail "robots.txt does not keep crawlers off /verify-email"
+curl -fs -o /dev/null "$base/favicon.svg" || fail "GET /favicon.svg"
+
+say "asset delivery: precompressed, cached by name"
+# `make dist` builds with --precompress: the wasm goes out as its .br.
+header() {
+  awk -v name="$1" 'tolower($0) ~ "^" name ":" { sub(/^[^:]*: */, ""); sub(/\r$/, ""); print; exit }' "$work/headers"
+}
+sent=$(curl -fs -D "$work/headers" -o "$work/wasm.br" -w '%{size_download}' \
+  -H 'Accept-Encoding: br, gzip' "$base$wasm") || fail "GET $wasm"
+[ "$(header content-type)" = "application/wasm" ] || fail "$wasm served as $(header content-type)"
+[ "$(header content-encoding)" = "br" ] || fail "$wasm not sent brotli-compressed (content-encoding: $(header content-encoding))"
+header vary | grep -qi 'accept-encoding' || fail "$wasm has no Vary: Accept-Encoding"
+[ -f "$dist/site$wasm.br" ] && cmp -s "$work/wasm.br" "$dist/site$wasm.br" || fail "$wasm: not the precompressed file of the build"
+raw=$(stat -c %s "$dist/site$wasm")
+say "$wasm: $sent bytes sent for $raw"
+hashed=""
+for file in "$dist"/site/pkg/leptos-auth.*.wasm; do
+  if [[ $(basename "$file") =~ ^leptos-auth\.[A-Za-z0-9_-]{22}\.wasm$ ]]; then hashed=yes; fi
+done
+if [ -n "$hashed" ]; then
+  # A hashing build: the server links the names from dist/hash.txt and
+  # promises they never change.
+  [ -f "$dist/hash.txt" ] || fail "the site has hashed names but dist/ has no hash.txt"
+  grep -Eq '^/pkg/leptos-auth\.[A-Za-z0-9_-]{22}\.wasm$' <<<"$wasm" || fail "the page links $wasm, not the hashed name"
+  [ "$(header cache-control)" = "public, max-age=31536000, immutable" ] \
+    || fail "$wasm: cache-control is '$(header cache-control)', not immutable"
+else
+  say "the build does not hash its file names: assets revalidate"
+  [ "$(header cache-control)" = "no-cache" ] || fail "$wasm: cache-control is '$(header cache-control)'"
+fi
+# A revalidation of an unchanged file downloads nothing.
+curl -fs -D "$work/headers" -o /dev/null "$base/favicon.svg" || fail "GET /favicon.svg"
+[ "$(header cache-control)" = "no-cache" ] || fail "/favicon.svg: cache-control is '$(header cache-control)'"
+stamp=$(header last-modified)
+status=$(curl -s -o /dev/null -w '%{http_code}' -H "If-Modified-Since: $stamp" "$base/favicon.svg")
+[ "$status" = 304 ] || fail "/favicon.svg revalidated with $status, not 304"
+status=$(curl -s -o /dev/null -w '%{http_code}' "$base/pkg/no-such-file.wasm")
+[ "$status" = 404 ] || fail "a missing asset answered $status"
+# Pages are compressed per response.
+curl -fs -D "$work/headers" -o /dev/null -H 'Accept-Encoding: br, gzip' "$base/login" || fail "GET /login (br)"
+[ "$(header content-encoding)" = "br" ] || fail "GET /login not compressed (content-encoding: $(header content-encoding))"
+[ "$(header cache-control)" = "no-store" ] || fail "GET /login: cache-control is '$(header cache-control)'"
 
 say "API"
 tokens=$(curl -fs "$base/api/v1/auth/login" -d "username=$admin&password=$password") || fail "admin login"

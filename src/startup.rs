@@ -39,7 +39,8 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-/// The whole HTTP surface: health, `/api/v1`, and the Leptos pages and assets.
+/// The whole HTTP surface: health, `/api/v1`, the site's assets and the
+/// Leptos pages.
 pub fn router(state: AppState) -> Router {
     let cors = cors_layer(&state.config.cors_origins);
     let docs = api::docs_router(state.services.users.policy())
@@ -56,7 +57,12 @@ pub fn router(state: AppState) -> Router {
     // Layers run bottom-up on the way in. Applied per route, they see the
     // matched route (`MatchedPath`) for the logs and the metrics.
     let trusted = client::TrustedProxies::new(&state.config.trusted_proxies);
-    api.merge(pages_router(state))
+    // `/pkg` beside the pages, not behind their cookies, session and CSRF
+    // layers: a static file needs none of them.
+    let site = web::assets::Site::new(&state.leptos_options);
+    api.merge(site.pkg_router())
+        .merge(pages_router(state, &site))
+        .layer(middleware::from_fn(web::compression::compress))
         .layer(middleware::from_fn_with_state(trusted, client::resolve))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn(web::body::close_if_unread))
@@ -83,12 +89,13 @@ fn route_list() -> Vec<AxumRouteListing> {
     ROUTES.get_or_init(|| generate_route_list(App)).clone()
 }
 
-/// Pages, server functions and site assets, with cookie sessions, CSRF
-/// defence, security headers and a body cap. Request order (after the
-/// client address, resolved for every route): headers (nonce) -> body cap
-/// -> cookies -> CSRF check -> session -> server-function error status ->
-/// Leptos.
-fn pages_router(state: AppState) -> Router {
+/// Pages, server functions and the files at the site root, with cookie
+/// sessions, CSRF defence, security headers and a body cap. Request order
+/// (after the client address, resolved for every route): headers (nonce)
+/// -> body cap -> cookies -> CSRF check -> session -> emailed-link pages
+/// kept uncompressed -> server-function error status -> Leptos, or for
+/// other paths a file of the site root, else the HTML 404 page.
+fn pages_router(state: AppState, site: &web::assets::Site) -> Router {
     let routes = route_list();
     let options = state.leptos_options.clone();
     let context = {
@@ -103,15 +110,31 @@ fn pages_router(state: AppState) -> Router {
             }
         }
     };
-    Router::new()
-        .leptos_routes_with_context(&state, routes, context.clone(), move || {
+    let not_found = {
+        let options = options.clone();
+        let render = leptos_axum::render_app_async_with_context(context.clone(), move || {
             shell(options.clone())
+        });
+        tower::service_fn(move |request: axum::extract::Request| {
+            let page = render(request);
+            async move {
+                let mut response = page.await;
+                // The app's fallback route renders "Page not found"; a
+                // status it chose (a redirect) stays.
+                if response.status() == StatusCode::OK {
+                    *response.status_mut() = StatusCode::NOT_FOUND;
+                }
+                Ok::<_, std::convert::Infallible>(response)
+            }
         })
-        .fallback(leptos_axum::file_and_error_handler_with_context::<
-            AppState,
-            _,
-        >(context, shell))
+    };
+    Router::new()
+        .leptos_routes_with_context(&state, routes, context, move || shell(options.clone()))
+        .fallback_service(site.root_files(not_found))
         .layer(middleware::from_fn(app::fn_errors::status_from_error))
+        .layer(middleware::from_fn(
+            web::compression::keep_link_pages_identity,
+        ))
         .layer(middleware::from_fn_with_state(
             web::session::Sessions::new(
                 state.services.auth.clone(),

@@ -46,6 +46,16 @@ impl FromRef<AppState> for LeptosOptions {
 }
 
 impl AppState {
+    /// The same instance serving with other Leptos options (tests serve a
+    /// site folder of their own).
+    pub fn with_leptos_options(&self, leptos_options: LeptosOptions) -> AppState {
+        AppState(Arc::new(SharedState {
+            leptos_options,
+            services: self.services.clone(),
+            config: self.config.clone(),
+        }))
+    }
+
     /// Connects to the database, applies migrations, wires the services and
     /// ensures the `ADMIN_EMAIL` admin exists when configured.
     pub async fn initialize(config: Config) -> anyhow::Result<(AppState, Pool)> {
@@ -75,7 +85,29 @@ pub(crate) fn leptos_options(config: &Config) -> anyhow::Result<LeptosOptions> {
             options.site_root = site.display().to_string().into();
         }
     }
+    detect_hashed_names(
+        &mut options,
+        std::env::var_os("LEPTOS_HASH_FILES").is_some(),
+        std::env::current_exe().ok().as_deref(),
+    );
     Ok(options)
+}
+
+/// Turns `hash_files` on when cargo-leptos's hash file
+/// (`LEPTOS_HASH_FILE_NAME`, default `hash.txt`) lies beside the executable
+/// `exe`, unless `LEPTOS_HASH_FILES` was set (`explicit`), which then
+/// decides. A build made with `hash-files` writes that file there, and
+/// leptos's `HydrationScripts` and `HashedStylesheet` read the hashed names
+/// from there (the path as `current_exe` gives it, not canonicalized, as
+/// they do). The binary is run directly (`make run`, `dist/`, the
+/// container), where cargo-leptos's `LEPTOS_HASH_FILES` is not set: the
+/// hash file says what it was built with.
+fn detect_hashed_names(options: &mut LeptosOptions, explicit: bool, exe: Option<&std::path::Path>) {
+    if !explicit {
+        options.hash_files = exe
+            .and_then(std::path::Path::parent)
+            .is_some_and(|dir| dir.join(options.hash_file.as_ref()).is_file());
+    }
 }
 
 /// The `site` folder beside the executable (the `make dist` and container
@@ -110,4 +142,43 @@ async fn ensure_configured_admin(config: &Config, services: &Services) -> anyhow
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::detect_hashed_names;
+    use leptos::prelude::LeptosOptions;
+
+    fn detected(explicit: Option<bool>, exe: &std::path::Path, hash_file: &str) -> bool {
+        let mut options = LeptosOptions::builder()
+            .output_name("leptos-auth")
+            .hash_file(std::sync::Arc::from(hash_file))
+            .hash_files(explicit.unwrap_or(false))
+            .build();
+        detect_hashed_names(&mut options, explicit.is_some(), Some(exe));
+        options.hash_files
+    }
+
+    #[test]
+    fn a_hash_file_beside_the_binary_turns_hashed_names_on() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let exe = dir.path().join("leptos-auth");
+        std::fs::write(&exe, b"").expect("binary");
+        assert!(!detected(None, &exe, "hash.txt"), "no hash file");
+
+        std::fs::write(dir.path().join("hash.txt"), "js: a\nwasm: b\ncss: c\n").expect("hash file");
+        assert!(detected(None, &exe, "hash.txt"));
+        // The name comes from the options (LEPTOS_HASH_FILE_NAME).
+        assert!(!detected(None, &exe, "hashes.txt"));
+        // Beside the binary, not anywhere else.
+        let elsewhere = dir.path().join("bin").join("leptos-auth");
+        assert!(!detected(None, &elsewhere, "hash.txt"));
+        // A directory of that name is not a hash file.
+        std::fs::create_dir(dir.path().join("hashes.txt")).expect("dir");
+        assert!(!detected(None, &exe, "hashes.txt"));
+
+        // LEPTOS_HASH_FILES, when set, decides either way.
+        assert!(!detected(Some(false), &exe, "hash.txt"));
+        assert!(detected(Some(true), &elsewhere, "hash.txt"));
+    }
 }

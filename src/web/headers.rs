@@ -54,7 +54,7 @@ pub async fn docs_headers(request: Request, next: Next) -> Response {
 
 /// The headers of every response a browser may show: no content-type
 /// sniffing, no referrer beyond this site, no framing.
-fn set_common(headers: &mut HeaderMap) {
+pub(super) fn set_common(headers: &mut HeaderMap) {
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

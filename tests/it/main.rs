@@ -10,6 +10,7 @@ mod auth;
 mod auth_cache;
 mod cli;
 mod cluster;
+mod delivery;
 mod email;
 mod http;
 mod input;
