@@ -2,6 +2,7 @@
 their servers run with, and small helpers."""
 
 import socket
+import subprocess
 import sys
 
 ADMIN = "bench-admin@example.com"
@@ -18,3 +19,14 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def stop_process(proc, timeout=30):
+    """Asks a server to stop (SIGTERM), and kills it if it has not within `timeout` s."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()

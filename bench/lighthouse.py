@@ -53,7 +53,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from common import ADMIN, JWT_SECRET, PASSWORD, USER, free_port, say
+from common import ADMIN, JWT_SECRET, PASSWORD, USER, free_port, say, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 LIGHTHOUSE_VERSION = "12.2.3"
@@ -126,12 +126,7 @@ class Server:
             time.sleep(0.05)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        stop_process(self.proc)
         self.log.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
 

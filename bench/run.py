@@ -42,7 +42,7 @@ from pathlib import Path
 
 import lighthouse
 
-from common import ADMIN, JWT_SECRET, PASSWORD, USER, free_port, say
+from common import ADMIN, JWT_SECRET, PASSWORD, USER, free_port, say, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 DIST = ROOT / "dist"
@@ -202,11 +202,7 @@ class Server:
         return self.status("VmHWM")
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop_process(self.proc)
         self.log.close()
 
 
