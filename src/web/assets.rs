@@ -11,10 +11,15 @@
 //!   precompressed files (`make run`) sends every file as it is.
 //! - **Caching.** A `/pkg` file whose name carries cargo-leptos's content
 //!   hash ([`is_hashed_name`], only when the build hashes its names) never
-//!   changes: `Cache-Control: public, max-age=31536000, immutable`. Every
-//!   other file may change under the same name: `no-cache`, so the browser
-//!   keeps it and asks again with `If-Modified-Since` (the `Last-Modified`
-//!   `ServeDir` sends), and an unchanged file costs a 304 without a body.
+//!   changes: `Cache-Control: public, max-age=31536000, immutable`. An
+//!   unhashed `/pkg` file (a build without hashing) may change with any
+//!   build: `no-cache`, so the browser keeps it and asks again with
+//!   `If-Modified-Since` (the `Last-Modified` `ServeDir` sends), and an
+//!   unchanged file costs a 304 without a body. The site-root files
+//!   (favicon, robots.txt, the API docs' assets) change only with a new
+//!   release and browsers fetch some of them (the favicon) without
+//!   revalidating: they are fresh for a day ([`SITE_ROOT`]), then
+//!   revalidated the same way.
 //! - **Missing files.** A missing `/pkg` file is a plain 404 with an empty
 //!   body (not the HTML page); at the site root, the caller's `not_found`
 //!   service answers (the app's HTML 404 page).
@@ -37,8 +42,12 @@ use tower_http::services::ServeDir;
 
 /// The cache policy of a file whose name carries its content's hash.
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
-/// The cache policy of every other file: keep it, but ask before using it.
+/// The cache policy of an unhashed `/pkg` file: keep it, but ask before
+/// using it.
 pub const REVALIDATE: &str = "no-cache";
+/// The cache policy of the site-root files: fresh for a day, then asked
+/// for again (a new release's favicon shows within a day).
+pub const SITE_ROOT: &str = "public, max-age=86400";
 
 /// Where the site's files are and whether their names carry hashes.
 #[derive(Debug, Clone)]
@@ -153,14 +162,15 @@ async fn pkg_headers(State(policy): State<Policy>, request: Request, next: Next)
     response
 }
 
-/// Middleware of the site-root files: those are never hashed. Answers of
-/// the `not_found` service (the HTML page, redirects) are left to it.
+/// Middleware of the site-root files: those are never hashed, and change
+/// only with a release ([`SITE_ROOT`]). Answers of the `not_found` service
+/// (the HTML page, redirects) are left to it.
 async fn root_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     if is_served(response.status()) {
         let headers = response.headers_mut();
         headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(REVALIDATE));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(SITE_ROOT));
     }
     response
 }

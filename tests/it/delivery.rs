@@ -14,7 +14,7 @@ use axum::{
 use http_body_util::BodyExt;
 use leptos_auth::{
     startup::router,
-    web::assets::{IMMUTABLE, REVALIDATE},
+    web::assets::{IMMUTABLE, REVALIDATE, SITE_ROOT},
 };
 use std::{io::Write, net::SocketAddr, path::Path};
 use tower::ServiceExt;
@@ -258,7 +258,7 @@ async fn assets_go_out_precompressed_as_the_browser_accepts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hashed_names_are_immutable_and_the_others_revalidate() {
+async fn hashed_names_are_immutable_the_site_root_keeps_a_day_the_others_revalidate() {
     let site = tempfile::tempdir().expect("site");
     write_site(site.path());
     let hashing = serving(site.path(), true).await;
@@ -279,21 +279,24 @@ async fn hashed_names_are_immutable_and_the_others_revalidate() {
     }
     assert_eq!(IMMUTABLE, "public, max-age=31536000, immutable");
 
-    // Unhashed files may change under their name: kept, asked for again.
-    for uri in ["/pkg/leptos-auth.css", "/favicon.svg", "/robots.txt"] {
+    // Unhashed files may change under their name: kept, asked for again;
+    // the site root's only with a release: fresh for a day (a browser
+    // fetches the favicon without revalidating it).
+    for (uri, policy) in [
+        ("/pkg/leptos-auth.css", REVALIDATE),
+        ("/favicon.svg", SITE_ROOT),
+        ("/robots.txt", SITE_ROOT),
+    ] {
         let response = get(&hashing, uri, &[("accept-encoding", "br")]).await;
         assert_eq!(response.status, StatusCode::OK, "{uri}");
-        assert_eq!(
-            response.header(header::CACHE_CONTROL),
-            Some(REVALIDATE),
-            "{uri}"
-        );
+        assert_eq!(response.header(header::CACHE_CONTROL), Some(policy), "{uri}");
         assert!(
             response.header(header::LAST_MODIFIED).is_some(),
             "{uri}: no validator"
         );
     }
     assert_eq!(REVALIDATE, "no-cache");
+    assert_eq!(SITE_ROOT, "public, max-age=86400");
     // The precompressed file asked for by its own name is not the hashed file.
     let by_name = get(&hashing, &format!("/pkg/{HASHED_WASM}.br"), &[]).await;
     assert_eq!(by_name.status, StatusCode::OK);
@@ -320,7 +323,7 @@ async fn an_unchanged_asset_costs_a_304_without_a_body() {
     for (uri, policy) in [
         (format!("/pkg/{HASHED_WASM}"), IMMUTABLE),
         ("/pkg/leptos-auth.css".to_owned(), REVALIDATE),
-        ("/favicon.svg".to_owned(), REVALIDATE),
+        ("/favicon.svg".to_owned(), SITE_ROOT),
     ] {
         let first = get(&app, &uri, &[("accept-encoding", "br, gzip")]).await;
         assert_eq!(first.status, StatusCode::OK, "{uri}");
