@@ -4,10 +4,14 @@ use super::{
     error::{ApiError, ValidationItem},
     extract::{
         body_kind, parse_json, parse_urlencoded, read_body, ApiJson, BearerToken, BodyKind, Client,
+        CurrentUser,
     },
-    openapi::{ErrorDetail, JsonBody, ValidationError},
+    openapi::{ErrorDetail, JsonBody, SignedIn, ValidationError},
 };
-use crate::{services::TokenPair, state::AppState};
+use crate::{
+    services::{SecondFactorChallenge, SignIn, StepUpProof, TokenPair},
+    state::AppState,
+};
 use axum::{
     extract::{Request, State},
     http::{header, HeaderValue, StatusCode},
@@ -41,6 +45,9 @@ pub struct LoginJson {
     /// Accepted in place of `email`.
     username: Option<String>,
     password: String,
+    /// For an account with two-factor authentication: its code (or a
+    /// recovery code), to sign in with one request.
+    otp: Option<String>,
 }
 
 /// The OAuth2 password form (`grant_type`, `scope`, `client_id` are accepted and ignored).
@@ -50,23 +57,66 @@ pub struct LoginForm {
     /// The email address.
     username: String,
     password: String,
+    /// For an account with two-factor authentication: its code.
+    otp: Option<String>,
     grant_type: Option<String>,
     scope: Option<String>,
 }
 
-/// Token responses must never be cached (RFC 6749 section 5.1).
-fn token_response(pair: &TokenPair) -> Response {
-    let mut response = Json(TokenResponse {
-        access_token: pair.access_token.clone(),
-        refresh_token: pair.refresh_token.expose_secret().to_owned(),
-        token_type: "bearer",
-        expires_in: pair.expires_in,
-    })
-    .into_response();
+/// The answer to a right password for an account with two-factor
+/// authentication (401): finish with `POST /api/v1/auth/mfa`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SecondFactorRequired {
+    /// Always `Two-factor code required`.
+    #[schema(example = "Two-factor code required")]
+    detail: &'static str,
+    /// Opaque, single use, valid 5 minutes: send it with the code.
+    mfa_token: String,
+    /// What the second step accepts: `totp`, `recovery_code`.
+    #[schema(example = json!(["totp", "recovery_code"]))]
+    methods: Vec<&'static str>,
+}
+
+/// Never cached, like a token response.
+fn no_store(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     response
+}
+
+fn sign_in_response(sign_in: SignIn) -> Response {
+    match sign_in {
+        SignIn::Complete(pair) => token_response(&pair),
+        SignIn::SecondFactorRequired(SecondFactorChallenge { mfa_token, methods }) => {
+            let mut response = (
+                StatusCode::UNAUTHORIZED,
+                Json(SecondFactorRequired {
+                    detail: "Two-factor code required",
+                    mfa_token: mfa_token.expose_secret().to_owned(),
+                    methods: methods.iter().map(|m| m.as_str()).collect(),
+                }),
+            )
+                .into_response();
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            no_store(response)
+        }
+    }
+}
+
+/// Token responses must never be cached (RFC 6749 section 5.1).
+fn token_response(pair: &TokenPair) -> Response {
+    no_store(
+        Json(TokenResponse {
+            access_token: pair.access_token.clone(),
+            refresh_token: pair.refresh_token.expose_secret().to_owned(),
+            token_type: "bearer",
+            expires_in: pair.expires_in,
+        })
+        .into_response(),
+    )
 }
 
 /// Login credentials: the OAuth2 password form (`username`, `password`) or
@@ -76,9 +126,12 @@ struct LoginBody {
     email: Option<String>,
     username: Option<String>,
     password: Option<SecretString>,
+    otp: Option<String>,
 }
 
-/// Sign in: opens a new session and returns its tokens.
+/// Sign in: opens a new session and returns its tokens. For an account with
+/// two-factor authentication, the right password answers 401 with an
+/// `mfa_token` (no tokens) unless `otp` carries a right code.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth",
     request_body(content(
         (LoginJson = "application/json"),
@@ -87,7 +140,10 @@ struct LoginBody {
     responses(
         (status = 200, description = "Signed in", body = TokenResponse,
             headers(("Cache-Control" = String, description = "no-store"))),
-        (status = 401, description = "Incorrect email or password, or inactive user", body = ErrorDetail),
+        (status = 401, description = "Incorrect email or password, or inactive user (ErrorDetail); \
+            a right password for an account with two-factor authentication \
+            (SecondFactorRequired: continue with /api/v1/auth/mfa); a wrong `otp`", body = SecondFactorRequired,
+            headers(("Cache-Control" = String, description = "no-store"))),
         (status = 403, description = "Email not verified (only with REQUIRE_EMAIL_VERIFICATION)", body = ErrorDetail),
         (status = 422, description = "A field is missing", body = ValidationError),
         (status = 429, description = "Too many failed sign-ins for this account or from this address: \
@@ -133,8 +189,96 @@ pub async fn login(
     let (Some(email), Some(password)) = (email, body.password) else {
         return Err(ApiError::Validation(missing));
     };
-    let pair = state.services.auth.login(&email, password, &client).await?;
+    let sign_in = state
+        .services
+        .auth
+        .login(&email, password, body.otp.as_deref(), &client)
+        .await?;
+    Ok(sign_in_response(sign_in))
+}
+
+/// Body of `POST /api/v1/auth/mfa`.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct MfaBody {
+    /// From the 401 of `/api/v1/auth/login`.
+    mfa_token: String,
+    /// The code of the authenticator app, or a recovery code.
+    #[schema(example = "123456")]
+    code: String,
+}
+
+/// The second step of a sign-in with two-factor authentication: the
+/// `mfa_token` of the password step and a code. A wrong code leaves the
+/// `mfa_token` usable until it expires (wrong codes are throttled); a right
+/// one uses it up.
+#[utoipa::path(post, path = "/api/v1/auth/mfa", tag = "auth",
+    request_body(content = MfaBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Signed in", body = TokenResponse,
+            headers(("Cache-Control" = String, description = "no-store"))),
+        (status = 401, description = "Incorrect two-factor code, or an unknown, used or expired mfa_token", body = ErrorDetail),
+        (status = 422, description = "Malformed body", body = ValidationError),
+        (status = 429, description = "Too many wrong codes for this account or from this address", body = ErrorDetail,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        JsonBody
+    ))]
+pub async fn mfa(
+    State(state): State<AppState>,
+    Client(client): Client,
+    ApiJson(body): ApiJson<MfaBody>,
+) -> Result<Response, ApiError> {
+    let pair = state
+        .services
+        .auth
+        .complete_second_factor(&body.mfa_token, &body.code, &client)
+        .await?;
     Ok(token_response(&pair))
+}
+
+/// Body of `POST /api/v1/auth/confirm`: the password, or a code.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct ConfirmBody {
+    #[schema(value_type = Option<String>, format = Password)]
+    password: Option<SecretString>,
+    /// A code of the authenticator app, or a recovery code.
+    code: Option<String>,
+}
+
+/// Confirm who you are for sensitive actions (step-up): with the password or
+/// a two-factor code, the session counts as freshly authenticated for
+/// `STEP_UP_MINUTES` (default 10). Sensitive actions answer 403 "Recent
+/// authentication required" without it.
+#[utoipa::path(post, path = "/api/v1/auth/confirm", tag = "auth",
+    security(("bearer" = []), ("oauth2" = [])),
+    request_body(content = ConfirmBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Confirmed", body = ErrorDetail),
+        (status = 403, description = "Incorrect password or code", body = ErrorDetail),
+        (status = 409, description = "A code, but two-factor authentication is not on", body = ErrorDetail),
+        (status = 422, description = "Neither or both of password and code", body = ValidationError),
+        (status = 429, description = "Too many wrong attempts", body = ErrorDetail,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        SignedIn, JsonBody
+    ))]
+pub async fn confirm(
+    State(state): State<AppState>,
+    CurrentUser(actor): CurrentUser,
+    ApiJson(body): ApiJson<ConfirmBody>,
+) -> Result<Response, ApiError> {
+    let proof = match (body.password, body.code) {
+        (Some(password), None) => StepUpProof::Password(password),
+        (None, Some(code)) => StepUpProof::Code(code),
+        _ => {
+            return Err(ApiError::validation(ValidationItem::new(
+                "body",
+                &["password"],
+                "Send either password or code",
+                "missing",
+            )))
+        }
+    };
+    state.services.auth.confirm(&actor, proof).await?;
+    Ok(Json(json!({ "detail": "Confirmed" })).into_response())
 }
 
 /// Body of `POST /api/v1/auth/refresh`.

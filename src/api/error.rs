@@ -100,9 +100,18 @@ fn service_error_response(err: ServiceError) -> Response {
         | E::InvalidToken
         | E::TokenAlreadyInvalidated
         | E::InvalidRefreshToken
-        | E::InvalidTokenType => unauthorized(&message),
-        E::Forbidden | E::RegistrationDisabled | E::IncorrectPassword | E::CannotChangeOwnRole => {
-            detail(StatusCode::FORBIDDEN, &message)
+        | E::InvalidTokenType
+        | E::IncorrectCode
+        | E::InvalidMfaToken => unauthorized(&message),
+        E::Forbidden
+        | E::RegistrationDisabled
+        | E::IncorrectPassword
+        | E::IncorrectConfirmationCode
+        | E::CannotChangeOwnRole
+        | E::StepUpRequired
+        | E::SecondFactorRequiredForAdmins => detail(StatusCode::FORBIDDEN, &message),
+        E::MfaAlreadyEnabled | E::MfaNotEnabled | E::NoPendingEnrolment => {
+            detail(StatusCode::CONFLICT, &message)
         }
         E::EmailNotVerified => detail(StatusCode::FORBIDDEN, &message),
         E::EmailTaken | E::EmailAlreadyVerified | E::InvalidLink(_) => {

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod mfa;
 pub mod openapi;
 pub mod recovery;
 pub mod sessions;
@@ -33,6 +34,8 @@ pub fn router() -> Router<AppState> {
         .route("/auth/login", post(auth::login))
         .route("/auth/refresh", post(auth::refresh))
         .route("/auth/logout", post(auth::logout))
+        .route("/auth/mfa", post(auth::mfa))
+        .route("/auth/confirm", post(auth::confirm))
         .route("/auth/password-recovery", post(recovery::password_recovery))
         .route("/auth/reset-password", post(recovery::reset_password))
         .route("/auth/verify-email", post(recovery::verify_email))
@@ -41,6 +44,17 @@ pub fn router() -> Router<AppState> {
             post(recovery::resend_verification),
         )
         .route("/users/me/resend-verification", post(recovery::resend_mine))
+        .route("/users/me/mfa", get(mfa::status))
+        .route(
+            "/users/me/mfa/totp",
+            post(mfa::start_totp).delete(mfa::disable_totp),
+        )
+        .route("/users/me/mfa/totp/confirm", post(mfa::confirm_totp))
+        .route(
+            "/users/me/mfa/recovery-codes",
+            post(mfa::regenerate_recovery_codes),
+        )
+        .route("/users/{user_id}/mfa", delete(mfa::admin_reset))
         .route(
             "/users/{user_id}/resend-verification",
             post(recovery::resend_for_user),

@@ -2,7 +2,7 @@
 //! handlers' annotations (no hand-written YAML to drift), served at
 //! `/api/v1/openapi.json`, and the offline Swagger UI at `/docs`.
 
-use super::{audit, auth, error::ValidationItem, health, recovery, sessions, users};
+use super::{audit, auth, error::ValidationItem, health, mfa, recovery, sessions, users};
 use crate::domain::{
     AuditEventType, AuditEventView, PasswordPolicy, Role, SessionView, UserView, MAX_PASSWORD_CHARS,
 };
@@ -70,6 +70,14 @@ pub enum JsonBody {
         auth::login,
         auth::refresh,
         auth::logout,
+        auth::mfa,
+        auth::confirm,
+        mfa::status,
+        mfa::start_totp,
+        mfa::confirm_totp,
+        mfa::disable_totp,
+        mfa::regenerate_recovery_codes,
+        mfa::admin_reset,
         recovery::password_recovery,
         recovery::reset_password,
         recovery::verify_email,
@@ -107,6 +115,13 @@ pub enum JsonBody {
         auth::LoginJson,
         auth::LoginForm,
         auth::RefreshBody,
+        auth::SecondFactorRequired,
+        auth::MfaBody,
+        auth::ConfirmBody,
+        mfa::MfaStatus,
+        mfa::TotpEnrolment,
+        mfa::RecoveryCodesResponse,
+        mfa::CodeBody,
         users::CreateUserBody,
         users::UpdateMeBody,
         users::DeleteMeBody,
@@ -120,6 +135,7 @@ pub enum JsonBody {
     tags(
         (name = "auth", description = "Sign-in, token refresh, sign-out, email verification and password reset"),
         (name = "users", description = "Registration, the caller's account, and user administration"),
+        (name = "mfa", description = "Two-factor authentication: authenticator apps (TOTP) and recovery codes"),
         (name = "sessions", description = "Device sessions: list them, end them"),
         (name = "audit", description = "The security audit log"),
         (name = "health", description = "Liveness and readiness")

@@ -4,7 +4,7 @@
 
 use super::error::{AppError, EMAIL_NOT_VERIFIED};
 use crate::{
-    services::{Actor, ClientInfo, ServiceError},
+    services::{Actor, ClientInfo, ServiceError, StepUpProof},
     state::AppState,
     web::{cookies::SessionCookies, session::BrowserSession},
 };
@@ -55,6 +55,15 @@ pub fn client() -> ClientInfo {
         .unwrap_or_default()
 }
 
+/// The form field of a step-up confirmation (password or code) that every
+/// sensitive form carries when the session needs one.
+pub const CONFIRM_FIELD: &str = "confirm_secret";
+
+/// Whether this request renders a page (rather than calling `/fn/...`).
+fn rendering_a_page() -> bool {
+    parts().is_some_and(|p| !p.uri.path().starts_with("/fn/"))
+}
+
 /// Marks `error` as the answer and returns it. While a page is rendered on
 /// the server (its data comes from server functions called in-process), the
 /// page takes the error's status. A server-function call (`/fn/...`) gets
@@ -62,8 +71,7 @@ pub fn client() -> ClientInfo {
 /// own included, and a plain HTML form post keeps its redirect back to the
 /// form.
 pub fn fail(error: AppError) -> AppError {
-    let rendering_a_page = parts().is_some_and(|p| !p.uri.path().starts_with("/fn/"));
-    if rendering_a_page {
+    if rendering_a_page() {
         if let Some(response) = use_context::<ResponseOptions>() {
             response.set_status(error.status());
         }
@@ -79,6 +87,44 @@ pub fn confirmed(password: &str, confirm: &str, message: &'static str) -> Result
     } else {
         Err(fail(AppError::invalid("confirm", message)))
     }
+}
+
+/// Confirms who the caller is before a sensitive action, when the session
+/// needs it and the form carried a password or code (`secret`, from the
+/// form's `field`): the action then goes ahead in the same post. Without
+/// one, the action's own step-up check refuses and the form asks.
+pub async fn step_up(actor: &Actor, secret: Option<&str>, field: &'static str) -> Result<(), AppError> {
+    let Some(secret) = secret.filter(|s| !s.trim().is_empty()) else {
+        return Ok(());
+    };
+    let services = &state().services;
+    if services
+        .step_up
+        .fresh_until(actor)
+        .await
+        .map_err(service_error)?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let proof = StepUpProof::PasswordOrCode(secret.to_owned().into());
+    services
+        .auth
+        .confirm(actor, proof)
+        .await
+        .map_err(|err| match err {
+            ServiceError::IncorrectPassword | ServiceError::IncorrectConfirmationCode => {
+                fail(AppError::invalid(
+                    field,
+                    if field == CONFIRM_FIELD {
+                        "That password (or code) is not right"
+                    } else {
+                        "Your current password is incorrect"
+                    },
+                ))
+            }
+            other => service_error(other),
+        })
 }
 
 /// The end of a server function that changes something: on success the
@@ -141,6 +187,35 @@ pub fn service_error(err: ServiceError) -> AppError {
              make another user an admin first, then try again.",
         ),
         E::Throttled { .. } => refused(StatusCode::TOO_MANY_REQUESTS, &err.to_string()),
+        E::StepUpRequired => invalid(
+            CONFIRM_FIELD,
+            "For your security, confirm it is you: enter your password (or a two-factor code)"
+                .to_owned(),
+        ),
+        E::IncorrectConfirmationCode => {
+            invalid(CONFIRM_FIELD, "That code is not right".to_owned())
+        }
+        E::IncorrectCode => invalid(
+            "code",
+            "That code is not right. Enter the code your app shows now, or a recovery code."
+                .to_owned(),
+        ),
+        E::InvalidMfaToken => refused(
+            StatusCode::UNAUTHORIZED,
+            "This sign-in has expired. Please sign in again.",
+        ),
+        E::MfaAlreadyEnabled | E::MfaNotEnabled | E::NoPendingEnrolment => {
+            refused(StatusCode::CONFLICT, &err.to_string())
+        }
+        E::SecondFactorRequiredForAdmins => {
+            if rendering_a_page() {
+                leptos_axum::redirect("/profile/two-factor?notice=admins-need-2fa");
+            }
+            refused(
+                StatusCode::FORBIDDEN,
+                "Administrators on this server must turn on two-factor authentication first.",
+            )
+        }
         E::Invalid(field) => invalid(field.field, field.message),
         E::Unavailable(cause) => {
             tracing::error!(error = %cause, "database unavailable");

@@ -41,20 +41,94 @@ pub async fn get_site_info() -> Result<SiteInfo, AppError> {
     })
 }
 
+/// `path` with `?next=` when `next` is a path on this site.
+fn with_next(path: &str, next: Option<&str>) -> String {
+    match next.filter(|n| crate::domain::safe_next(Some(n)) == *n) {
+        Some(next) => format!(
+            "{path}?next={}",
+            form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
+        ),
+        None => path.to_owned(),
+    }
+}
+
 /// Signs in: opens a session like the API login, sets the cookies, and goes
-/// to `next` when it is a path on this site (else `/profile`).
+/// to `next` when it is a path on this site (else `/profile`). An account
+/// with two-factor authentication goes on to `/login/two-factor` (the
+/// pending step rides in an HttpOnly cookie).
 #[server(prefix = "/fn", endpoint = "login")]
 pub async fn login(email: String, password: String, next: Option<String>) -> Result<(), AppError> {
+    use crate::services::SignIn;
     let state = ctx::state();
-    let pair = state
+    let sign_in = state
         .services
         .auth
-        .login(&email, password.into(), &ctx::client())
+        .login(&email, password.into(), None, &ctx::client())
         .await
         .map_err(ctx::service_error)?;
-    ctx::session_cookies().set(&ctx::cookies()?, &pair);
-    leptos_axum::redirect(&crate::domain::safe_next(next.as_deref()));
+    let cookies = ctx::cookies()?;
+    match sign_in {
+        SignIn::Complete(pair) => {
+            ctx::session_cookies().set(&cookies, &pair);
+            leptos_axum::redirect(&crate::domain::safe_next(next.as_deref()));
+        }
+        SignIn::SecondFactorRequired(challenge) => {
+            use secrecy::ExposeSecret;
+            ctx::session_cookies().set_flow(
+                &cookies,
+                crate::web::cookies::Flow::SecondFactor,
+                challenge.mfa_token.expose_secret(),
+            );
+            leptos_axum::redirect(&with_next("/login/two-factor", next.as_deref()));
+        }
+    }
     Ok(())
+}
+
+/// Whether this browser is between the two steps of a sign-in.
+#[server(prefix = "/fn", endpoint = "second_step_pending")]
+pub async fn second_step_pending() -> Result<bool, AppError> {
+    Ok(ctx::session_cookies()
+        .flow_token(&ctx::cookies()?, crate::web::cookies::Flow::SecondFactor)
+        .is_some())
+}
+
+/// The second step of a sign-in: a code of the authenticator app or a
+/// recovery code. A wrong code comes back to the form; an expired step
+/// goes back to the password.
+#[server(prefix = "/fn", endpoint = "login_second_factor")]
+pub async fn login_second_factor(code: String, next: Option<String>) -> Result<(), AppError> {
+    use crate::{services::ServiceError, web::cookies::Flow};
+    let cookies = ctx::cookies()?;
+    let session_cookies = ctx::session_cookies();
+    let expired = with_next("/login", next.as_deref());
+    let expired = format!(
+        "{expired}{}notice=sign-in-expired",
+        if expired.contains('?') { "&" } else { "?" }
+    );
+    let Some(token) = session_cookies.flow_token(&cookies, Flow::SecondFactor) else {
+        leptos_axum::redirect(&expired);
+        return Ok(());
+    };
+    match ctx::state()
+        .services
+        .auth
+        .complete_second_factor(&token, &code, &ctx::client())
+        .await
+    {
+        Ok(pair) => {
+            session_cookies.clear_flow(&cookies, Flow::SecondFactor);
+            session_cookies.set(&cookies, &pair);
+            leptos_axum::redirect(&crate::domain::safe_next(next.as_deref()));
+            Ok(())
+        }
+        Err(ServiceError::InvalidMfaToken) => {
+            session_cookies.clear_flow(&cookies, Flow::SecondFactor);
+            leptos_axum::redirect(&expired);
+            Ok(())
+        }
+        Err(err) => Err(ctx::service_error(err)),
+    }
 }
 
 /// Creates an account, signs it in, and goes to the profile.
@@ -215,7 +289,11 @@ pub async fn my_account() -> Result<UserView, AppError> {
 
 #[cfg(feature = "ssr")]
 async fn update_me(input: crate::services::UpdateMeInput, notice: &str) -> Result<(), AppError> {
+    use secrecy::ExposeSecret;
     let actor = ctx::require_actor()?;
+    // The current password the form asks for also confirms the session.
+    let current = input.current_password.as_ref().map(|p| p.expose_secret().to_owned());
+    ctx::step_up(&actor, current.as_deref(), "current_password").await?;
     ctx::redirect_after(
         ctx::state().services.users.update_me(&actor, input).await,
         format!("/profile?notice={notice}"),
@@ -262,6 +340,7 @@ pub async fn delete_account(
             "Tick the box to confirm that you want to delete your account",
         )));
     }
+    ctx::step_up(&actor, Some(&current_password), "current_password").await?;
     ctx::state()
         .services
         .users
@@ -385,9 +464,11 @@ pub async fn get_user(id: i64) -> Result<UserView, AppError> {
 async fn admin_update(
     id: i64,
     input: crate::services::UpdateUserInput,
+    confirm_secret: Option<String>,
     notice: &str,
 ) -> Result<(), AppError> {
     let actor = ctx::require_actor()?;
+    ctx::step_up(&actor, confirm_secret.as_deref(), ctx::CONFIRM_FIELD).await?;
     ctx::redirect_after(
         ctx::state().services.users.update(&actor, id, input).await,
         format!("/admin/users/{id}?notice={notice}"),
@@ -396,7 +477,12 @@ async fn admin_update(
 
 /// Admin: changes a user's email and role.
 #[server(prefix = "/fn", endpoint = "update_user")]
-pub async fn update_user(id: i64, email: String, role: String) -> Result<(), AppError> {
+pub async fn update_user(
+    id: i64,
+    email: String,
+    role: String,
+    confirm_secret: Option<String>,
+) -> Result<(), AppError> {
     let role = role
         .parse()
         .map_err(|_| ctx::fail(AppError::invalid("role", "Choose a role")))?;
@@ -405,28 +491,38 @@ pub async fn update_user(id: i64, email: String, role: String) -> Result<(), App
         role: Some(role),
         ..Default::default()
     };
-    admin_update(id, input, "saved").await
+    admin_update(id, input, confirm_secret, "saved").await
 }
 
 /// Admin: activates or deactivates a user (deactivation signs them out everywhere).
 #[server(prefix = "/fn", endpoint = "set_user_active")]
-pub async fn set_user_active(id: i64, active: bool) -> Result<(), AppError> {
+pub async fn set_user_active(
+    id: i64,
+    active: bool,
+    confirm_secret: Option<String>,
+) -> Result<(), AppError> {
     let input = crate::services::UpdateUserInput {
         is_active: Some(active),
         ..Default::default()
     };
-    admin_update(id, input, if active { "activated" } else { "deactivated" }).await
+    let notice = if active { "activated" } else { "deactivated" };
+    admin_update(id, input, confirm_secret, notice).await
 }
 
 /// Admin: sets a new password for a user (signs them out everywhere).
 #[server(prefix = "/fn", endpoint = "set_user_password")]
-pub async fn set_user_password(id: i64, password: String, confirm: String) -> Result<(), AppError> {
+pub async fn set_user_password(
+    id: i64,
+    password: String,
+    confirm: String,
+    confirm_secret: Option<String>,
+) -> Result<(), AppError> {
     ctx::confirmed(&password, &confirm, "The passwords do not match")?;
     let input = crate::services::UpdateUserInput {
         password: Some(password.into()),
         ..Default::default()
     };
-    admin_update(id, input, "password-set").await
+    admin_update(id, input, confirm_secret, "password-set").await
 }
 
 /// Admin: sends a user a new verification link.
@@ -471,7 +567,11 @@ pub async fn sign_out_user(id: i64) -> Result<(), AppError> {
 
 /// Admin: deletes a user after a confirmation.
 #[server(prefix = "/fn", endpoint = "delete_user")]
-pub async fn delete_user(id: i64, confirm: Option<String>) -> Result<(), AppError> {
+pub async fn delete_user(
+    id: i64,
+    confirm: Option<String>,
+    confirm_secret: Option<String>,
+) -> Result<(), AppError> {
     let actor = ctx::require_actor()?;
     if confirm.as_deref() != Some("yes") {
         return Err(ctx::fail(AppError::invalid(
@@ -479,9 +579,189 @@ pub async fn delete_user(id: i64, confirm: Option<String>) -> Result<(), AppErro
             "Tick the box to confirm the deletion",
         )));
     }
+    ctx::step_up(&actor, confirm_secret.as_deref(), ctx::CONFIRM_FIELD).await?;
     ctx::redirect_after(
         ctx::state().services.users.delete(&actor, id).await,
         "/admin/users?notice=deleted",
+    )
+}
+
+/// The signed-in user's two-factor authentication, and whether a sensitive
+/// action needs a confirmation first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TwoFactorView {
+    pub enabled: bool,
+    pub pending: bool,
+    pub recovery_codes_left: i64,
+    /// The session must confirm (password or code) before a sensitive action.
+    pub confirmation_needed: bool,
+}
+
+/// The signed-in user's two-factor authentication.
+#[server(prefix = "/fn", endpoint = "my_two_factor")]
+pub async fn my_two_factor() -> Result<TwoFactorView, AppError> {
+    let actor = ctx::require_actor()?;
+    let services = &ctx::state().services;
+    let status = services
+        .second_factors
+        .status(&actor)
+        .await
+        .map_err(ctx::service_error)?;
+    let fresh = services
+        .step_up
+        .fresh_until(&actor)
+        .await
+        .map_err(ctx::service_error)?;
+    Ok(TwoFactorView {
+        enabled: status.enabled,
+        pending: status.pending,
+        recovery_codes_left: status.recovery_codes_left,
+        confirmation_needed: fresh.is_none(),
+    })
+}
+
+/// Whether the signed-in user's session must confirm before a sensitive
+/// action (the forms then ask for the password or a code).
+#[server(prefix = "/fn", endpoint = "confirmation_needed")]
+pub async fn confirmation_needed() -> Result<bool, AppError> {
+    let actor = ctx::require_actor()?;
+    let fresh = ctx::state()
+        .services
+        .step_up
+        .fresh_until(&actor)
+        .await
+        .map_err(ctx::service_error)?;
+    Ok(fresh.is_none())
+}
+
+/// Starts setting up an authenticator app, then shows it on `/profile/two-factor`.
+#[server(prefix = "/fn", endpoint = "start_two_factor")]
+pub async fn start_two_factor(confirm_secret: Option<String>) -> Result<(), AppError> {
+    let actor = ctx::require_actor()?;
+    ctx::step_up(&actor, confirm_secret.as_deref(), ctx::CONFIRM_FIELD).await?;
+    ctx::redirect_after(
+        ctx::state().services.second_factors.start_totp(&actor).await,
+        "/profile/two-factor",
+    )
+}
+
+/// The setup waiting for its first code: what the app scans or the user types.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingSetup {
+    /// Base32, for typing.
+    pub secret: String,
+    /// The `otpauth://` URI as an inline SVG QR code.
+    pub qr_svg: String,
+}
+
+/// The signed-in user's pending setup, if any.
+#[server(prefix = "/fn", endpoint = "two_factor_setup")]
+pub async fn two_factor_setup() -> Result<Option<PendingSetup>, AppError> {
+    use secrecy::ExposeSecret;
+    let actor = ctx::require_actor()?;
+    let setup = ctx::state()
+        .services
+        .second_factors
+        .pending_enrolment(&actor)
+        .await
+        .map_err(ctx::service_error)?;
+    Ok(setup.map(|setup| PendingSetup {
+        secret: setup.secret.expose_secret().to_owned(),
+        qr_svg: setup.qr_svg,
+    }))
+}
+
+/// Keeps new recovery codes for `/profile/recovery-codes` (one reading).
+#[cfg(feature = "ssr")]
+async fn show_recovery_codes(
+    actor: &crate::services::Actor,
+    codes: crate::services::second_factor::RecoveryCodes,
+) -> Result<(), AppError> {
+    use secrecy::ExposeSecret;
+    let token = ctx::state()
+        .services
+        .second_factors
+        .stash_recovery_codes(actor, &codes)
+        .await
+        .map_err(ctx::service_error)?;
+    ctx::session_cookies().set_flow(
+        &ctx::cookies()?,
+        crate::web::cookies::Flow::RecoveryCodes,
+        token.expose_secret(),
+    );
+    leptos_axum::redirect("/profile/recovery-codes");
+    Ok(())
+}
+
+/// Finishes the setup with a current code: two-factor authentication is
+/// on, and the recovery codes are shown once.
+#[server(prefix = "/fn", endpoint = "confirm_two_factor")]
+pub async fn confirm_two_factor(code: String, confirm_secret: Option<String>) -> Result<(), AppError> {
+    let actor = ctx::require_actor()?;
+    ctx::step_up(&actor, confirm_secret.as_deref(), ctx::CONFIRM_FIELD).await?;
+    let codes = ctx::state()
+        .services
+        .second_factors
+        .confirm_totp(&actor, &code)
+        .await
+        .map_err(ctx::service_error)?;
+    show_recovery_codes(&actor, codes).await
+}
+
+/// New recovery codes (the old ones stop working), shown once.
+#[server(prefix = "/fn", endpoint = "regenerate_recovery_codes")]
+pub async fn regenerate_recovery_codes(confirm_secret: Option<String>) -> Result<(), AppError> {
+    let actor = ctx::require_actor()?;
+    ctx::step_up(&actor, confirm_secret.as_deref(), ctx::CONFIRM_FIELD).await?;
+    let codes = ctx::state()
+        .services
+        .second_factors
+        .regenerate_recovery_codes(&actor)
+        .await
+        .map_err(ctx::service_error)?;
+    show_recovery_codes(&actor, codes).await
+}
+
+/// The recovery codes just issued to this browser, once; `None` after that.
+#[server(prefix = "/fn", endpoint = "take_recovery_codes")]
+pub async fn take_recovery_codes() -> Result<Option<Vec<String>>, AppError> {
+    let actor = ctx::require_actor()?;
+    let Some(token) = ctx::session_cookies()
+        .flow_token(&ctx::cookies()?, crate::web::cookies::Flow::RecoveryCodes)
+    else {
+        return Ok(None);
+    };
+    ctx::state()
+        .services
+        .second_factors
+        .take_recovery_codes(&actor, &token)
+        .await
+        .map_err(ctx::service_error)
+}
+
+/// Turns two-factor authentication off.
+#[server(prefix = "/fn", endpoint = "disable_two_factor")]
+pub async fn disable_two_factor(confirm_secret: Option<String>) -> Result<(), AppError> {
+    let actor = ctx::require_actor()?;
+    ctx::step_up(&actor, confirm_secret.as_deref(), ctx::CONFIRM_FIELD).await?;
+    ctx::redirect_after(
+        ctx::state().services.second_factors.disable(&actor).await,
+        "/profile?notice=two-factor-off",
+    )
+}
+
+/// Admin: turns a user's two-factor authentication off (a lost device).
+#[server(prefix = "/fn", endpoint = "reset_user_two_factor")]
+pub async fn reset_user_two_factor(id: i64, confirm_secret: Option<String>) -> Result<(), AppError> {
+    let actor = ctx::require_actor()?;
+    ctx::step_up(&actor, confirm_secret.as_deref(), ctx::CONFIRM_FIELD).await?;
+    ctx::redirect_after(
+        ctx::state()
+            .services
+            .second_factors
+            .admin_reset(&actor, id)
+            .await,
+        format!("/admin/users/{id}?notice=two-factor-reset"),
     )
 }
 

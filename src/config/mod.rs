@@ -15,6 +15,7 @@
 
 pub mod auth;
 pub mod database;
+pub mod factors;
 pub mod mail;
 pub mod server;
 pub mod setting;
@@ -23,6 +24,7 @@ mod tests;
 
 pub use auth::{Argon2Settings, ThrottleSettings, MIN_JWT_SECRET_BYTES};
 pub use database::{AuthCacheSettings, Backend, DatabaseSettings, UnsupportedScheme};
+pub use factors::{DataKey, DataKeys, FactorSettings};
 pub use mail::MailSettings;
 pub use server::{AppEnv, LogFormat};
 
@@ -189,6 +191,9 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// `SMTP_URL`, `MAIL_FROM`, `PUBLIC_URL`, `REQUIRE_EMAIL_VERIFICATION`.
     pub mail: MailSettings,
+    /// `DATA_ENCRYPTION_KEY`, `DATA_ENCRYPTION_OLD_KEYS`, `TOTP_ISSUER`,
+    /// `STEP_UP_MINUTES`, `REQUIRE_2FA_FOR_ADMINS`.
+    pub factors: FactorSettings,
 }
 
 impl Config {
@@ -230,6 +235,7 @@ impl Config {
         let mail = MailSettings::read(&env, app_env, &data_dir, site_addr)?;
         let cors_origins = server::BACKEND_CORS_ORIGINS.read(&env)?;
         let auth_cache = AuthCacheSettings::read(&env)?;
+        let factors = FactorSettings::read(&env, app_env, &data_dir)?;
         Ok(Config {
             app_env,
             data_dir,
@@ -258,6 +264,7 @@ impl Config {
             metrics_addr,
             shutdown_timeout,
             mail,
+            factors,
         })
     }
 
@@ -368,4 +375,9 @@ pub const SETTINGS: &[&dyn Row] = rows! {
     mail::REQUIRE_EMAIL_VERIFICATION => mail.require_verification,
     auth::EMAIL_REQUEST_INTERVAL_SECONDS => throttle.email_account_interval,
     auth::EMAIL_REQUESTS_PER_IP_PER_HOUR => throttle.email_ip_max_per_hour,
+    factors::DATA_ENCRYPTION_KEY => factors.data_keys.current,
+    factors::DATA_ENCRYPTION_OLD_KEYS => factors.data_keys.old,
+    factors::TOTP_ISSUER => factors.totp_issuer,
+    factors::STEP_UP_MINUTES => factors.step_up,
+    factors::REQUIRE_2FA_FOR_ADMINS => factors.require_for_admins,
 };

@@ -45,11 +45,25 @@ pub enum AuditEventType {
     EmailVerified,
     /// A password-reset link was sent to the account's address.
     PasswordResetRequested,
+    /// Two-factor authentication was turned on (an authenticator app confirmed).
+    MfaEnabled,
+    /// The user turned two-factor authentication off.
+    MfaDisabled,
+    /// A wrong, reused or throttled second-factor code; `details.reason` says which.
+    MfaFailed,
+    /// A recovery code was used up (`details.left`: how many remain).
+    RecoveryCodeUsed,
+    /// New recovery codes replaced the old ones.
+    RecoveryCodesRegenerated,
+    /// An admin turned the user's two-factor authentication off.
+    MfaResetByAdmin,
+    /// The user confirmed who they are (password or code) for sensitive actions.
+    StepUpConfirmed,
 }
 
 impl AuditEventType {
     /// Every event type, in a stable order (filters list them).
-    pub const ALL: [AuditEventType; 17] = [
+    pub const ALL: [AuditEventType; 24] = [
         AuditEventType::LoginSucceeded,
         AuditEventType::LoginFailed,
         AuditEventType::LoginThrottled,
@@ -67,6 +81,13 @@ impl AuditEventType {
         AuditEventType::SignedOutEverywhere,
         AuditEventType::EmailVerified,
         AuditEventType::PasswordResetRequested,
+        AuditEventType::MfaEnabled,
+        AuditEventType::MfaDisabled,
+        AuditEventType::MfaFailed,
+        AuditEventType::RecoveryCodeUsed,
+        AuditEventType::RecoveryCodesRegenerated,
+        AuditEventType::MfaResetByAdmin,
+        AuditEventType::StepUpConfirmed,
     ];
 
     /// The stored and wire form.
@@ -89,6 +110,13 @@ impl AuditEventType {
             AuditEventType::SignedOutEverywhere => "signed_out_everywhere",
             AuditEventType::EmailVerified => "email_verified",
             AuditEventType::PasswordResetRequested => "password_reset_requested",
+            AuditEventType::MfaEnabled => "mfa_enabled",
+            AuditEventType::MfaDisabled => "mfa_disabled",
+            AuditEventType::MfaFailed => "mfa_failed",
+            AuditEventType::RecoveryCodeUsed => "recovery_code_used",
+            AuditEventType::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            AuditEventType::MfaResetByAdmin => "mfa_reset_by_admin",
+            AuditEventType::StepUpConfirmed => "step_up_confirmed",
         }
     }
 
@@ -112,6 +140,13 @@ impl AuditEventType {
             AuditEventType::SignedOutEverywhere => "Signed out everywhere by an admin",
             AuditEventType::EmailVerified => "Email address verified",
             AuditEventType::PasswordResetRequested => "Password reset requested",
+            AuditEventType::MfaEnabled => "Two-factor authentication turned on",
+            AuditEventType::MfaDisabled => "Two-factor authentication turned off",
+            AuditEventType::MfaFailed => "Wrong two-factor code",
+            AuditEventType::RecoveryCodeUsed => "Recovery code used",
+            AuditEventType::RecoveryCodesRegenerated => "New recovery codes",
+            AuditEventType::MfaResetByAdmin => "Two-factor authentication reset by an admin",
+            AuditEventType::StepUpConfirmed => "Confirmed for a sensitive action",
         }
     }
 }
@@ -211,6 +246,19 @@ impl AuditEventView {
                 Some("reset") => format!("{label} with a reset link"),
                 _ => label.to_owned(),
             },
+            AuditEventType::MfaFailed => match detail("reason") {
+                Some("wrong_code") => label.to_owned(),
+                Some("reused_code") => format!("{label}: a code already used"),
+                Some("throttled") => format!("{label}: too many attempts"),
+                Some(other) => format!("{label}: {other}"),
+                None => label.to_owned(),
+            },
+            AuditEventType::RecoveryCodeUsed => {
+                match self.details.get("left").and_then(|v| v.as_u64()) {
+                    Some(left) => format!("{label} ({left} left)"),
+                    None => label.to_owned(),
+                }
+            }
             _ => label.to_owned(),
         }
     }

@@ -16,6 +16,9 @@ pub struct UserView {
     pub is_active: bool,
     /// Whether the user confirmed the address with a link sent to it.
     pub email_verified: bool,
+    /// Whether sign-in asks for a second factor (an authenticator app's
+    /// code or a recovery code).
+    pub mfa_enabled: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

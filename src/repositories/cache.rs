@@ -25,8 +25,9 @@
 //! the database every time, so refusals never come from memory.
 
 use super::{
-    NewSession, NewUser, RepoResult, RevokeSessions, Rotation, RotationRequest, SessionRecord,
-    SessionRepository, SessionWithUser, User, UserChanges, UserFilter, UserRepository,
+    ChallengePurpose, ChallengeRecord, NewChallenge, NewSession, NewUser, RepoResult,
+    RevokeSessions, Rotation, RotationRequest, SecondFactorRepository, SessionRecord,
+    SessionRepository, SessionWithUser, TotpRecord, User, UserChanges, UserFilter, UserRepository,
 };
 use crate::domain::Email;
 use async_trait::async_trait;
@@ -270,6 +271,28 @@ impl SessionRepository for CachedSessions {
         Ok(found)
     }
 
+    /// Always from the database: a confirmation on another instance counts
+    /// at once.
+    async fn authenticated_at(
+        &self,
+        session_id: i64,
+        user_id: i64,
+        now: DateTime<Utc>,
+    ) -> RepoResult<Option<DateTime<Utc>>> {
+        self.inner.authenticated_at(session_id, user_id, now).await
+    }
+
+    async fn mark_authenticated(
+        &self,
+        session_id: i64,
+        user_id: i64,
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool> {
+        self.inner
+            .mark_authenticated(session_id, user_id, now)
+            .await
+    }
+
     async fn revoke(&self, session_id: i64, now: DateTime<Utc>) -> RepoResult<bool> {
         let revoke = self.inner.revoke(session_id, now);
         self.cache.forget_session_after(session_id, revoke).await
@@ -381,6 +404,101 @@ impl UserRepository for CachedUsers {
     }
 }
 
+/// [`SecondFactorRepository`] that drops a user's cached sessions when
+/// their second factor is turned on or off (the user's `mfa_enabled`).
+pub struct CachedSecondFactors {
+    pub(super) inner: Arc<dyn SecondFactorRepository>,
+    pub(super) cache: AuthCache,
+}
+
+#[async_trait]
+impl SecondFactorRepository for CachedSecondFactors {
+    async fn totp(&self, user_id: i64) -> RepoResult<Option<TotpRecord>> {
+        self.inner.totp(user_id).await
+    }
+
+    async fn start_totp(
+        &self,
+        user_id: i64,
+        secret_sealed: &[u8],
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool> {
+        self.inner.start_totp(user_id, secret_sealed, now).await
+    }
+
+    async fn confirm_totp(
+        &self,
+        user_id: i64,
+        step: i64,
+        recovery_code_hashes: &[String],
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool> {
+        let confirm = self
+            .inner
+            .confirm_totp(user_id, step, recovery_code_hashes, now);
+        self.cache.forget_user_after(user_id, confirm).await
+    }
+
+    async fn use_totp_step(&self, user_id: i64, step: i64) -> RepoResult<bool> {
+        self.inner.use_totp_step(user_id, step).await
+    }
+
+    async fn disable(&self, user_id: i64, now: DateTime<Utc>) -> RepoResult<bool> {
+        let disable = self.inner.disable(user_id, now);
+        self.cache.forget_user_after(user_id, disable).await
+    }
+
+    async fn replace_recovery_codes(
+        &self,
+        user_id: i64,
+        code_hashes: &[String],
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool> {
+        self.inner
+            .replace_recovery_codes(user_id, code_hashes, now)
+            .await
+    }
+
+    async fn use_recovery_code(
+        &self,
+        user_id: i64,
+        code_hash: &str,
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool> {
+        self.inner.use_recovery_code(user_id, code_hash, now).await
+    }
+
+    async fn recovery_codes_left(&self, user_id: i64) -> RepoResult<i64> {
+        self.inner.recovery_codes_left(user_id).await
+    }
+
+    async fn create_challenge(&self, new: NewChallenge<'_>) -> RepoResult<()> {
+        self.inner.create_challenge(new).await
+    }
+
+    async fn find_challenge(
+        &self,
+        token_hash: &str,
+        purpose: ChallengePurpose,
+        now: DateTime<Utc>,
+    ) -> RepoResult<Option<ChallengeRecord>> {
+        self.inner.find_challenge(token_hash, purpose, now).await
+    }
+
+    async fn use_challenge(
+        &self,
+        token_hash: &str,
+        purpose: ChallengePurpose,
+        now: DateTime<Utc>,
+    ) -> RepoResult<Option<ChallengeRecord>> {
+        self.inner.use_challenge(token_hash, purpose, now).await
+    }
+
+    async fn purge(&self, before: DateTime<Utc>) -> RepoResult<u64> {
+        self.inner.purge(before).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,6 +514,7 @@ mod tests {
                 role: Role::Regular,
                 is_active: true,
                 email_verified: false,
+                mfa_enabled: false,
                 created_at: now,
                 updated_at: now,
             },

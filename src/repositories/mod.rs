@@ -38,6 +38,8 @@ pub struct User {
     pub is_active: bool,
     /// Whether the user proved they receive mail at `email`.
     pub email_verified: bool,
+    /// Whether sign-in asks for a second factor.
+    pub mfa_enabled: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -49,6 +51,7 @@ impl std::fmt::Debug for User {
             .field("role", &self.role)
             .field("is_active", &self.is_active)
             .field("email_verified", &self.email_verified)
+            .field("mfa_enabled", &self.mfa_enabled)
             .finish_non_exhaustive()
     }
 }
@@ -67,6 +70,7 @@ impl User {
             role: self.role,
             is_active: self.is_active,
             email_verified: self.email_verified,
+            mfa_enabled: self.mfa_enabled,
             created_at: self.created_at,
             updated_at: self.updated_at,
         }
@@ -378,6 +382,135 @@ pub trait OutboxRepository: Send + Sync {
     async fn pending(&self, queued_by: DateTime<Utc>) -> RepoResult<i64>;
 }
 
+/// A user's TOTP secret as stored: sealed, and whether the enrolment is
+/// confirmed.
+#[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct TotpRecord {
+    pub user_id: i64,
+    pub secret_sealed: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    pub confirmed_at: Option<DateTime<Utc>>,
+    pub last_step: Option<i64>,
+}
+
+impl std::fmt::Debug for TotpRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpRecord")
+            .field("user_id", &self.user_id)
+            .field("confirmed_at", &self.confirmed_at)
+            .field("last_step", &self.last_step)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a two-factor challenge is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChallengePurpose {
+    /// The password step of a sign-in passed; the code step is pending.
+    SignIn,
+    /// Recovery codes just issued, sealed, shown once by the next page.
+    RecoveryCodes,
+}
+
+impl ChallengePurpose {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChallengePurpose::SignIn => "sign_in",
+            ChallengePurpose::RecoveryCodes => "recovery_codes",
+        }
+    }
+}
+
+/// A challenge to store (only the hash of its token).
+#[derive(Debug, Clone, Copy)]
+pub struct NewChallenge<'a> {
+    pub token_hash: &'a str,
+    pub purpose: ChallengePurpose,
+    pub user_id: i64,
+    /// Sealed data the challenge carries, if any.
+    pub payload: Option<&'a [u8]>,
+    pub now: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A live challenge.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ChallengeRecord {
+    pub user_id: i64,
+    pub payload: Option<Vec<u8>>,
+}
+
+/// Second factors: TOTP secrets, recovery codes, and the challenges that
+/// carry a two-factor flow from one request to the next. Every "use once"
+/// is one conditional statement: of concurrent callers exactly one wins.
+#[async_trait]
+pub trait SecondFactorRepository: Send + Sync {
+    /// The user's TOTP secret, confirmed or pending.
+    async fn totp(&self, user_id: i64) -> RepoResult<Option<TotpRecord>>;
+    /// Stores a pending secret, replacing a pending one; `false` (nothing
+    /// changed) when the user's second factor is already confirmed.
+    async fn start_totp(
+        &self,
+        user_id: i64,
+        secret_sealed: &[u8],
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool>;
+    /// Confirms the pending secret with the step of its first code, turns
+    /// the user's second factor on and replaces their recovery codes, in one
+    /// transaction; `false` when nothing was pending.
+    async fn confirm_totp(
+        &self,
+        user_id: i64,
+        step: i64,
+        recovery_code_hashes: &[String],
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool>;
+    /// Accepts `step` for a confirmed secret only if it is later than the
+    /// last accepted one (and records it); `false` otherwise.
+    async fn use_totp_step(&self, user_id: i64, step: i64) -> RepoResult<bool>;
+    /// Turns the second factor off: the secret, the recovery codes and the
+    /// user's pending challenges go, in one transaction; `false` when it
+    /// was not on (a pending enrolment is removed all the same).
+    async fn disable(&self, user_id: i64, now: DateTime<Utc>) -> RepoResult<bool>;
+    /// Replaces the recovery codes of a user whose second factor is on;
+    /// `false` (nothing changed) otherwise.
+    async fn replace_recovery_codes(
+        &self,
+        user_id: i64,
+        code_hashes: &[String],
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool>;
+    /// Uses up an unused recovery code of the user; `false` when there is none
+    /// with that hash.
+    async fn use_recovery_code(
+        &self,
+        user_id: i64,
+        code_hash: &str,
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool>;
+    /// How many unused recovery codes the user has.
+    async fn recovery_codes_left(&self, user_id: i64) -> RepoResult<i64>;
+    /// Stores a challenge.
+    async fn create_challenge(&self, new: NewChallenge<'_>) -> RepoResult<()>;
+    /// The challenge with this token, while unused and unexpired.
+    async fn find_challenge(
+        &self,
+        token_hash: &str,
+        purpose: ChallengePurpose,
+        now: DateTime<Utc>,
+    ) -> RepoResult<Option<ChallengeRecord>>;
+    /// Uses a live challenge up; `None` when it is unknown, used or expired.
+    async fn use_challenge(
+        &self,
+        token_hash: &str,
+        purpose: ChallengePurpose,
+        now: DateTime<Utc>,
+    ) -> RepoResult<Option<ChallengeRecord>>;
+    /// Deletes challenges that expired before `before`; returns how many.
+    async fn purge(&self, before: DateTime<Utc>) -> RepoResult<u64>;
+}
+
 /// Result alias for repository calls.
 pub type RepoResult<T> = Result<T, RepoError>;
 
@@ -444,6 +577,24 @@ pub trait SessionRepository: Send + Sync {
         session_id: i64,
         user_id: i64,
     ) -> RepoResult<Option<SessionWithUser>>;
+    /// When the session's user last proved who they are on it (the
+    /// sign-in, or a later confirmation); `None` for an unknown, revoked or
+    /// expired session, or one from before this was recorded. Read from the
+    /// database, never from the authentication cache.
+    async fn authenticated_at(
+        &self,
+        session_id: i64,
+        user_id: i64,
+        now: DateTime<Utc>,
+    ) -> RepoResult<Option<DateTime<Utc>>>;
+    /// Records a confirmation on a live session of this user; `false` when
+    /// there is no such session.
+    async fn mark_authenticated(
+        &self,
+        session_id: i64,
+        user_id: i64,
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool>;
     /// Revokes one session; `false` when it was already revoked or does not exist.
     async fn revoke(&self, session_id: i64, now: DateTime<Utc>) -> RepoResult<bool>;
     /// Revokes one live session of this user; `false` when the user has no
@@ -485,6 +636,8 @@ pub enum ThrottleKind {
     Refresh,
     /// A request that sends mail (password reset, verification).
     Email,
+    /// A wrong second-factor code (counted per user).
+    SecondFactor,
 }
 
 impl ThrottleKind {
@@ -495,6 +648,7 @@ impl ThrottleKind {
             ThrottleKind::Registration => "registration",
             ThrottleKind::Refresh => "refresh",
             ThrottleKind::Email => "email",
+            ThrottleKind::SecondFactor => "second_factor",
         }
     }
 }
@@ -602,6 +756,7 @@ pub struct Repositories {
     pub audit: Arc<dyn AuditRepository>,
     pub email_tokens: Arc<dyn EmailTokenRepository>,
     pub outbox: Arc<dyn OutboxRepository>,
+    pub second_factors: Arc<dyn SecondFactorRepository>,
     pub health: Arc<dyn HealthCheck>,
     /// The authentication cache in front of `sessions` and `users`, when on.
     pub auth_cache: Option<cache::AuthCache>,
@@ -618,6 +773,10 @@ impl Repositories {
             }),
             sessions: Arc::new(cache::CachedSessions {
                 inner: self.sessions,
+                cache: cache.clone(),
+            }),
+            second_factors: Arc::new(cache::CachedSecondFactors {
+                inner: self.second_factors,
                 cache: cache.clone(),
             }),
             auth_cache: Some(cache),

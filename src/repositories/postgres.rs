@@ -53,6 +53,7 @@ impl PostgresStore {
             audit: store.clone(),
             email_tokens: store.clone(),
             outbox: store.clone(),
+            second_factors: store.clone(),
             health: store,
             auth_cache: None,
         }
@@ -205,6 +206,24 @@ impl SessionRepository for PostgresStore {
         user_id: i64,
     ) -> RepoResult<Option<SessionWithUser>> {
         Queries::session_with_user(&self.pool, session_id, user_id).await
+    }
+
+    async fn authenticated_at(
+        &self,
+        session_id: i64,
+        user_id: i64,
+        now: DateTime<Utc>,
+    ) -> RepoResult<Option<DateTime<Utc>>> {
+        Queries::session_authenticated_at(&self.pool, session_id, user_id, now).await
+    }
+
+    async fn mark_authenticated(
+        &self,
+        session_id: i64,
+        user_id: i64,
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool> {
+        Queries::mark_session_authenticated(&self.pool, session_id, user_id, now).await
     }
 
     async fn revoke(&self, session_id: i64, now: DateTime<Utc>) -> RepoResult<bool> {
@@ -398,5 +417,97 @@ impl OutboxRepository for PostgresStore {
 
     async fn pending(&self, queued_by: DateTime<Utc>) -> RepoResult<i64> {
         Queries::pending_outbox(&self.pool, queued_by).await
+    }
+}
+
+#[async_trait]
+impl SecondFactorRepository for PostgresStore {
+    async fn totp(&self, user_id: i64) -> RepoResult<Option<TotpRecord>> {
+        Queries::totp(&self.pool, user_id).await
+    }
+
+    async fn start_totp(
+        &self,
+        user_id: i64,
+        secret_sealed: &[u8],
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool> {
+        Queries::start_totp(&self.pool, user_id, secret_sealed, now).await
+    }
+
+    async fn confirm_totp(
+        &self,
+        user_id: i64,
+        step: i64,
+        recovery_code_hashes: &[String],
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool> {
+        let mut tx = self.begin_write().await?;
+        let confirmed =
+            Queries::confirm_totp(&mut tx, user_id, step, recovery_code_hashes, now).await?;
+        tx.commit().await?;
+        Ok(confirmed)
+    }
+
+    async fn use_totp_step(&self, user_id: i64, step: i64) -> RepoResult<bool> {
+        Queries::use_totp_step(&self.pool, user_id, step).await
+    }
+
+    async fn disable(&self, user_id: i64, now: DateTime<Utc>) -> RepoResult<bool> {
+        let mut tx = self.begin_write().await?;
+        let was_on = Queries::disable_second_factor(&mut tx, user_id, now).await?;
+        tx.commit().await?;
+        Ok(was_on)
+    }
+
+    async fn replace_recovery_codes(
+        &self,
+        user_id: i64,
+        code_hashes: &[String],
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool> {
+        let mut tx = self.begin_write().await?;
+        let replaced = Queries::replace_recovery_codes(&mut tx, user_id, code_hashes, now).await?;
+        tx.commit().await?;
+        Ok(replaced)
+    }
+
+    async fn use_recovery_code(
+        &self,
+        user_id: i64,
+        code_hash: &str,
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool> {
+        Queries::use_recovery_code(&self.pool, user_id, code_hash, now).await
+    }
+
+    async fn recovery_codes_left(&self, user_id: i64) -> RepoResult<i64> {
+        Queries::recovery_codes_left(&self.pool, user_id).await
+    }
+
+    async fn create_challenge(&self, new: NewChallenge<'_>) -> RepoResult<()> {
+        Queries::create_challenge(&self.pool, new).await
+    }
+
+    async fn find_challenge(
+        &self,
+        token_hash: &str,
+        purpose: ChallengePurpose,
+        now: DateTime<Utc>,
+    ) -> RepoResult<Option<ChallengeRecord>> {
+        Queries::challenge(&self.pool, token_hash, purpose, now, false).await
+    }
+
+    async fn use_challenge(
+        &self,
+        token_hash: &str,
+        purpose: ChallengePurpose,
+        now: DateTime<Utc>,
+    ) -> RepoResult<Option<ChallengeRecord>> {
+        Queries::challenge(&self.pool, token_hash, purpose, now, true).await
+    }
+
+    async fn purge(&self, before: DateTime<Utc>) -> RepoResult<u64> {
+        Queries::purge_before(&self.pool, sql::PURGE_CHALLENGES, before).await
     }
 }

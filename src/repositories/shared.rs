@@ -13,10 +13,10 @@
 
 use super::{
     sql::{self, Statement},
-    AuditFilter, AuditRecord, EmailTokenProblem, EmailTokenPurpose, EmailTokenRecord,
+    AuditFilter, AuditRecord, ChallengePurpose, ChallengeRecord, EmailTokenProblem, EmailTokenPurpose, EmailTokenRecord,
     NewAuditEvent, NewEmailToken, NewOutboxMessage, NewSession, NewUser, OutboxRow, RepoError,
     RepoResult, RevokeSessions, Rotation, RotationRequest, SessionRecord, SessionWithUser,
-    ThrottleCount, ThrottleKind, UsedEmailToken, User, UserChanges,
+    NewChallenge, ThrottleCount, ThrottleKind, TotpRecord, UsedEmailToken, User, UserChanges,
 };
 use crate::domain::{Email, Role};
 use chrono::{DateTime, Utc};
@@ -93,6 +93,7 @@ where
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> Option<&'q str>: Encode<'q, DB>,
     for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q [u8]>: Encode<'q, DB>,
     for<'q> Json<serde_json::Value>: Encode<'q, DB> + Type<DB>,
     for<'r> (i64,): FromRow<'r, DB::Row>,
     for<'r> (bool,): FromRow<'r, DB::Row>,
@@ -105,6 +106,9 @@ where
     for<'r> EmailTokenRecord: FromRow<'r, DB::Row>,
     for<'r> UsedEmailToken: FromRow<'r, DB::Row>,
     for<'r> OutboxRow: FromRow<'r, DB::Row>,
+    for<'r> TotpRecord: FromRow<'r, DB::Row>,
+    for<'r> ChallengeRecord: FromRow<'r, DB::Row>,
+    for<'r> (Option<DateTime<Utc>>,): FromRow<'r, DB::Row>,
 {
     /// Inserts a user; [`RepoError::EmailTaken`] when the email exists.
     pub(super) async fn create_user<'c>(
@@ -247,6 +251,38 @@ where
             .bind(new.ip)
             .fetch_one(executor)
             .await?)
+    }
+
+    /// When a live session of this user last authenticated.
+    pub(super) async fn session_authenticated_at<'c>(
+        executor: impl Executor<'c, Database = DB>,
+        session_id: i64,
+        user_id: i64,
+        now: DateTime<Utc>,
+    ) -> RepoResult<Option<DateTime<Utc>>> {
+        let row: Option<(Option<DateTime<Utc>>,)> = sqlx::query_as(sql::SESSION_AUTHENTICATED_AT)
+            .bind(session_id)
+            .bind(user_id)
+            .bind(DB::timestamp(now))
+            .fetch_optional(executor)
+            .await?;
+        Ok(row.and_then(|(at,)| at))
+    }
+
+    /// Records a confirmation on a live session of this user.
+    pub(super) async fn mark_session_authenticated<'c>(
+        executor: impl Executor<'c, Database = DB>,
+        session_id: i64,
+        user_id: i64,
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool> {
+        let result = sqlx::query(sql::MARK_SESSION_AUTHENTICATED)
+            .bind(DB::timestamp(now))
+            .bind(session_id)
+            .bind(user_id)
+            .execute(executor)
+            .await?;
+        Ok(DB::rows_affected(&result) > 0)
     }
 
     /// Rotates a presented refresh token; failing that, tells a racing
@@ -678,6 +714,212 @@ where
             .execute(executor)
             .await?;
         Ok(())
+    }
+
+    /// The user's TOTP secret, confirmed or pending.
+    pub(super) async fn totp<'c>(
+        executor: impl Executor<'c, Database = DB>,
+        user_id: i64,
+    ) -> RepoResult<Option<TotpRecord>> {
+        Ok(sqlx::query_as::<DB, TotpRecord>(sql::TOTP_BY_USER)
+            .bind(user_id)
+            .fetch_optional(executor)
+            .await?)
+    }
+
+    /// Stores a pending secret unless a confirmed one exists.
+    pub(super) async fn start_totp<'c>(
+        executor: impl Executor<'c, Database = DB>,
+        user_id: i64,
+        secret_sealed: &[u8],
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool> {
+        let result = sqlx::query(sql::START_TOTP)
+            .bind(user_id)
+            .bind(secret_sealed)
+            .bind(DB::timestamp(now))
+            .execute(executor)
+            .await?;
+        Ok(DB::rows_affected(&result) > 0)
+    }
+
+    /// Confirms the pending secret, turns the flag on and replaces the
+    /// recovery codes, inside the caller's transaction.
+    pub(super) async fn confirm_totp(
+        tx: &mut Transaction<'_, DB>,
+        user_id: i64,
+        step: i64,
+        recovery_code_hashes: &[String],
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool> {
+        let confirmed = sqlx::query(sql::CONFIRM_TOTP)
+            .bind(DB::timestamp(now))
+            .bind(step)
+            .bind(user_id)
+            .execute(&mut **tx)
+            .await?;
+        if DB::rows_affected(&confirmed) == 0 {
+            return Ok(false);
+        }
+        Self::set_mfa_enabled(tx, user_id, true, now).await?;
+        Self::insert_recovery_codes(tx, user_id, recovery_code_hashes, now).await?;
+        Ok(true)
+    }
+
+    async fn set_mfa_enabled(
+        tx: &mut Transaction<'_, DB>,
+        user_id: i64,
+        enabled: bool,
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool> {
+        let result = sqlx::query(sql::SET_MFA_ENABLED)
+            .bind(enabled)
+            .bind(DB::timestamp(now))
+            .bind(user_id)
+            .execute(&mut **tx)
+            .await?;
+        Ok(DB::rows_affected(&result) > 0)
+    }
+
+    /// Replaces every recovery code of the user with these.
+    async fn insert_recovery_codes(
+        tx: &mut Transaction<'_, DB>,
+        user_id: i64,
+        code_hashes: &[String],
+        now: DateTime<Utc>,
+    ) -> RepoResult<()> {
+        sqlx::query(sql::DELETE_RECOVERY_CODES)
+            .bind(user_id)
+            .execute(&mut **tx)
+            .await?;
+        for hash in code_hashes {
+            sqlx::query(sql::INSERT_RECOVERY_CODE)
+                .bind(user_id)
+                .bind(hash.as_str())
+                .bind(DB::timestamp(now))
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Accepts a step later than the last accepted one.
+    pub(super) async fn use_totp_step<'c>(
+        executor: impl Executor<'c, Database = DB>,
+        user_id: i64,
+        step: i64,
+    ) -> RepoResult<bool> {
+        let result = sqlx::query(sql::USE_TOTP_STEP)
+            .bind(step)
+            .bind(user_id)
+            .execute(executor)
+            .await?;
+        Ok(DB::rows_affected(&result) > 0)
+    }
+
+    /// Removes the second factor inside the caller's transaction; whether
+    /// it was on.
+    pub(super) async fn disable_second_factor(
+        tx: &mut Transaction<'_, DB>,
+        user_id: i64,
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool> {
+        for statement in [
+            sql::DELETE_TOTP,
+            sql::DELETE_RECOVERY_CODES,
+            sql::DELETE_USER_CHALLENGES,
+        ] {
+            sqlx::query(statement)
+                .bind(user_id)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Self::set_mfa_enabled(tx, user_id, false, now).await
+    }
+
+    /// Replaces the recovery codes of a user whose second factor is on,
+    /// inside the caller's transaction.
+    pub(super) async fn replace_recovery_codes(
+        tx: &mut Transaction<'_, DB>,
+        user_id: i64,
+        code_hashes: &[String],
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool> {
+        let enabled = sqlx::query_scalar::<DB, bool>(sql::USER_MFA_ENABLED)
+            .bind(user_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+        if enabled != Some(true) {
+            return Ok(false);
+        }
+        Self::insert_recovery_codes(tx, user_id, code_hashes, now).await?;
+        Ok(true)
+    }
+
+    /// Uses up an unused recovery code.
+    pub(super) async fn use_recovery_code<'c>(
+        executor: impl Executor<'c, Database = DB>,
+        user_id: i64,
+        code_hash: &str,
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool> {
+        let result = sqlx::query(sql::USE_RECOVERY_CODE)
+            .bind(DB::timestamp(now))
+            .bind(user_id)
+            .bind(code_hash)
+            .execute(executor)
+            .await?;
+        Ok(DB::rows_affected(&result) > 0)
+    }
+
+    /// How many unused recovery codes the user has.
+    pub(super) async fn recovery_codes_left<'c>(
+        executor: impl Executor<'c, Database = DB>,
+        user_id: i64,
+    ) -> RepoResult<i64> {
+        Ok(sqlx::query_scalar::<DB, i64>(sql::COUNT_RECOVERY_CODES)
+            .bind(user_id)
+            .fetch_one(executor)
+            .await?)
+    }
+
+    /// Stores a challenge.
+    pub(super) async fn create_challenge<'c>(
+        executor: impl Executor<'c, Database = DB>,
+        new: NewChallenge<'_>,
+    ) -> RepoResult<()> {
+        sqlx::query(sql::INSERT_CHALLENGE)
+            .bind(new.token_hash)
+            .bind(new.purpose.as_str())
+            .bind(new.user_id)
+            .bind(new.payload)
+            .bind(DB::timestamp(new.now))
+            .bind(DB::timestamp(new.expires_at))
+            .execute(executor)
+            .await?;
+        Ok(())
+    }
+
+    /// A live challenge (`use_up`: and use it, in the same statement).
+    pub(super) async fn challenge<'c>(
+        executor: impl Executor<'c, Database = DB>,
+        token_hash: &str,
+        purpose: ChallengePurpose,
+        now: DateTime<Utc>,
+        use_up: bool,
+    ) -> RepoResult<Option<ChallengeRecord>> {
+        let query = if use_up {
+            sqlx::query_as::<DB, ChallengeRecord>(sql::USE_CHALLENGE)
+                .bind(DB::timestamp(now))
+                .bind(token_hash)
+                .bind(purpose.as_str())
+        } else {
+            sqlx::query_as::<DB, ChallengeRecord>(sql::FIND_CHALLENGE)
+                .bind(token_hash)
+                .bind(purpose.as_str())
+                .bind(DB::timestamp(now))
+        };
+        Ok(query.fetch_optional(executor).await?)
     }
 
     /// How many messages queued at or before `queued_by` still wait.

@@ -10,7 +10,7 @@
 /// The columns of a [`super::User`], in `FromRow` order.
 macro_rules! user_columns {
     () => {
-        "id, email, password_hash, role, is_active, email_verified, created_at, updated_at"
+        "id, email, password_hash, role, is_active, email_verified, mfa_enabled, created_at, updated_at"
     };
 }
 
@@ -71,9 +71,18 @@ pub(super) const DELETE_USER: &str = concat!(
     user_columns!()
 );
 
+/// A new session; its sign-in is its first authentication.
 pub(super) const INSERT_SESSION: &str = "INSERT INTO sessions \
-     (user_id, refresh_token_hash, created_at, last_used_at, expires_at, max_expires_at, user_agent, ip) \
-     VALUES ($1, $2, $3, $3, $4, $5, $6, $7) RETURNING id";
+     (user_id, refresh_token_hash, created_at, last_used_at, authenticated_at, expires_at, max_expires_at, user_agent, ip) \
+     VALUES ($1, $2, $3, $3, $3, $4, $5, $6, $7) RETURNING id";
+
+/// When a live session (at `$3`) of this user last authenticated.
+pub(super) const SESSION_AUTHENTICATED_AT: &str = "SELECT authenticated_at FROM sessions \
+     WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND expires_at > $3";
+
+/// Records a confirmation at `$1` on a live session of this user.
+pub(super) const MARK_SESSION_AUTHENTICATED: &str = "UPDATE sessions SET authenticated_at = $1 \
+     WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL AND expires_at > $1";
 
 /// One conditional UPDATE: of concurrent rotations of the presented token
 /// `$4`, one matches. The new idle expiry `$3` never passes the session's
@@ -103,7 +112,7 @@ pub(super) const REVOKE_REUSED_SESSION: &str = "UPDATE sessions SET revoked_at =
      RETURNING id, user_id";
 
 pub(super) const SESSION_WITH_USER: &str = "SELECT u.id, u.email, u.password_hash, u.role, u.is_active, \
-     u.email_verified, u.created_at, u.updated_at, s.revoked_at AS session_revoked_at, s.expires_at AS session_expires_at \
+     u.email_verified, u.mfa_enabled, u.created_at, u.updated_at, s.revoked_at AS session_revoked_at, s.expires_at AS session_expires_at \
      FROM sessions s JOIN users u ON u.id = s.user_id \
      WHERE s.id = $1 AND s.user_id = $2";
 
@@ -249,6 +258,58 @@ pub(super) const RETRY_OUTBOX: &str = "UPDATE mail_outbox \
      SET locked_until = NULL, next_attempt_at = $1, last_error = $2 WHERE id = $3";
 
 pub(super) const COUNT_OUTBOX: &str = "SELECT count(*) FROM mail_outbox WHERE created_at <= $1";
+
+pub(super) const TOTP_BY_USER: &str = "SELECT user_id, secret_sealed, created_at, confirmed_at, \
+     last_step FROM totp_secrets WHERE user_id = $1";
+
+/// A pending secret replaces a pending one, never a confirmed one (no row then).
+pub(super) const START_TOTP: &str = "INSERT INTO totp_secrets (user_id, secret_sealed, created_at) \
+     VALUES ($1, $2, $3) ON CONFLICT (user_id) DO UPDATE \
+     SET secret_sealed = excluded.secret_sealed, created_at = excluded.created_at, last_step = NULL \
+     WHERE totp_secrets.confirmed_at IS NULL";
+
+/// Confirms the pending secret, recording the step of its first code.
+pub(super) const CONFIRM_TOTP: &str = "UPDATE totp_secrets SET confirmed_at = $1, last_step = $2 \
+     WHERE user_id = $3 AND confirmed_at IS NULL";
+
+/// One conditional UPDATE: a step is accepted once, and only after the last.
+pub(super) const USE_TOTP_STEP: &str = "UPDATE totp_secrets SET last_step = $1 \
+     WHERE user_id = $2 AND confirmed_at IS NOT NULL AND (last_step IS NULL OR last_step < $1)";
+
+pub(super) const DELETE_TOTP: &str = "DELETE FROM totp_secrets WHERE user_id = $1";
+
+/// Sets the user's second-factor flag (`$1`); the row must change.
+pub(super) const SET_MFA_ENABLED: &str =
+    "UPDATE users SET mfa_enabled = $1, updated_at = $2 WHERE id = $3 AND mfa_enabled <> $1";
+
+pub(super) const USER_MFA_ENABLED: &str = "SELECT mfa_enabled FROM users WHERE id = $1";
+
+pub(super) const DELETE_RECOVERY_CODES: &str = "DELETE FROM recovery_codes WHERE user_id = $1";
+
+pub(super) const INSERT_RECOVERY_CODE: &str =
+    "INSERT INTO recovery_codes (user_id, code_hash, created_at) VALUES ($1, $2, $3)";
+
+/// One conditional UPDATE: a recovery code is used once, even by concurrent requests.
+pub(super) const USE_RECOVERY_CODE: &str = "UPDATE recovery_codes SET used_at = $1 \
+     WHERE user_id = $2 AND code_hash = $3 AND used_at IS NULL";
+
+pub(super) const COUNT_RECOVERY_CODES: &str =
+    "SELECT count(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL";
+
+pub(super) const DELETE_USER_CHALLENGES: &str = "DELETE FROM mfa_challenges WHERE user_id = $1";
+
+pub(super) const INSERT_CHALLENGE: &str = "INSERT INTO mfa_challenges \
+     (token_hash, purpose, user_id, payload, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)";
+
+pub(super) const FIND_CHALLENGE: &str = "SELECT user_id, payload FROM mfa_challenges \
+     WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3";
+
+/// One conditional UPDATE: a challenge is used once, even by concurrent requests.
+pub(super) const USE_CHALLENGE: &str = "UPDATE mfa_challenges SET used_at = $1 \
+     WHERE token_hash = $2 AND purpose = $3 AND used_at IS NULL AND expires_at > $1 \
+     RETURNING user_id, payload";
+
+pub(super) const PURGE_CHALLENGES: &str = "DELETE FROM mfa_challenges WHERE expires_at < $1";
 
 /// How [`push_user_filter`] finds the emails that contain the needle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -447,6 +508,8 @@ mod tests {
             SET_PASSWORD_HASH,
             DELETE_USER,
             INSERT_SESSION,
+            SESSION_AUTHENTICATED_AT,
+            MARK_SESSION_AUTHENTICATED,
             ROTATE_SESSION,
             SESSION_IN_REUSE_GRACE,
             REVOKE_REUSED_SESSION,
@@ -480,6 +543,22 @@ mod tests {
             DELETE_OUTBOX,
             RETRY_OUTBOX,
             COUNT_OUTBOX,
+            TOTP_BY_USER,
+            START_TOTP,
+            CONFIRM_TOTP,
+            USE_TOTP_STEP,
+            DELETE_TOTP,
+            SET_MFA_ENABLED,
+            USER_MFA_ENABLED,
+            DELETE_RECOVERY_CODES,
+            INSERT_RECOVERY_CODE,
+            USE_RECOVERY_CODE,
+            COUNT_RECOVERY_CODES,
+            DELETE_USER_CHALLENGES,
+            INSERT_CHALLENGE,
+            FIND_CHALLENGE,
+            USE_CHALLENGE,
+            PURGE_CHALLENGES,
         ];
         for statement in statements {
             let numbers = first_appearances(statement);

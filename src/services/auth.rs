@@ -3,16 +3,20 @@
 
 use super::{
     audit::{AuditEntry, AuditLog},
+    second_factor::{Method, SecondFactorService},
+    step_up::StepUp,
     throttle::{account_key, Throttle},
     Actor, ClientInfo, ServiceError, ServiceResult,
 };
 use crate::{
     crypto::{
         passwords::PasswordHasher,
-        tokens::{hash_opaque_token, plausible_refresh_token, TokenError, TokenService},
+        tokens::{
+            hash_opaque_token, new_opaque_token, plausible_refresh_token, TokenError, TokenService,
+        },
     },
-    domain::{AuditEventType, Email},
-    repositories::{NewSession, Repositories, Rotation, RotationRequest, User},
+    domain::{AuditEventType, Email, Role},
+    repositories::{ChallengePurpose, NewChallenge, NewSession, Repositories, Rotation, RotationRequest, User},
 };
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
@@ -29,6 +33,45 @@ pub struct TokenPair {
     pub expires_in: i64,
     /// The session these tokens belong to.
     pub session_id: i64,
+}
+
+/// The outcome of a right password.
+pub enum SignIn {
+    /// Signed in: a new session.
+    Complete(TokenPair),
+    /// The account has a second factor: the sign-in continues with
+    /// [`AuthService::complete_second_factor`].
+    SecondFactorRequired(SecondFactorChallenge),
+}
+
+/// The pending second step of a sign-in.
+pub struct SecondFactorChallenge {
+    /// Opaque, single use, valid [`MFA_TOKEN_MINUTES`]; only its hash is stored.
+    pub mfa_token: SecretString,
+    /// What the second step accepts.
+    pub methods: Vec<Method>,
+}
+
+/// How long the second step of a sign-in may wait for its code.
+pub const MFA_TOKEN_MINUTES: i64 = 5;
+
+/// What a caller proves to confirm a sensitive action.
+pub enum StepUpProof {
+    Password(SecretString),
+    /// A TOTP code or a recovery code.
+    Code(String),
+    /// One field that takes either (the pages): a code when the user has a
+    /// second factor and it reads as one, else the password.
+    PasswordOrCode(SecretString),
+}
+
+/// Account rules of sign-in.
+#[derive(Debug, Clone, Copy)]
+pub struct SignInRules {
+    /// `REQUIRE_EMAIL_VERIFICATION`: no session before the address is verified.
+    pub require_verification: bool,
+    /// `REQUIRE_2FA_FOR_ADMINS`: admins act only with a second factor.
+    pub second_factor_for_admins: bool,
 }
 
 /// How long sessions live.
@@ -62,8 +105,9 @@ pub struct AuthService {
     lifetime: SessionLifetime,
     throttle: Throttle,
     audit: AuditLog,
-    /// `REQUIRE_EMAIL_VERIFICATION`: no session before the address is verified.
-    require_verification: bool,
+    rules: SignInRules,
+    second_factors: SecondFactorService,
+    step_up: StepUp,
 }
 
 /// Why a sign-in failed, as the audit log records it.
@@ -84,7 +128,9 @@ impl AuthService {
         lifetime: SessionLifetime,
         throttle: Throttle,
         audit: AuditLog,
-        require_verification: bool,
+        rules: SignInRules,
+        second_factors: SecondFactorService,
+        step_up: StepUp,
     ) -> Self {
         AuthService {
             repos,
@@ -93,7 +139,9 @@ impl AuthService {
             lifetime,
             throttle,
             audit,
-            require_verification,
+            rules,
+            second_factors,
+            step_up,
         }
     }
 
@@ -106,14 +154,18 @@ impl AuthService {
     /// several devices coexist). Unknown email and wrong password fail the same
     /// way and take the same time (a dummy hash is verified for unknown emails).
     /// Throttled attempts are refused before any hashing, identically for
-    /// existing and unknown accounts.
+    /// existing and unknown accounts. Only after the right password does the
+    /// answer tell an account with a second factor apart: it gets a
+    /// [`SecondFactorChallenge`] instead of a session, unless `otp` (a code
+    /// sent with the password) passes the second step at once.
     #[tracing::instrument(skip_all)]
     pub async fn login(
         &self,
         email: &str,
         password: SecretString,
+        otp: Option<&str>,
         client: &ClientInfo,
-    ) -> ServiceResult<TokenPair> {
+    ) -> ServiceResult<SignIn> {
         let now = Utc::now();
         let account = account_key(email);
         let ip = client.ip.as_deref();
@@ -184,28 +236,181 @@ impl AuthService {
             return Err(ServiceError::InactiveUser);
         }
         self.throttle.login_succeeded(&account).await?;
-        let pair = match self.open_session(&user, client).await {
-            Err(ServiceError::EmailNotVerified) => {
-                self.audit.record(
-                    AuditEntry::new(AuditEventType::LoginFailed)
-                        .subject(user.id)
-                        .client(client)
-                        .detail("reason", "email_not_verified"),
-                );
-                crate::metrics::login_attempt(crate::metrics::LoginOutcome::Failure);
-                return Err(ServiceError::EmailNotVerified);
+        if self.rules.require_verification && !user.email_verified {
+            return Err(self.unverified(&user, client));
+        }
+        if user.mfa_enabled {
+            if let Some(code) = otp.filter(|code| !code.trim().is_empty()) {
+                let method = self.second_factors.verify(&user, code, client).await?;
+                return self.signed_in(&user, client, Some(method)).await.map(SignIn::Complete);
             }
-            result => result?,
-        };
+            return self.second_factor_challenge(&user).await.map(SignIn::SecondFactorRequired);
+        }
+        self.signed_in(&user, client, None).await.map(SignIn::Complete)
+    }
+
+    /// The refusal of a sign-in before the address is verified, recorded.
+    fn unverified(&self, user: &User, client: &ClientInfo) -> ServiceError {
         self.audit.record(
-            AuditEntry::new(AuditEventType::LoginSucceeded)
-                .actor(user.id)
+            AuditEntry::new(AuditEventType::LoginFailed)
                 .subject(user.id)
                 .client(client)
-                .detail("session_id", pair.session_id),
+                .detail("reason", "email_not_verified"),
         );
+        crate::metrics::login_attempt(crate::metrics::LoginOutcome::Failure);
+        ServiceError::EmailNotVerified
+    }
+
+    /// Opens the session of a completed sign-in (with the second factor it
+    /// passed, if any) and records it.
+    async fn signed_in(
+        &self,
+        user: &User,
+        client: &ClientInfo,
+        second_factor: Option<Method>,
+    ) -> ServiceResult<TokenPair> {
+        let pair = match self.open_session(user, client).await {
+            Err(ServiceError::EmailNotVerified) => return Err(self.unverified(user, client)),
+            result => result?,
+        };
+        let mut entry = AuditEntry::new(AuditEventType::LoginSucceeded)
+            .actor(user.id)
+            .subject(user.id)
+            .client(client)
+            .detail("session_id", pair.session_id);
+        if let Some(method) = second_factor {
+            entry = entry.detail("second_factor", method.as_str());
+        }
+        self.audit.record(entry);
         crate::metrics::login_attempt(crate::metrics::LoginOutcome::Success);
         Ok(pair)
+    }
+
+    /// Stores the pending second step of a sign-in of `user`.
+    async fn second_factor_challenge(&self, user: &User) -> ServiceResult<SecondFactorChallenge> {
+        let token = new_opaque_token();
+        let now = Utc::now();
+        self.repos
+            .second_factors
+            .create_challenge(NewChallenge {
+                token_hash: &token.hash,
+                purpose: ChallengePurpose::SignIn,
+                user_id: user.id,
+                payload: None,
+                now,
+                expires_at: now + chrono::Duration::minutes(MFA_TOKEN_MINUTES),
+            })
+            .await?;
+        Ok(SecondFactorChallenge {
+            mfa_token: token.token,
+            methods: self.second_factors.methods(user).await?,
+        })
+    }
+
+    /// The second step of a sign-in: the `mfa_token` of the password step
+    /// and a TOTP or recovery code. A wrong code leaves the token usable
+    /// (until it expires; wrong codes are throttled); a right one uses it
+    /// up (once, even for concurrent requests) and opens the session.
+    #[tracing::instrument(skip_all)]
+    pub async fn complete_second_factor(
+        &self,
+        mfa_token: &str,
+        code: &str,
+        client: &ClientInfo,
+    ) -> ServiceResult<TokenPair> {
+        if !plausible_refresh_token(mfa_token) {
+            return Err(ServiceError::InvalidMfaToken);
+        }
+        let token_hash = hash_opaque_token(mfa_token);
+        let challenge = self
+            .repos
+            .second_factors
+            .find_challenge(&token_hash, ChallengePurpose::SignIn, Utc::now())
+            .await?
+            .ok_or(ServiceError::InvalidMfaToken)?;
+        let user = self
+            .repos
+            .users
+            .find_by_id(challenge.user_id)
+            .await?
+            .filter(|user| user.is_active && user.mfa_enabled)
+            .ok_or(ServiceError::InvalidMfaToken)?;
+        let method = self.second_factors.verify(&user, code, client).await?;
+        self.repos
+            .second_factors
+            .use_challenge(&token_hash, ChallengePurpose::SignIn, Utc::now())
+            .await?
+            .ok_or(ServiceError::InvalidMfaToken)?;
+        self.signed_in(&user, client, Some(method)).await
+    }
+
+    /// Confirms who the caller is for sensitive actions (step-up): their
+    /// password (throttled like a sign-in) or a second-factor code (when
+    /// they have one). The session then counts as recently authenticated.
+    #[tracing::instrument(skip_all)]
+    pub async fn confirm(&self, actor: &Actor, proof: StepUpProof) -> ServiceResult<()> {
+        let user = &actor.user;
+        /// The proof, once a field that takes either is read.
+        enum Given {
+            Password(SecretString),
+            Code(String),
+        }
+        let given = match proof {
+            StepUpProof::Password(password) => Given::Password(password),
+            StepUpProof::Code(code) => Given::Code(code),
+            StepUpProof::PasswordOrCode(secret) => {
+                if user.mfa_enabled
+                    && crate::crypto::factors::looks_like_a_code(secret.expose_secret())
+                {
+                    Given::Code(secret.expose_secret().to_owned())
+                } else {
+                    Given::Password(secret)
+                }
+            }
+        };
+        let method = match given {
+            Given::Password(password) => {
+                let now = Utc::now();
+                let account = account_key(&user.email);
+                let ip = actor.client.ip.as_deref();
+                if let Err(throttled) = self.throttle.check_login(&account, ip, now).await? {
+                    return Err(throttled.into());
+                }
+                let matches = !crate::domain::password_is_too_long(password.expose_secret())
+                    && self
+                        .hasher
+                        .verify(password, Some(user.password_hash.clone()))
+                        .await?
+                        .matches;
+                if !matches {
+                    self.throttle.login_failed(&account, ip, now).await?;
+                    self.audit.record(
+                        AuditEntry::by(actor, AuditEventType::LoginFailed, user.id)
+                            .detail("reason", "wrong_password")
+                            .detail("during", "confirmation"),
+                    );
+                    return Err(ServiceError::IncorrectPassword);
+                }
+                "password"
+            }
+            Given::Code(code) => {
+                if !user.mfa_enabled {
+                    return Err(ServiceError::MfaNotEnabled);
+                }
+                match self.second_factors.verify(user, &code, &actor.client).await {
+                    Ok(method) => method.as_str(),
+                    Err(ServiceError::IncorrectCode) => {
+                        return Err(ServiceError::IncorrectConfirmationCode)
+                    }
+                    Err(other) => return Err(other),
+                }
+            }
+        };
+        self.step_up.renew(actor).await?;
+        self.audit.record(
+            AuditEntry::by(actor, AuditEventType::StepUpConfirmed, user.id).detail("method", method),
+        );
+        Ok(())
     }
 
     /// Stores a hash with the configured parameters; never fails the sign-in.
@@ -229,7 +434,7 @@ impl AuthService {
     /// registration through the pages) and returns its tokens. With
     /// `REQUIRE_EMAIL_VERIFICATION`, an unverified user gets no session.
     pub async fn open_session(&self, user: &User, client: &ClientInfo) -> ServiceResult<TokenPair> {
-        if self.require_verification && !user.email_verified {
+        if self.rules.require_verification && !user.email_verified {
             return Err(ServiceError::EmailNotVerified);
         }
         let user_id = user.id;
@@ -393,10 +598,14 @@ impl AuthService {
         if found.session_expires_at <= Utc::now() || !found.user.is_active {
             return Err(ServiceError::InvalidToken);
         }
+        let admin_needs_second_factor = self.rules.second_factor_for_admins
+            && found.user.role == Role::Admin
+            && !found.user.mfa_enabled;
         Ok(Actor {
             user: found.user,
             session_id: claims.sid,
             client,
+            admin_needs_second_factor,
         })
     }
 

@@ -27,6 +27,15 @@ pub const VERIFICATION_TTL: Duration = Duration::from_secs(24 * 3600);
 /// How long a password-reset link works.
 pub const RESET_TTL: Duration = Duration::from_secs(3600);
 
+/// A change to a user's second factor, for the notice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecondFactorChange {
+    Enabled,
+    Disabled,
+    RecoveryCodeUsed { left: i64 },
+    ResetByAdmin,
+}
+
 /// Who changed a password, for the notice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PasswordChangedBy {
@@ -166,6 +175,42 @@ impl MailLinks {
             )],
             None,
             &["If this was not you, tell your administrator at once.".to_owned()],
+        ))
+        .await;
+    }
+
+    /// Tells the user their second factor changed, and what to do if it
+    /// was not them.
+    pub async fn notify_second_factor(&self, user: &User, change: SecondFactorChange, at: DateTime<Utc>) {
+        let email = &user.email;
+        let when = at.format("%Y-%m-%d at %H:%M UTC");
+        let (subject, what) = match change {
+            SecondFactorChange::Enabled => (
+                "Two-factor authentication is on",
+                format!("Two-factor authentication was turned on for your account {email} on {when}. Signing in now also asks for a code from your authenticator app."),
+            ),
+            SecondFactorChange::Disabled => (
+                "Two-factor authentication is off",
+                format!("Two-factor authentication was turned off for your account {email} on {when}. Signing in now asks only for your password."),
+            ),
+            SecondFactorChange::RecoveryCodeUsed { left } => (
+                "A recovery code was used",
+                format!("One of your recovery codes was used to sign in to your account {email} on {when}. {left} unused recovery code{} left.", if left == 1 { " is" } else { "s are" }),
+            ),
+            SecondFactorChange::ResetByAdmin => (
+                "Two-factor authentication was reset",
+                format!("An administrator turned two-factor authentication off for your account {email} on {when}. Turn it on again from your profile."),
+            ),
+        };
+        let forgot = format!("{}/forgot-password", self.public_url);
+        self.notify(message(
+            email,
+            subject,
+            &[what],
+            None,
+            &[format!(
+                "If this was not you, reset your password at {forgot} and tell your administrator."
+            )],
         ))
         .await;
     }

@@ -17,6 +17,9 @@ pub struct PurgeReport {
     pub throttle_events: u64,
     pub audit_events: u64,
     pub email_tokens: u64,
+    /// Expired two-factor challenges (sign-in steps, recovery codes waiting
+    /// to be shown).
+    pub mfa_challenges: u64,
 }
 
 /// Expired emailed links are kept this long, so a late click is told
@@ -85,11 +88,13 @@ impl Maintenance {
             .email_tokens
             .purge(ago(now, EXPIRED_LINKS_KEPT))
             .await?;
+        let mfa_challenges = self.repos.second_factors.purge(now).await?;
         Ok(PurgeReport {
             sessions,
             throttle_events,
             audit_events,
             email_tokens,
+            mfa_challenges,
         })
     }
 
@@ -107,6 +112,7 @@ impl Maintenance {
                             throttle_events = report.throttle_events,
                             audit_events = report.audit_events,
                             email_tokens = report.email_tokens,
+                            mfa_challenges = report.mfa_challenges,
                             "purged expired rows"
                         )
                     }

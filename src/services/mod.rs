@@ -12,16 +12,20 @@ pub mod mail_links;
 pub mod maintenance;
 pub mod outbox;
 pub mod recovery;
+pub mod second_factor;
 pub mod sessions;
+pub mod step_up;
 pub mod throttle;
 pub mod users;
 
 pub use audit::{AuditEntry, AuditLog, AuditService};
-pub use auth::{AuthService, TokenPair};
+pub use auth::{AuthService, SecondFactorChallenge, SignIn, StepUpProof, TokenPair};
 pub use mail_links::MailLinks;
 pub use maintenance::{Maintenance, PurgeReport};
 pub use recovery::AccountRecovery;
+pub use second_factor::SecondFactorService;
 pub use sessions::SessionService;
+pub use step_up::StepUp;
 pub use throttle::Throttle;
 pub use users::{NewUserInput, UpdateMeInput, UpdateUserInput, UserService};
 
@@ -40,6 +44,9 @@ pub struct Actor {
     pub user: User,
     pub session_id: i64,
     pub client: ClientInfo,
+    /// `REQUIRE_2FA_FOR_ADMINS` is on and this admin has no second factor
+    /// yet: nothing an admin may do works until they turn it on.
+    pub admin_needs_second_factor: bool,
 }
 
 impl Actor {
@@ -48,12 +55,16 @@ impl Actor {
         self.user.is_active_admin()
     }
 
-    /// Fails with [`ServiceError::Forbidden`] unless the caller is an admin.
+    /// Fails with [`ServiceError::Forbidden`] unless the caller is an admin,
+    /// and with [`ServiceError::SecondFactorRequiredForAdmins`] while
+    /// `REQUIRE_2FA_FOR_ADMINS` waits for this admin's second factor.
     pub fn require_admin(&self) -> Result<(), ServiceError> {
-        if self.is_admin() {
-            Ok(())
-        } else {
+        if !self.is_admin() {
             Err(ServiceError::Forbidden)
+        } else if self.admin_needs_second_factor {
+            Err(ServiceError::SecondFactorRequiredForAdmins)
+        } else {
+            Ok(())
         }
     }
 }
@@ -143,6 +154,32 @@ pub enum ServiceError {
     /// A link sent by email that cannot be used.
     #[error("{}", link_problem(*.0))]
     InvalidLink(EmailTokenProblem),
+    /// The action needs a recent authentication on this session
+    /// (`STEP_UP_MINUTES`): confirm with the password or a code first.
+    #[error("Recent authentication required")]
+    StepUpRequired,
+    /// A wrong (or already used) second-factor code at sign-in.
+    #[error("Incorrect two-factor code")]
+    IncorrectCode,
+    /// The second step of a sign-in with an unknown, used or expired
+    /// `mfa_token`: sign in again.
+    #[error("Two-factor sign-in expired or invalid: sign in again")]
+    InvalidMfaToken,
+    /// A wrong code given to confirm a sensitive action.
+    #[error("Incorrect code")]
+    IncorrectConfirmationCode,
+    /// Two-factor authentication is on already.
+    #[error("Two-factor authentication is already on")]
+    MfaAlreadyEnabled,
+    /// Two-factor authentication is not on.
+    #[error("Two-factor authentication is not on")]
+    MfaNotEnabled,
+    /// No enrolment waits for its first code.
+    #[error("No two-factor setup in progress: start again")]
+    NoPendingEnrolment,
+    /// `REQUIRE_2FA_FOR_ADMINS`: this admin must turn on a second factor first.
+    #[error("Two-factor authentication required for admins")]
+    SecondFactorRequiredForAdmins,
     /// Brute-force throttling: wait this many seconds.
     #[error("Too many attempts, try again in {retry_after} second{}", if *.retry_after == 1 { "" } else { "s" })]
     Throttled { retry_after: u64 },
@@ -239,6 +276,10 @@ pub struct Services {
     pub sessions: SessionService,
     /// Verification and password-reset flows.
     pub recovery: AccountRecovery,
+    /// Two-factor authentication.
+    pub second_factors: SecondFactorService,
+    /// The recent-authentication rule of sensitive actions.
+    pub step_up: StepUp,
     pub audit: AuditService,
     /// The audit writer (flushed at shutdown).
     pub audit_log: AuditLog,
@@ -277,6 +318,16 @@ impl Services {
         );
         let audit_log = AuditLog::start(repositories.audit.clone());
         let throttle = Throttle::new(repositories.throttle.clone(), config.throttle);
+        let step_up = StepUp::new(repositories.clone(), config.factors.step_up);
+        let second_factors = SecondFactorService::new(
+            repositories.clone(),
+            crate::crypto::DataSealer::new(&config.factors.data_keys, second_factor::SECRET_PURPOSE),
+            &config.factors.totp_issuer,
+            step_up.clone(),
+            throttle.clone(),
+            audit_log.clone(),
+            links.clone(),
+        );
         let auth = AuthService::new(
             repositories.clone(),
             hasher.clone(),
@@ -288,7 +339,12 @@ impl Services {
             },
             throttle.clone(),
             audit_log.clone(),
-            config.mail.require_verification,
+            auth::SignInRules {
+                require_verification: config.mail.require_verification,
+                second_factor_for_admins: config.factors.require_for_admins,
+            },
+            second_factors.clone(),
+            step_up.clone(),
         );
         let users = UserService::new(
             repositories.clone(),
@@ -298,6 +354,7 @@ impl Services {
             throttle.clone(),
             audit_log.clone(),
             links.clone(),
+            step_up.clone(),
         );
         let recovery = AccountRecovery::new(
             repositories.clone(),
@@ -326,6 +383,8 @@ impl Services {
             users,
             sessions,
             recovery,
+            second_factors,
+            step_up,
             audit,
             audit_log,
             outbox,

@@ -10,6 +10,8 @@
 //!   Unknown accounts are counted exactly like existing ones.
 //! - Sign-in, per client address: at most `LOGIN_IP_MAX_FAILURES_PER_HOUR`
 //!   failures per hour across accounts.
+//! - Second-factor codes, per user and per address: the same limits and
+//!   backoff as sign-ins, counted apart (`second_factor`).
 //! - Sign-up per address (`REGISTRATION_MAX_PER_IP_PER_HOUR`) and invalid
 //!   refresh tokens per address (`REFRESH_IP_MAX_FAILURES_PER_HOUR`).
 //!
@@ -90,6 +92,11 @@ pub fn account_key(email: &str) -> String {
     hex::encode(Sha256::digest(canonical.as_bytes()))
 }
 
+/// The key a user's wrong second-factor codes are counted under.
+fn second_factor_key(user_id: i64) -> String {
+    format!("user:{user_id}")
+}
+
 fn to_chrono(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
@@ -146,23 +153,27 @@ impl Throttle {
         ip: Option<&str>,
         now: DateTime<Utc>,
     ) -> ServiceResult<Result<(), Throttled>> {
+        self.check_attempt(ThrottleKind::Login, account, ip, now)
+            .await
+    }
+
+    /// The per-account backoff and per-address limit of one kind of attempt
+    /// (sign-ins, second-factor codes), with the sign-in limits.
+    async fn check_attempt(
+        &self,
+        kind: ThrottleKind,
+        account: &str,
+        ip: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> ServiceResult<Result<(), Throttled>> {
         let limits = &self.settings;
         let mut refusal = self
-            .check_ip(
-                ThrottleKind::Login,
-                ip,
-                limits.login_ip_max_failures_per_hour,
-                now,
-            )
+            .check_ip(kind, ip, limits.login_ip_max_failures_per_hour, now)
             .await?;
         if limits.login_max_failures > 0 {
             let ThrottleCount { count, newest, .. } = self
                 .repo
-                .count_for_account(
-                    ThrottleKind::Login,
-                    account,
-                    now - to_chrono(limits.login_window),
-                )
+                .count_for_account(kind, account, now - to_chrono(limits.login_window))
                 .await?;
             if let (Some(delay), Some(last)) = (backoff(count, limits.login_max_failures), newest) {
                 if let Some(wait) = seconds_until(last + to_chrono(delay), now) {
@@ -178,9 +189,59 @@ impl Throttle {
         Ok(refusal.map_or(Ok(()), Err))
     }
 
+    /// Whether a second-factor code for `user_id` from `ip` may be tried
+    /// now: wrong codes back off exactly like wrong passwords.
+    pub async fn check_second_factor(
+        &self,
+        user_id: i64,
+        ip: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> ServiceResult<Result<(), Throttled>> {
+        self.check_attempt(
+            ThrottleKind::SecondFactor,
+            &second_factor_key(user_id),
+            ip,
+            now,
+        )
+        .await
+    }
+
+    /// Counts a wrong second-factor code against the user and the address.
+    pub async fn second_factor_failed(
+        &self,
+        user_id: i64,
+        ip: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> ServiceResult<()> {
+        self.attempt_failed(ThrottleKind::SecondFactor, &second_factor_key(user_id), ip, now)
+            .await
+    }
+
+    /// A right code forgets the user's wrong ones.
+    pub async fn second_factor_succeeded(&self, user_id: i64) -> ServiceResult<()> {
+        self.attempt_succeeded(ThrottleKind::SecondFactor, &second_factor_key(user_id))
+            .await
+    }
+
     /// Counts a failed sign-in against the account and the address.
     pub async fn login_failed(
         &self,
+        account: &str,
+        ip: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> ServiceResult<()> {
+        self.attempt_failed(ThrottleKind::Login, account, ip, now)
+            .await
+    }
+
+    /// A successful sign-in forgets the account's failures.
+    pub async fn login_succeeded(&self, account: &str) -> ServiceResult<()> {
+        self.attempt_succeeded(ThrottleKind::Login, account).await
+    }
+
+    async fn attempt_failed(
+        &self,
+        kind: ThrottleKind,
         account: &str,
         ip: Option<&str>,
         now: DateTime<Utc>,
@@ -190,21 +251,14 @@ impl Throttle {
         {
             return Ok(());
         }
-        Ok(self
-            .repo
-            .record(ThrottleKind::Login, Some(account), ip, now)
-            .await?)
+        Ok(self.repo.record(kind, Some(account), ip, now).await?)
     }
 
-    /// A successful sign-in forgets the account's failures.
-    pub async fn login_succeeded(&self, account: &str) -> ServiceResult<()> {
+    async fn attempt_succeeded(&self, kind: ThrottleKind, account: &str) -> ServiceResult<()> {
         if self.settings.login_max_failures == 0 {
             return Ok(());
         }
-        Ok(self
-            .repo
-            .clear_account(ThrottleKind::Login, account)
-            .await?)
+        Ok(self.repo.clear_account(kind, account).await?)
     }
 
     /// Refuses a request of `kind` when the address has reached its hourly

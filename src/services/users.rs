@@ -5,6 +5,7 @@
 use super::{
     audit::{AuditEntry, AuditLog},
     mail_links::{MailLinks, PasswordChangedBy},
+    step_up::StepUp,
     throttle::Throttle,
     Actor, ClientInfo, ServiceError, ServiceResult,
 };
@@ -64,6 +65,7 @@ pub struct UserService {
     throttle: Throttle,
     audit: AuditLog,
     links: MailLinks,
+    step_up: StepUp,
 }
 
 /// Who made a change, as the audit log records it.
@@ -119,6 +121,7 @@ impl UserService {
         throttle: Throttle,
         audit: AuditLog,
         links: MailLinks,
+        step_up: StepUp,
     ) -> Self {
         UserService {
             repos,
@@ -128,6 +131,7 @@ impl UserService {
             throttle,
             audit,
             links,
+            step_up,
         }
     }
 
@@ -319,8 +323,8 @@ impl UserService {
     }
 
     /// Changes the caller's own account. Changing the email or the password
-    /// requires the current password; a password change signs out every other
-    /// session; nobody changes their own role.
+    /// requires the current password and a recent authentication; a password
+    /// change signs out every other session; nobody changes their own role.
     #[tracing::instrument(skip_all, fields(user_id = actor.user.id))]
     pub async fn update_me(&self, actor: &Actor, input: UpdateMeInput) -> ServiceResult<User> {
         let me = &actor.user;
@@ -336,6 +340,7 @@ impl UserService {
         if new_email.is_none() && input.password.is_none() {
             return Ok(me.clone());
         }
+        self.step_up.require(actor).await?;
         let current = input
             .current_password
             .ok_or(ServiceError::missing("current_password"))?;
@@ -429,14 +434,15 @@ impl UserService {
         Ok(updated)
     }
 
-    /// Deletes the caller's own account after checking their password (the last
-    /// active admin cannot).
+    /// Deletes the caller's own account after checking their password, on a
+    /// recently authenticated session (the last active admin cannot).
     #[tracing::instrument(skip_all, fields(user_id = actor.user.id))]
     pub async fn delete_me(
         &self,
         actor: &Actor,
         current_password: SecretString,
     ) -> ServiceResult<User> {
+        self.step_up.require(actor).await?;
         let verification = self
             .hasher
             .verify(current_password, Some(actor.user.password_hash.clone()))
@@ -491,6 +497,7 @@ impl UserService {
     /// Admin: changes any user. A new password or a deactivation signs the
     /// user out everywhere (except the admin's own session when they edit
     /// themselves); demoting or deactivating the last active admin is refused.
+    /// Needs a recent authentication of the admin.
     #[tracing::instrument(skip_all, fields(user_id = id))]
     pub async fn update(
         &self,
@@ -499,6 +506,7 @@ impl UserService {
         input: UpdateUserInput,
     ) -> ServiceResult<User> {
         actor.require_admin()?;
+        self.step_up.require(actor).await?;
         let target = self
             .repos
             .users
@@ -546,10 +554,11 @@ impl UserService {
     }
 
     /// Admin: deletes a user (their sessions go with them). The last active
-    /// admin cannot be deleted.
+    /// admin cannot be deleted. Needs a recent authentication of the admin.
     #[tracing::instrument(skip_all, fields(user_id = id))]
     pub async fn delete(&self, actor: &Actor, id: i64) -> ServiceResult<User> {
         actor.require_admin()?;
+        self.step_up.require(actor).await?;
         let deleted = self.repos.users.delete(id).await?;
         self.record_deleted(ChangedBy::Admin(actor), &deleted);
         Ok(deleted)

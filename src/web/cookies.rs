@@ -1,6 +1,8 @@
 //! The session cookies: access JWT and refresh token, `HttpOnly`,
 //! `SameSite=Lax`, `Path=/`, and `Secure` with the `__Host-` prefix unless
-//! `COOKIE_SECURE=false`.
+//! `COOKIE_SECURE=false`; and, with the same attributes, the short-lived
+//! cookies that carry a two-factor flow from one page to the next
+//! ([`Flow`]): opaque tokens whose state lives in the database.
 
 use crate::{config::Config, services::TokenPair};
 use secrecy::ExposeSecret;
@@ -8,6 +10,33 @@ use tower_cookies::{
     cookie::{time::Duration, SameSite},
     Cookie, Cookies,
 };
+
+/// A two-factor flow whose token rides in a cookie between two pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// The password step of a sign-in passed: the `mfa_token` (5 minutes).
+    SecondFactor,
+    /// Recovery codes waiting to be shown once (10 minutes).
+    RecoveryCodes,
+}
+
+impl Flow {
+    fn name(self, secure: bool) -> &'static str {
+        match (self, secure) {
+            (Flow::SecondFactor, true) => "__Host-leptos-auth-mfa",
+            (Flow::SecondFactor, false) => "leptos-auth-mfa",
+            (Flow::RecoveryCodes, true) => "__Host-leptos-auth-codes",
+            (Flow::RecoveryCodes, false) => "leptos-auth-codes",
+        }
+    }
+
+    fn max_age(self) -> i64 {
+        match self {
+            Flow::SecondFactor => 5 * 60,
+            Flow::RecoveryCodes => 10 * 60,
+        }
+    }
+}
 
 /// The names and attributes of the two session cookies.
 #[derive(Debug, Clone, Copy)]
@@ -74,6 +103,28 @@ impl SessionCookies {
         for name in [self.access_name(), self.refresh_name()] {
             cookies.add(self.build(name, String::new(), 0));
         }
+    }
+
+    /// Stores the token of a two-factor flow.
+    pub fn set_flow(&self, cookies: &Cookies, flow: Flow, token: &str) {
+        cookies.add(self.build(
+            flow.name(self.secure),
+            token.to_owned(),
+            flow.max_age(),
+        ));
+    }
+
+    /// The token of a two-factor flow, if the request has one.
+    pub fn flow_token(&self, cookies: &Cookies, flow: Flow) -> Option<String> {
+        cookies
+            .get(flow.name(self.secure))
+            .map(|c| c.value().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Expires the cookie of a two-factor flow.
+    pub fn clear_flow(&self, cookies: &Cookies, flow: Flow) {
+        cookies.add(self.build(flow.name(self.secure), String::new(), 0));
     }
 
     /// The access token of the request, if any.
