@@ -8,6 +8,7 @@ import sys
 ADMIN = "bench-admin@example.com"
 USER = "bench-user@example.com"
 PASSWORD = "benchmark passphrase orchid harbor"
+DATA_ENCRYPTION_KEY = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 JWT_SECRET = "benchmark-secret-benchmark-secret-0123456789"
 
 

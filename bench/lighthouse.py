@@ -53,7 +53,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from common import ADMIN, JWT_SECRET, PASSWORD, USER, free_port, say, stop_process
+from common import ADMIN, DATA_ENCRYPTION_KEY, JWT_SECRET, PASSWORD, USER, free_port, say, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 LIGHTHOUSE_VERSION = "12.2.3"
@@ -97,6 +97,7 @@ class Server:
             "DATABASE_URL": f"sqlite://{self.workdir / 'bench.db'}",
             "DATA_DIR": str(self.workdir),
             "JWT_SECRET": JWT_SECRET,
+            "DATA_ENCRYPTION_KEY": DATA_ENCRYPTION_KEY,
             "LEPTOS_SITE_ADDR": f"127.0.0.1:{self.port}",
             "LEPTOS_SITE_ROOT": str(Path(site_dir).resolve()),
             "PUBLIC_URL": self.base,

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import lighthouse
 
-from common import ADMIN, JWT_SECRET, PASSWORD, USER, free_port, say, stop_process
+from common import ADMIN, DATA_ENCRYPTION_KEY, JWT_SECRET, PASSWORD, USER, free_port, say, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 DIST = ROOT / "dist"
@@ -146,6 +146,7 @@ class Server:
             "APP_ENV": "production",
             "DATABASE_URL": database_url,
             "JWT_SECRET": JWT_SECRET,
+            "DATA_ENCRYPTION_KEY": DATA_ENCRYPTION_KEY,
             "LEPTOS_SITE_ADDR": f"127.0.0.1:{self.port}",
             "PUBLIC_URL": self.base,
             "DATA_DIR": str(workdir),

@@ -33,6 +33,7 @@ mkdir -p "$work/cwd"
 say "starting dist/leptos-auth (production settings, PostgreSQL) at $base"
 (cd "$work/cwd" && exec env -i PATH="$PATH" APP_ENV=production \
   DATABASE_URL="$PG_URL" JWT_SECRET=dist-test-secret-dist-test-secret-0123456789 \
+  DATA_ENCRYPTION_KEY=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff \
   LEPTOS_SITE_ADDR="127.0.0.1:$port" PUBLIC_URL="$base" DATA_DIR="$work/data" \
   ADMIN_EMAIL="$admin" ADMIN_PASSWORD="$password" \
   "$work/app/leptos-auth" serve) >"$work/server.log" 2>&1 &

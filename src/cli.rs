@@ -1,5 +1,5 @@
-//! Command-line interface: `serve` (the default), `migrate`, `create-admin`
-//! and `config check`.
+//! Command-line interface: `serve` (the default), `migrate`, `create-admin`,
+//! `reseal` and `config check`.
 
 use crate::{
     config::{Config, LogFormat},
@@ -40,6 +40,9 @@ enum Command {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Seal every stored TOTP secret again with DATA_ENCRYPTION_KEY (after a
+    /// key rotation; the retired key must be in DATA_ENCRYPTION_OLD_KEYS).
+    Reseal,
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -72,6 +75,7 @@ pub async fn run() -> ExitCode {
             email,
             password_stdin,
         } => create_admin(&email, password_stdin).await,
+        Command::Reseal => reseal().await,
         Command::Config {
             command: ConfigCommand::Check,
         } => config_check(),
@@ -157,6 +161,27 @@ async fn create_admin(email: &str, password_stdin: bool) -> anyhow::Result<()> {
     services.outbox.stop();
     pool.close().await;
     result
+}
+
+async fn reseal() -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    let pool = Pool::connect(&config.database).await?;
+    pool.migrate().await?;
+    let services = Services::new(&config, pool.repositories())?;
+    let result = services.second_factors.reseal_all().await.map_err(describe);
+    services.outbox.stop();
+    pool.close().await;
+    let report = result?;
+    println!(
+        "resealed {} TOTP secrets with the current key ({} were already, {} open with no configured key)",
+        report.resealed, report.current, report.unreadable
+    );
+    anyhow::ensure!(
+        report.unreadable == 0,
+        "{} secrets open with no configured key: add the key they were sealed with to DATA_ENCRYPTION_OLD_KEYS",
+        report.unreadable
+    );
+    Ok(())
 }
 
 fn describe(err: ServiceError) -> anyhow::Error {

@@ -64,6 +64,9 @@ pub fn Field(
     /// Reference to the input element.
     #[prop(optional)]
     node_ref: NodeRef<leptos::html::Input>,
+    /// `inputmode` attribute (e.g. `numeric` for a code).
+    #[prop(optional)]
+    inputmode: Option<&'static str>,
 ) -> impl IntoView {
     let id = format!("{id_prefix}{name}");
     let error_id = format!("{id}-error");
@@ -78,12 +81,34 @@ pub fn Field(
                 autocomplete=autocomplete
                 required=required
                 value=value
+                inputmode=inputmode
                 node_ref=node_ref
                 aria-invalid=move || if message().is_some() { "true" } else { "false" }
                 aria-describedby=error_id.clone()
             />
             <p class="field-error" id=error_id role="alert">{message}</p>
         </div>
+    }
+}
+
+/// The step-up confirmation of a sensitive form: a field for the password
+/// or a two-factor code, shown when the session needs one (`needed`, from
+/// the page's data) or when the form came back asking for it.
+#[component]
+pub fn ConfirmField(
+    needed: bool,
+    error: Signal<Option<AppError>>,
+    /// Prefix for the element id (several forms on one page).
+    #[prop(default = "")]
+    id_prefix: &'static str,
+) -> impl IntoView {
+    use super::error::CONFIRM_FIELD;
+    let asked = move || needed || error.get().and_then(|e| e.for_field(CONFIRM_FIELD)).is_some();
+    view! {
+        <Show when=asked>
+            <p class="muted confirm-note">"For your security, confirm it is you first."</p>
+            <Field name=CONFIRM_FIELD id_prefix label="Your password, or a two-factor code" kind="password" autocomplete="current-password" error/>
+        </Show>
     }
 }
 
@@ -177,6 +202,10 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "signed-out-everywhere" => "The user was signed out everywhere.",
         "device-signed-out" => "That device was signed out.",
         "others-signed-out" => "All your other devices were signed out.",
+        "sign-in-expired" => "That sign-in took too long. Please sign in again.",
+        "two-factor-off" => "Two-factor authentication is off. Signing in asks only for your password now.",
+        "admins-need-2fa" => "Administrators on this server must use two-factor authentication. Set it up to continue.",
+        "two-factor-reset" => "Two-factor authentication was reset for this user; they were told by email.",
         _ => return None,
     })
 }

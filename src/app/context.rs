@@ -55,9 +55,7 @@ pub fn client() -> ClientInfo {
         .unwrap_or_default()
 }
 
-/// The form field of a step-up confirmation (password or code) that every
-/// sensitive form carries when the session needs one.
-pub const CONFIRM_FIELD: &str = "confirm_secret";
+pub use super::error::CONFIRM_FIELD;
 
 /// Whether this request renders a page (rather than calling `/fn/...`).
 fn rendering_a_page() -> bool {
@@ -208,13 +206,16 @@ pub fn service_error(err: ServiceError) -> AppError {
             refused(StatusCode::CONFLICT, &err.to_string())
         }
         E::SecondFactorRequiredForAdmins => {
-            if rendering_a_page() {
-                leptos_axum::redirect("/profile/two-factor?notice=admins-need-2fa");
-            }
-            refused(
+            let refusal = refused(
                 StatusCode::FORBIDDEN,
                 "Administrators on this server must turn on two-factor authentication first.",
-            )
+            );
+            // A page goes to the setup instead (its status is the redirect's).
+            if rendering_a_page() {
+                leptos_axum::redirect("/profile/two-factor?notice=admins-need-2fa");
+                return refusal;
+            }
+            refusal
         }
         E::Invalid(field) => invalid(field.field, field.message),
         E::Unavailable(cause) => {

@@ -7,6 +7,10 @@ use leptos::server_fn::{
 };
 use serde::{Deserialize, Serialize};
 
+/// The form field of a step-up confirmation (password or code) that a
+/// sensitive form carries when the session needs one.
+pub const CONFIRM_FIELD: &str = "confirm_secret";
+
 /// The refusal of a sign-in before the address is verified.
 pub const EMAIL_NOT_VERIFIED: &str =
     "Please confirm your email address first: open the link we sent you, or ask for a new one below.";

@@ -63,11 +63,14 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=pages::errors::NotFound>
                     <Route path=path!("/") view=pages::home::HomePage ssr=SsrMode::Async/>
                     <Route path=path!("/login") view=pages::auth::LoginPage ssr=SsrMode::Async/>
+                    <Route path=path!("/login/two-factor") view=pages::two_factor::LoginSecondStepPage ssr=SsrMode::Async/>
                     <Route path=path!("/register") view=pages::auth::RegisterPage ssr=SsrMode::Async/>
                     <Route path=path!("/forgot-password") view=pages::recovery::ForgotPasswordPage ssr=SsrMode::Async/>
                     <Route path=path!("/reset-password") view=pages::recovery::ResetPasswordPage ssr=SsrMode::Async/>
                     <Route path=path!("/verify-email") view=pages::recovery::VerifyEmailPage ssr=SsrMode::Async/>
                     <Route path=path!("/profile") view=pages::profile::ProfilePage ssr=SsrMode::Async/>
+                    <Route path=path!("/profile/two-factor") view=pages::two_factor::TwoFactorSetupPage ssr=SsrMode::Async/>
+                    <Route path=path!("/profile/recovery-codes") view=pages::two_factor::RecoveryCodesPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/users") view=pages::admin::UsersPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/users/:id") view=pages::admin::UserPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/audit") view=pages::audit::AuditPage ssr=SsrMode::Async/>

@@ -497,6 +497,14 @@ impl SecondFactorRepository for CachedSecondFactors {
     async fn purge(&self, before: DateTime<Utc>) -> RepoResult<u64> {
         self.inner.purge(before).await
     }
+
+    async fn totp_page(&self, after_user_id: i64, limit: i64) -> RepoResult<Vec<TotpRecord>> {
+        self.inner.totp_page(after_user_id, limit).await
+    }
+
+    async fn reseal_totp(&self, user_id: i64, old: &[u8], new: &[u8]) -> RepoResult<bool> {
+        self.inner.reseal_totp(user_id, old, new).await
+    }
 }
 
 #[cfg(test)]

@@ -509,6 +509,12 @@ pub trait SecondFactorRepository: Send + Sync {
     ) -> RepoResult<Option<ChallengeRecord>>;
     /// Deletes challenges that expired before `before`; returns how many.
     async fn purge(&self, before: DateTime<Utc>) -> RepoResult<u64>;
+    /// Up to `limit` TOTP secrets of users after `after_user_id`, by user id
+    /// (key rotation walks them all).
+    async fn totp_page(&self, after_user_id: i64, limit: i64) -> RepoResult<Vec<TotpRecord>>;
+    /// Replaces a sealed secret if it is still `old` (a concurrent change
+    /// wins); whether it was replaced.
+    async fn reseal_totp(&self, user_id: i64, old: &[u8], new: &[u8]) -> RepoResult<bool>;
 }
 
 /// Result alias for repository calls.

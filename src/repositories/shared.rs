@@ -900,6 +900,35 @@ where
         Ok(())
     }
 
+    /// A page of TOTP secrets by user id.
+    pub(super) async fn totp_page<'c>(
+        executor: impl Executor<'c, Database = DB>,
+        after_user_id: i64,
+        limit: i64,
+    ) -> RepoResult<Vec<TotpRecord>> {
+        Ok(sqlx::query_as::<DB, TotpRecord>(sql::TOTP_PAGE)
+            .bind(after_user_id)
+            .bind(limit)
+            .fetch_all(executor)
+            .await?)
+    }
+
+    /// Replaces a sealed secret that is still `old`.
+    pub(super) async fn reseal_totp<'c>(
+        executor: impl Executor<'c, Database = DB>,
+        user_id: i64,
+        old: &[u8],
+        new: &[u8],
+    ) -> RepoResult<bool> {
+        let result = sqlx::query(sql::RESEAL_TOTP)
+            .bind(new)
+            .bind(user_id)
+            .bind(old)
+            .execute(executor)
+            .await?;
+        Ok(DB::rows_affected(&result) > 0)
+    }
+
     /// A live challenge (`use_up`: and use it, in the same statement).
     pub(super) async fn challenge<'c>(
         executor: impl Executor<'c, Database = DB>,

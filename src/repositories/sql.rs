@@ -309,6 +309,12 @@ pub(super) const USE_CHALLENGE: &str = "UPDATE mfa_challenges SET used_at = $1 \
      WHERE token_hash = $2 AND purpose = $3 AND used_at IS NULL AND expires_at > $1 \
      RETURNING user_id, payload";
 
+pub(super) const TOTP_PAGE: &str = "SELECT user_id, secret_sealed, created_at, confirmed_at, \
+     last_step FROM totp_secrets WHERE user_id > $1 ORDER BY user_id LIMIT $2";
+
+pub(super) const RESEAL_TOTP: &str =
+    "UPDATE totp_secrets SET secret_sealed = $1 WHERE user_id = $2 AND secret_sealed = $3";
+
 pub(super) const PURGE_CHALLENGES: &str = "DELETE FROM mfa_challenges WHERE expires_at < $1";
 
 /// How [`push_user_filter`] finds the emails that contain the needle.
@@ -559,6 +565,8 @@ mod tests {
             FIND_CHALLENGE,
             USE_CHALLENGE,
             PURGE_CHALLENGES,
+            TOTP_PAGE,
+            RESEAL_TOTP,
         ];
         for statement in statements {
             let numbers = first_appearances(statement);

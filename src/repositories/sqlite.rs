@@ -528,4 +528,12 @@ impl SecondFactorRepository for SqliteStore {
     async fn purge(&self, before: DateTime<Utc>) -> RepoResult<u64> {
         Queries::purge_before(&self.writer, sql::PURGE_CHALLENGES, before).await
     }
+
+    async fn totp_page(&self, after_user_id: i64, limit: i64) -> RepoResult<Vec<TotpRecord>> {
+        Queries::totp_page(&self.pool, after_user_id, limit).await
+    }
+
+    async fn reseal_totp(&self, user_id: i64, old: &[u8], new: &[u8]) -> RepoResult<bool> {
+        Queries::reseal_totp(&self.writer, user_id, old, new).await
+    }
 }

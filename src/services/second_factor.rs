@@ -527,6 +527,55 @@ impl SecondFactorService {
     }
 }
 
+/// What sealing every TOTP secret again with the current key did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResealReport {
+    /// Sealed with a retired key, now with the current one.
+    pub resealed: u64,
+    /// Already sealed with the current key.
+    pub current: u64,
+    /// Opened with no configured key (their users must set up again).
+    pub unreadable: u64,
+}
+
+impl SecondFactorService {
+    /// Seals every TOTP secret sealed with a retired key
+    /// (`DATA_ENCRYPTION_OLD_KEYS`) again with `DATA_ENCRYPTION_KEY`, after
+    /// which the retired keys can be dropped (`leptos-auth reseal`).
+    pub async fn reseal_all(&self) -> ServiceResult<ResealReport> {
+        let mut report = ResealReport::default();
+        let mut after = 0;
+        loop {
+            let page = self.repos.second_factors.totp_page(after, 500).await?;
+            let Some(last) = page.last() else {
+                return Ok(report);
+            };
+            after = last.user_id;
+            for row in page {
+                let context = secret_context(row.user_id);
+                match self.sealer.open(&row.secret_sealed, &context) {
+                    Ok(opened) if opened.stale => {
+                        let sealed = self.sealer.seal(&opened.plain, &context);
+                        if self
+                            .repos
+                            .second_factors
+                            .reseal_totp(row.user_id, &row.secret_sealed, &sealed)
+                            .await?
+                        {
+                            report.resealed += 1;
+                        }
+                    }
+                    Ok(_) => report.current += 1,
+                    Err(_) => {
+                        tracing::warn!(user_id = row.user_id, "a TOTP secret opens with no configured key");
+                        report.unreadable += 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// New recovery codes and their stored hashes.
 fn new_recovery_codes() -> (RecoveryCodes, Vec<String>) {
     let codes = factors::new_recovery_codes();

@@ -2,7 +2,7 @@
 //! production behind a load balancer, and the database going away and
 //! coming back under load.
 
-use crate::common::{pg, smtp::SmtpSink, JWT_SECRET, OTHER_PASSWORD, PASSWORD};
+use crate::common::{base32_decode, pg, smtp::SmtpSink, totp, JWT_SECRET, OTHER_PASSWORD, PASSWORD};
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use std::{
@@ -13,6 +13,9 @@ use std::{
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_leptos-auth");
+/// The key every instance seals second factors with (they share it, like
+/// `JWT_SECRET`).
+const DATA_ENCRYPTION_KEY: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
 const ADMIN: &str = "ops@example.com";
 
 /// One running `leptos-auth serve` process.
@@ -34,6 +37,7 @@ impl Instance {
             .env("DATABASE_URL", database_url)
             .env("DATA_DIR", dir.join("data"))
             .env("JWT_SECRET", JWT_SECRET)
+            .env("DATA_ENCRYPTION_KEY", DATA_ENCRYPTION_KEY)
             .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
             .env("ARGON2_MEMORY_KIB", "1024")
             .env("ARGON2_ITERATIONS", "1")
@@ -889,4 +893,76 @@ async fn a_queued_message_outlives_its_killed_instance_on_sqlite() {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("shared.db").display());
     a_queued_message_outlives_its_killed_instance(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_two_steps_of_a_sign_in_may_land_on_two_instances() {
+    let url = pg::fresh_database().await;
+    let instances = start_together(&url, 2, &[]).await;
+    let (a, b) = (&instances[0], &instances[1]);
+    let http = client();
+    assert_eq!(
+        register(&http, a, "two@example.com").await.status(),
+        StatusCode::CREATED
+    );
+    let (access, _) = tokens(&http, a, "two@example.com").await;
+    // Enrolled on A, confirmed on B: the pending secret is in the database.
+    let started: Value = http
+        .post(a.url("/api/v1/users/me/mfa/totp"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .expect("start")
+        .json()
+        .await
+        .expect("json");
+    let secret = base32_decode(started["secret"].as_str().expect("secret"));
+    let step = chrono::Utc::now().timestamp() as u64 / 30;
+    let confirmed = http
+        .post(b.url("/api/v1/users/me/mfa/totp/confirm"))
+        .bearer_auth(&access)
+        .json(&json!({ "code": totp(&secret, step) }))
+        .send()
+        .await
+        .expect("confirm");
+    assert_eq!(confirmed.status(), StatusCode::OK);
+
+    // The password on A, the code on B.
+    let first = login(&http, a, "two@example.com", PASSWORD).await;
+    assert_eq!(first.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = first.json().await.expect("json");
+    let mfa_token = body["mfa_token"].as_str().expect("mfa_token").to_owned();
+    let code = totp(&secret, step + 1);
+    let second = http
+        .post(b.url("/api/v1/auth/mfa"))
+        .json(&json!({ "mfa_token": mfa_token, "code": code }))
+        .send()
+        .await
+        .expect("mfa");
+    assert_eq!(second.status(), StatusCode::OK);
+    let pair: Value = second.json().await.expect("json");
+    let new_access = pair["access_token"].as_str().expect("access");
+    assert_eq!(me(&http, a, new_access).await, StatusCode::OK);
+    // The code and the token are used up for every instance.
+    let again = login(&http, b, "two@example.com", PASSWORD).await;
+    let token: Value = again.json().await.expect("json");
+    let replay = http
+        .post(a.url("/api/v1/auth/mfa"))
+        .json(&json!({ "mfa_token": token["mfa_token"], "code": code }))
+        .send()
+        .await
+        .expect("replay");
+    assert_eq!(replay.status(), StatusCode::UNAUTHORIZED);
+    let reused = http
+        .post(a.url("/api/v1/auth/mfa"))
+        .json(&json!({ "mfa_token": mfa_token, "code": totp(&secret, step + 2) }))
+        .send()
+        .await
+        .expect("reuse");
+    assert_eq!(reused.status(), StatusCode::UNAUTHORIZED);
+    let reused: Value = reused.json().await.expect("json");
+    assert_eq!(
+        reused["detail"],
+        "Two-factor sign-in expired or invalid: sign in again"
+    );
 }

@@ -19,4 +19,5 @@ mod pages;
 mod repositories;
 mod sessions;
 mod throttle;
+mod two_factor;
 mod users;

@@ -1185,9 +1185,189 @@ async fn control_characters_in_the_user_search_find_nobody(app: TestApp) {
     assert!(found.text.contains("abc@example.com"), "{}", found.text);
 }
 
+const MFA: &str = "__Host-leptos-auth-mfa";
+const CODES: &str = "__Host-leptos-auth-codes";
+
+/// The text between `start` (after its first occurrence) and `end`.
+fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
+    let from = text
+        .split_once(start)
+        .unwrap_or_else(|| panic!("{start} in {text}"))
+        .1;
+    from.split_once(end).map_or(from, |(inside, _)| inside)
+}
+
+async fn two_factor_works_through_the_pages(app: TestApp) {
+    use crate::common::{base32_decode, now_step, totp};
+    app.user("pages2fa@example.com").await;
+    let mut jar = browser_login(&app, "pages2fa@example.com", PASSWORD).await;
+    let profile = page(&app, "/profile", &jar).await;
+    assert!(profile.text.contains("data-testid=\"two-factor\""));
+    assert!(text_of(&profile).contains(">Off<"));
+
+    // Set up: start, read the key from the page, confirm with a code.
+    let started = call_fn(&app, "start_two_factor", &[], &jar, Some(ORIGIN)).await;
+    started.assert_status(StatusCode::OK);
+    let setup = page(&app, "/profile/two-factor", &jar).await;
+    setup.assert_status(StatusCode::OK);
+    assert!(setup.text.contains("<svg role=\"img\""), "an inline QR code");
+    let shown = between(&setup.text, "data-testid=\"totp-secret\">", "<");
+    let secret = base32_decode(&shown.replace(' ', ""));
+    assert_eq!(secret.len(), 20);
+    let wrong = call_fn(&app, "confirm_two_factor", &[("code", "000000")], &jar, Some(ORIGIN)).await;
+    assert!(wrong.status.is_client_error(), "{}", wrong.text);
+    assert!(wrong.text.contains("That code is not right"), "{}", wrong.text);
+    let step = now_step();
+    let confirmed = call_fn(
+        &app,
+        "confirm_two_factor",
+        &[("code", &totp(&secret, step))],
+        &jar,
+        Some(ORIGIN),
+    )
+    .await;
+    confirmed.assert_status(StatusCode::OK);
+    jar.update(&confirmed);
+    assert!(jar.get(CODES).is_some(), "{:?}", set_cookies(&confirmed));
+    let codes_cookie = set_cookies(&confirmed)
+        .into_iter()
+        .find(|c| c.starts_with(CODES))
+        .expect("codes cookie");
+    assert!(codes_cookie.contains("HttpOnly") && codes_cookie.contains("Max-Age=600"));
+    // The codes are shown once.
+    let codes_page = page(&app, "/profile/recovery-codes", &jar).await;
+    let list = between(&codes_page.text, "data-testid=\"recovery-codes\"", "</ol>");
+    let codes: Vec<&str> = list
+        .split("<code>")
+        .skip(1)
+        .map(|item| item.split('<').next().expect("code"))
+        .collect();
+    assert_eq!(codes.len(), 10, "{list}");
+    let again = page(&app, "/profile/recovery-codes", &jar).await;
+    assert!(!again.text.contains(codes[0]));
+    assert!(again.text.contains("already shown"));
+    let profile = page(&app, "/profile", &jar).await;
+    assert!(text_of(&profile).contains("10 recovery codes left"));
+
+    // Sign in again: the password, then the code, with `next` kept.
+    call_fn(&app, "logout", &[], &jar, Some(ORIGIN)).await;
+    let mut browser = Jar::default();
+    let first = call_fn(
+        &app,
+        "login",
+        &[("email", "pages2fa@example.com"), ("password", PASSWORD), ("next", "/profile?tab=1")],
+        &browser,
+        Some(ORIGIN),
+    )
+    .await;
+    first.assert_status(StatusCode::OK);
+    browser.update(&first);
+    assert!(browser.get(ACCESS).is_none() && browser.get(REFRESH).is_none());
+    assert!(browser.get(MFA).is_some(), "{:?}", set_cookies(&first));
+    let second_page = page(&app, "/login/two-factor?next=%2Fprofile%3Ftab%3D1", &browser).await;
+    second_page.assert_status(StatusCode::OK);
+    assert!(second_page.text.contains("name=\"code\""));
+    assert!(second_page.text.contains("method=recovery"));
+    assert!(!second_page.text.contains(browser.get(MFA).expect("token").as_str()), "the token stays in its cookie");
+    let wrong = call_fn(&app, "login_second_factor", &[("code", "000000"), ("next", "/profile?tab=1")], &browser, Some(ORIGIN)).await;
+    assert!(wrong.status.is_client_error());
+    browser.update(&wrong);
+    assert!(browser.get(MFA).is_some(), "a wrong code keeps the step");
+    let ok = call_fn(
+        &app,
+        "login_second_factor",
+        &[("code", &totp(&secret, step + 1)), ("next", "/profile?tab=1")],
+        &browser,
+        Some(ORIGIN),
+    )
+    .await;
+    ok.assert_status(StatusCode::OK);
+    assert_eq!(location(&ok), "/profile?tab=1");
+    browser.update(&ok);
+    assert!(browser.get(ACCESS).is_some() && browser.get(MFA).is_none());
+    page(&app, "/profile", &browser).await.assert_status(StatusCode::OK);
+
+    // With a recovery code, and without the step: back to the password.
+    call_fn(&app, "logout", &[], &browser, Some(ORIGIN)).await;
+    let mut browser = Jar::default();
+    let first = call_fn(&app, "login", &[("email", "pages2fa@example.com"), ("password", PASSWORD), ("next", "")], &browser, Some(ORIGIN)).await;
+    browser.update(&first);
+    let ok = call_fn(&app, "login_second_factor", &[("code", codes[4]), ("next", "")], &browser, Some(ORIGIN)).await;
+    ok.assert_status(StatusCode::OK);
+    browser.update(&ok);
+    assert!(browser.get(ACCESS).is_some());
+    let lost = call_fn(&app, "login_second_factor", &[("code", codes[5]), ("next", "")], &Jar::default(), Some(ORIGIN)).await;
+    assert!(location(&lost).starts_with("/login?notice=sign-in-expired"), "{}", location(&lost));
+    let expired_page = page(&app, "/login/two-factor", &Jar::default()).await;
+    assert!(expired_page.text.contains("Sign in again"));
+
+    // Step-up: a stale session asks for the password or a code, inline.
+    app.shift_time("sessions", "authenticated_at", -11 * 60, "TRUE").await;
+    let profile = page(&app, "/profile", &browser).await;
+    assert!(profile.text.contains("name=\"confirm_secret\""), "the forms ask");
+    let refused = call_fn(&app, "disable_two_factor", &[], &browser, Some(ORIGIN)).await;
+    assert!(refused.status.is_client_error());
+    assert!(text_of(&refused).contains("confirm it is you"), "{}", refused.text);
+    let wrong = call_fn(&app, "disable_two_factor", &[("confirm_secret", "not my password")], &browser, Some(ORIGIN)).await;
+    assert!(text_of(&wrong).contains("is not right"), "{}", wrong.text);
+    let off = call_fn(&app, "disable_two_factor", &[("confirm_secret", &totp(&secret, step + 2))], &browser, Some(ORIGIN)).await;
+    off.assert_status(StatusCode::OK);
+    assert_eq!(location(&off), "/profile?notice=two-factor-off");
+    let profile = page(&app, "/profile", &browser).await;
+    assert!(!profile.text.contains("name=\"confirm_secret\""), "confirmed just now");
+    // The current password of a password change confirms a stale session.
+    app.shift_time("sessions", "authenticated_at", -11 * 60, "TRUE").await;
+    let changed = call_fn(
+        &app,
+        "change_password",
+        &[("current_password", PASSWORD), ("password", OTHER_PASSWORD), ("confirm", OTHER_PASSWORD)],
+        &browser,
+        Some(ORIGIN),
+    )
+    .await;
+    changed.assert_status(StatusCode::OK);
+}
+
+async fn the_admin_pages_show_and_reset_second_factors(app: TestApp) {
+    use crate::common::{base32_decode, now_step, totp};
+    let (user_id, tokens) = app.user("member2fa@example.com").await;
+    let started = app.post("/api/v1/users/me/mfa/totp", json!({}), Some(&tokens.access)).await;
+    let secret = base32_decode(started.body["secret"].as_str().expect("secret"));
+    app.post("/api/v1/users/me/mfa/totp/confirm", json!({ "code": totp(&secret, now_step()) }), Some(&tokens.access))
+        .await
+        .assert_status(StatusCode::OK);
+    app.admin("boss@example.com").await;
+    let jar = browser_login(&app, "boss@example.com", PASSWORD).await;
+    let list = page(&app, "/admin/users", &jar).await;
+    assert!(list.text.contains("Two-factor"));
+    let detail = page(&app, &format!("/admin/users/{user_id}"), &jar).await;
+    assert!(between(&detail.text, "data-testid=\"user-two-factor\">", "<").contains("On"));
+    app.shift_time("sessions", "authenticated_at", -11 * 60, "TRUE").await;
+    let id = user_id.to_string();
+    let refused = call_fn(&app, "reset_user_two_factor", &[("id", &id)], &jar, Some(ORIGIN)).await;
+    assert!(refused.status.is_client_error());
+    let reset = call_fn(&app, "reset_user_two_factor", &[("id", &id), ("confirm_secret", PASSWORD)], &jar, Some(ORIGIN)).await;
+    reset.assert_status(StatusCode::OK);
+    let detail = page(&app, &format!("/admin/users/{user_id}"), &jar).await;
+    assert!(between(&detail.text, "data-testid=\"user-two-factor\">", "<").contains("Off"));
+}
+
+async fn admins_without_a_second_factor_are_sent_to_set_one_up(backend: Backend) {
+    let app = TestApp::start(backend, &[("REQUIRE_2FA_FOR_ADMINS", "true")]).await;
+    app.admin("must@example.com").await;
+    let jar = browser_login(&app, "must@example.com", PASSWORD).await;
+    let users = page(&app, "/admin/users", &jar).await;
+    assert!(users.status.is_redirection(), "{}", users.status);
+    assert_eq!(location(&users), "/profile/two-factor?notice=admins-need-2fa");
+    let setup = page(&app, "/profile/two-factor?notice=admins-need-2fa", &jar).await;
+    setup.assert_status(StatusCode::OK);
+    assert!(text_of(&setup).contains("Administrators on this server must use two-factor authentication"));
+}
+
 each_backend!(
     password_reset_and_verification_work_through_the_pages,
     sign_in_waits_for_a_confirmed_address_when_required,
+    admins_without_a_second_factor_are_sent_to_set_one_up,
 );
 
 both_backends!(
@@ -1210,4 +1390,6 @@ both_backends!(
     page_and_server_function_bodies_are_capped_like_the_api,
     the_profile_shows_an_administrators_actions_without_their_device,
     control_characters_in_the_user_search_find_nobody,
+    two_factor_works_through_the_pages,
+    the_admin_pages_show_and_reset_second_factors,
 );

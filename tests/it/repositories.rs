@@ -6,7 +6,8 @@ use chrono::{Duration, Utc};
 use leptos_auth::{
     domain::{AuditEventType, Email, Role},
     repositories::{
-        AuditFilter, EmailTokenProblem, EmailTokenPurpose, NewAuditEvent, NewEmailToken,
+        AuditFilter, ChallengePurpose, EmailTokenProblem, EmailTokenPurpose, NewAuditEvent,
+        NewChallenge, NewEmailToken,
         NewOutboxMessage, NewSession, NewUser, OutboxRow, RepoError, Repositories, RevokeSessions,
         Rotation, RotationRequest, ThrottleKind, UsedEmailToken, UserChanges, UserFilter,
     },
@@ -2103,6 +2104,209 @@ async fn emailed_links_are_single_use_replaced_expiring_and_purged(app: TestApp)
     assert_eq!(app.count("email_tokens", "TRUE").await, 0);
 }
 
+async fn a_second_factor_is_pending_then_confirmed_then_removed_whole(app: TestApp) {
+    let repos = repos(&app);
+    let factors = &repos.second_factors;
+    let id = create_user(&repos, "factor@example.com", Role::Regular, true).await;
+    let now = Utc::now();
+    assert!(factors.totp(id).await.expect("read").is_none());
+    assert!(factors.start_totp(id, b"sealed-one", now).await.expect("start"));
+    // Starting again replaces the pending secret.
+    assert!(factors.start_totp(id, b"sealed-two", now).await.expect("restart"));
+    let pending = factors.totp(id).await.expect("read").expect("pending");
+    assert_eq!(pending.secret_sealed, b"sealed-two");
+    assert!(pending.confirmed_at.is_none());
+    // No step is accepted before the confirmation.
+    assert!(!factors.use_totp_step(id, 100).await.expect("step"));
+
+    let hashes: Vec<String> = (0..10).map(|n| format!("hash-{n}")).collect();
+    assert!(factors.confirm_totp(id, 100, &hashes, now).await.expect("confirm"));
+    assert!(!factors.confirm_totp(id, 101, &hashes, now).await.expect("twice"), "once only");
+    let user = repos.users.find_by_id(id).await.expect("find").expect("user");
+    assert!(user.mfa_enabled);
+    // A confirmed secret is never replaced by a new start.
+    assert!(!factors.start_totp(id, b"sealed-three", now).await.expect("start"));
+    assert_eq!(
+        factors.totp(id).await.expect("read").expect("on").secret_sealed,
+        b"sealed-two"
+    );
+
+    // Steps: only later than the last accepted one, each once.
+    assert!(!factors.use_totp_step(id, 100).await.expect("same step"));
+    assert!(!factors.use_totp_step(id, 99).await.expect("earlier"));
+    assert!(factors.use_totp_step(id, 101).await.expect("later"));
+    assert!(!factors.use_totp_step(id, 101).await.expect("again"));
+
+    // Recovery codes: each once, and only the user's own.
+    let other = create_user(&repos, "other@example.com", Role::Regular, true).await;
+    assert_eq!(factors.recovery_codes_left(id).await.expect("count"), 10);
+    assert!(!factors.use_recovery_code(other, "hash-0", now).await.expect("other user"));
+    assert!(factors.use_recovery_code(id, "hash-0", now).await.expect("use"));
+    assert!(!factors.use_recovery_code(id, "hash-0", now).await.expect("reuse"));
+    assert!(!factors.use_recovery_code(id, "unknown", now).await.expect("unknown"));
+    assert_eq!(factors.recovery_codes_left(id).await.expect("count"), 9);
+    // Replacing: the old ones stop working; not without a factor on.
+    let fresh: Vec<String> = (0..10).map(|n| format!("fresh-{n}")).collect();
+    assert!(factors.replace_recovery_codes(id, &fresh, now).await.expect("replace"));
+    assert!(!factors.use_recovery_code(id, "hash-1", now).await.expect("old"));
+    assert_eq!(factors.recovery_codes_left(id).await.expect("count"), 10);
+    assert!(!factors.replace_recovery_codes(other, &fresh, now).await.expect("off"));
+    assert_eq!(factors.recovery_codes_left(other).await.expect("count"), 0);
+
+    // Turning it off takes the secret, the codes and the challenges with it.
+    factors
+        .create_challenge(NewChallenge {
+            token_hash: "challenge-of-id",
+            purpose: ChallengePurpose::SignIn,
+            user_id: id,
+            payload: None,
+            now,
+            expires_at: now + Duration::minutes(5),
+        })
+        .await
+        .expect("challenge");
+    assert!(factors.disable(id, now).await.expect("disable"));
+    assert!(!factors.disable(id, now).await.expect("twice"));
+    assert!(factors.totp(id).await.expect("read").is_none());
+    assert_eq!(factors.recovery_codes_left(id).await.expect("count"), 0);
+    assert!(factors
+        .find_challenge("challenge-of-id", ChallengePurpose::SignIn, now)
+        .await
+        .expect("find")
+        .is_none());
+    assert!(!repos.users.find_by_id(id).await.expect("find").expect("user").mfa_enabled);
+
+    // Deleting a user deletes their factor.
+    assert!(factors.start_totp(other, b"x", now).await.expect("start"));
+    repos.users.delete(other).await.expect("delete");
+    assert_eq!(app.count("totp_secrets", "TRUE").await, 0);
+}
+
+async fn concurrent_uses_of_one_step_or_one_code_have_one_winner(app: TestApp) {
+    let repos = repos(&app);
+    let id = create_user(&repos, "race@example.com", Role::Regular, true).await;
+    let now = Utc::now();
+    let factors = repos.second_factors.clone();
+    assert!(factors.start_totp(id, b"sealed", now).await.expect("start"));
+    let hashes = vec!["only-code".to_owned()];
+    assert!(factors.confirm_totp(id, 1, &hashes, now).await.expect("confirm"));
+    let steps = futures::future::join_all((0..8).map(|_| {
+        let factors = factors.clone();
+        tokio::spawn(async move { factors.use_totp_step(id, 2).await.expect("step") })
+    }))
+    .await;
+    assert_eq!(steps.into_iter().filter(|won| *won.as_ref().expect("task")).count(), 1);
+    let codes = futures::future::join_all((0..8).map(|_| {
+        let factors = factors.clone();
+        tokio::spawn(async move {
+            factors
+                .use_recovery_code(id, "only-code", Utc::now())
+                .await
+                .expect("code")
+        })
+    }))
+    .await;
+    assert_eq!(codes.into_iter().filter(|won| *won.as_ref().expect("task")).count(), 1);
+}
+
+async fn challenges_are_single_use_expire_and_are_purged(app: TestApp) {
+    let repos = repos(&app);
+    let factors = repos.second_factors.clone();
+    let id = create_user(&repos, "challenge@example.com", Role::Regular, true).await;
+    let now = Utc::now();
+    for (hash, purpose, payload) in [
+        ("sign-in", ChallengePurpose::SignIn, None),
+        ("codes", ChallengePurpose::RecoveryCodes, Some(&b"sealed codes"[..])),
+    ] {
+        factors
+            .create_challenge(NewChallenge {
+                token_hash: hash,
+                purpose,
+                user_id: id,
+                payload,
+                now,
+                expires_at: now + Duration::minutes(5),
+            })
+            .await
+            .expect("create");
+    }
+    // Found only under its own purpose; reading does not use it up.
+    assert!(factors
+        .find_challenge("sign-in", ChallengePurpose::RecoveryCodes, now)
+        .await
+        .expect("find")
+        .is_none());
+    let found = factors
+        .find_challenge("sign-in", ChallengePurpose::SignIn, now)
+        .await
+        .expect("find")
+        .expect("live");
+    assert_eq!(found.user_id, id);
+    assert!(factors
+        .find_challenge("sign-in", ChallengePurpose::SignIn, now)
+        .await
+        .expect("find")
+        .is_some());
+    // Used once, even by concurrent callers.
+    let uses = futures::future::join_all((0..6).map(|_| {
+        let factors = factors.clone();
+        tokio::spawn(async move {
+            factors
+                .use_challenge("codes", ChallengePurpose::RecoveryCodes, Utc::now())
+                .await
+                .expect("use")
+        })
+    }))
+    .await;
+    let winners: Vec<_> = uses.into_iter().filter_map(|r| r.expect("task")).collect();
+    assert_eq!(winners.len(), 1);
+    assert_eq!(winners[0].payload.as_deref(), Some(&b"sealed codes"[..]));
+    // Expired: neither found nor usable, and purged.
+    let later = now + Duration::minutes(6);
+    assert!(factors
+        .find_challenge("sign-in", ChallengePurpose::SignIn, later)
+        .await
+        .expect("find")
+        .is_none());
+    assert!(factors
+        .use_challenge("sign-in", ChallengePurpose::SignIn, later)
+        .await
+        .expect("use")
+        .is_none());
+    assert_eq!(factors.purge(later).await.expect("purge"), 2);
+    assert_eq!(app.count("mfa_challenges", "TRUE").await, 0);
+}
+
+async fn a_session_records_when_it_last_authenticated(app: TestApp) {
+    let repos = repos(&app);
+    let id = create_user(&repos, "recent@example.com", Role::Regular, true).await;
+    let other = create_user(&repos, "else@example.com", Role::Regular, true).await;
+    let session = new_session(&repos, id, "recent-hash").await;
+    let now = Utc::now();
+    let at = repos
+        .sessions
+        .authenticated_at(session, id, now)
+        .await
+        .expect("read")
+        .expect("the sign-in counts");
+    assert!((now - at).num_seconds().abs() < 5);
+    // Only the session's own user, and only while it is live.
+    assert!(repos.sessions.authenticated_at(session, other, now).await.expect("read").is_none());
+    let later = now + Duration::minutes(20);
+    assert!(repos.sessions.mark_authenticated(session, id, later).await.expect("mark"));
+    assert!(!repos.sessions.mark_authenticated(session, other, later).await.expect("other"));
+    let renewed = repos
+        .sessions
+        .authenticated_at(session, id, later)
+        .await
+        .expect("read")
+        .expect("renewed");
+    assert!((renewed - later).num_milliseconds().abs() < 1, "{renewed} vs {later}");
+    repos.sessions.revoke(session, later).await.expect("revoke");
+    assert!(repos.sessions.authenticated_at(session, id, later).await.expect("read").is_none());
+    assert!(!repos.sessions.mark_authenticated(session, id, later).await.expect("revoked"));
+}
+
 both_backends!(
     emailed_links_are_single_use_replaced_expiring_and_purged,
     rotation_never_extends_a_session_past_its_absolute_end,
@@ -2137,6 +2341,10 @@ both_backends!(
     a_password_change_can_revoke_sessions_atomically,
     live_sessions_are_listed_newest_first_and_revoked_per_user,
     the_database_answers_health_checks,
+    a_second_factor_is_pending_then_confirmed_then_removed_whole,
+    concurrent_uses_of_one_step_or_one_code_have_one_winner,
+    challenges_are_single_use_expire_and_are_purged,
+    a_session_records_when_it_last_authenticated,
 );
 
 each_backend!(users_stored_before_the_search_index_are_found);

@@ -1,10 +1,13 @@
 use crate::app::components::PageMeta;
 use crate::{
     app::{
-        components::{action_error, page_error, Field, FormError, PageSizeSelect, Pager, Submit},
+        components::{
+            action_error, page_error, ConfirmField, Field, FormError, PageSizeSelect, Pager, Submit,
+        },
         server::{
-            get_user, list_users, user_sessions, CreateUser, DeleteUser, ResendUserVerification,
-            SetUserActive, SetUserPassword, SignOutUser, UpdateUser, DEFAULT_PAGE_SIZE,
+            confirmation_needed, get_user, list_users, user_sessions, CreateUser, DeleteUser,
+            ResendUserVerification, ResetUserTwoFactor, SetUserActive, SetUserPassword,
+            SignOutUser, UpdateUser, DEFAULT_PAGE_SIZE,
         },
     },
     domain::{device_name, time_ago, Role, UserView},
@@ -126,7 +129,7 @@ fn UserTable(page: crate::domain::UserPage) -> impl IntoView {
         <div class="table-wrap">
             <table>
                 <thead>
-                    <tr><th scope="col">"Email"</th><th scope="col">"Role"</th><th scope="col">"Status"</th><th scope="col">"Created"</th></tr>
+                    <tr><th scope="col">"Email"</th><th scope="col">"Role"</th><th scope="col">"Status"</th><th scope="col">"Two-factor"</th><th scope="col">"Created"</th></tr>
                 </thead>
                 <tbody>
                     {page.users.into_iter().map(|u| view! {
@@ -134,6 +137,7 @@ fn UserTable(page: crate::domain::UserPage) -> impl IntoView {
                             <td><a href=format!("/admin/users/{}", u.id)>{u.email.clone()}</a></td>
                             <td>{u.role.to_string()}</td>
                             <td>{status_badge(u.is_active)}</td>
+                            <td>{if u.mfa_enabled { "On" } else { "Off" }}</td>
                             <td>{u.created_at.format("%Y-%m-%d").to_string()}</td>
                         </tr>
                     }).collect_view()}
@@ -200,22 +204,25 @@ pub fn UserPage() -> impl IntoView {
             }
         },
     );
+    let confirmation = Resource::new(|| (), |_| confirmation_needed());
     view! {
         <PageMeta title="User" description="One user of this leptos-auth server: details, sessions, role, activation, password and deletion."/>
         <p><a href="/admin/users">"← All users"</a></p>
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
-                match user.await {
-                    Ok(user) => view! { <UserDetails user/> }.into_any(),
-                    Err(err) => page_error(err),
+                match (user.await, confirmation.await) {
+                    (Ok(user), Ok(needed)) => view! { <UserDetails user needed/> }.into_any(),
+                    (Err(err), _) | (_, Err(err)) => page_error(err),
                 }
             })}
         </Suspense>
     }
 }
 
+/// `needed`: the admin's session must confirm before a change (the forms
+/// then ask for the password or a code).
 #[component]
-fn UserDetails(user: UserView) -> impl IntoView {
+fn UserDetails(user: UserView, needed: bool) -> impl IntoView {
     let id = user.id;
     let heading = user.email.clone();
     let current_email = user.email.clone();
@@ -224,6 +231,9 @@ fn UserDetails(user: UserView) -> impl IntoView {
     let activation = ServerAction::<SetUserActive>::new();
     let password = ServerAction::<SetUserPassword>::new();
     let delete = ServerAction::<DeleteUser>::new();
+    let reset = ServerAction::<ResetUserTwoFactor>::new();
+    let reset_error = action_error(reset);
+    let mfa_enabled = user.mfa_enabled;
     let resend = ServerAction::<ResendUserVerification>::new();
     let resend_error = action_error(resend);
     let verified = user.email_verified;
@@ -255,6 +265,7 @@ fn UserDetails(user: UserView) -> impl IntoView {
                         <FormError error=resend_error/>
                     </Show>
                 </dd>
+                <dt>"Two-factor"</dt><dd data-testid="user-two-factor">{if mfa_enabled { "On" } else { "Off" }}</dd>
                 <dt>"Created"</dt><dd>{user.created_at.format("%Y-%m-%d %H:%M UTC").to_string()}</dd>
                 <dt>"Updated"</dt><dd>{user.updated_at.format("%Y-%m-%d %H:%M UTC").to_string()}</dd>
             </dl>
@@ -275,6 +286,7 @@ fn UserDetails(user: UserView) -> impl IntoView {
                 <FormError error=edit_error/>
                 <Field name="email" id_prefix="edit-" label="Email" kind="email" autocomplete="off" value=current_email error=edit_error/>
                 <RoleSelect id="edit-role" selected=user.role/>
+                <ConfirmField needed error=edit_error id_prefix="edit-"/>
                 <Submit label="Save changes" busy="Saving…"/>
             </ActionForm>
         </section>
@@ -285,9 +297,22 @@ fn UserDetails(user: UserView) -> impl IntoView {
                 <input type="hidden" name="id" value=id/>
                 <input type="hidden" name="active" value=(!active).to_string()/>
                 <FormError error=activation_error/>
+                <ConfirmField needed error=activation_error id_prefix="act-"/>
                 <Submit label=if active { "Deactivate user" } else { "Activate user" } busy="Saving…" class=if active { "danger" } else { "" }/>
             </ActionForm>
         </section>
+        <Show when=move || mfa_enabled>
+            <section class="card">
+                <h2>"Two-factor authentication"</h2>
+                <p class="muted">"For a user who lost their authenticator app and their recovery codes: turns two-factor authentication off, and tells them by email. They can set it up again from their profile."</p>
+                <ActionForm action=reset>
+                    <input type="hidden" name="id" value=id/>
+                    <FormError error=reset_error/>
+                    <ConfirmField needed error=reset_error id_prefix="mfa-"/>
+                    <Submit label="Reset two-factor authentication" busy="Resetting…" class="danger"/>
+                </ActionForm>
+            </section>
+        </Show>
         <section class="card">
             <h2>"Set a new password"</h2>
             <p class="muted">"The user is signed out everywhere and must sign in with the new password."</p>
@@ -296,6 +321,7 @@ fn UserDetails(user: UserView) -> impl IntoView {
                 <FormError error=password_error/>
                 <Field name="password" id_prefix="pw-" label="New password" kind="password" autocomplete="new-password" error=password_error/>
                 <Field name="confirm" id_prefix="pw-" label="Confirm new password" kind="password" autocomplete="new-password" error=password_error/>
+                <ConfirmField needed error=password_error id_prefix="pw-"/>
                 <Submit label="Set password" busy="Saving…"/>
             </ActionForm>
         </section>
@@ -309,6 +335,7 @@ fn UserDetails(user: UserView) -> impl IntoView {
                     <label for="del-confirm">{delete_label}</label>
                     <p class="field-error" id="del-confirm-error" role="alert">{delete_confirm_error}</p>
                 </div>
+                <ConfirmField needed error=delete_error id_prefix="del-"/>
                 <Submit label="Delete user" busy="Deleting…" class="danger"/>
             </ActionForm>
         </section>

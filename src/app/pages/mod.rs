@@ -7,3 +7,4 @@ pub mod errors;
 pub mod home;
 pub mod profile;
 pub mod recovery;
+pub mod two_factor;

@@ -16,7 +16,7 @@ use leptos::{form::ActionForm, prelude::*};
 pub fn ProfilePage() -> impl IntoView {
     let account = Resource::new(|| (), |_| my_account());
     view! {
-        <PageMeta title="Your profile" description="Your leptos-auth account: email, devices, recent security activity, password and account deletion."/>
+        <PageMeta title="Your profile" description="Your leptos-auth account: email, two-factor authentication, devices, recent security activity, password and account deletion."/>
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match account.await {
@@ -30,6 +30,7 @@ pub fn ProfilePage() -> impl IntoView {
                                 <dt>"Member since"</dt><dd>{me.created_at.format("%B %-d, %Y").to_string()}</dd>
                             </dl>
                         </section>
+                        <crate::app::pages::two_factor::TwoFactorSection/>
                         <Devices/>
                         <RecentActivity/>
                         <ChangeEmailForm/>

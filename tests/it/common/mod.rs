@@ -529,3 +529,46 @@ pub fn tokens_of(response: &TestResponse) -> Tokens {
             .to_owned(),
     }
 }
+
+/// RFC 4648 base32 (upper case, no padding), as the API writes the secret.
+pub fn base32_decode(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut bits = 0u64;
+    let mut count = 0;
+    let mut out = Vec::new();
+    for c in text.bytes().filter(|c| *c != b'=' && *c != b' ') {
+        let value = ALPHABET
+            .iter()
+            .position(|a| *a == c.to_ascii_uppercase())
+            .expect("base32 character") as u64;
+        bits = (bits << 5) | value;
+        count += 5;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
+    }
+    out
+}
+
+/// RFC 6238 with HMAC-SHA1, 6 digits, 30-second steps: the code of `step`.
+pub fn totp(secret: &[u8], step: u64) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret).expect("key");
+    mac.update(&step.to_be_bytes());
+    let digest = mac.finalize().into_bytes();
+    let offset = (digest[19] & 0x0f) as usize;
+    let number = u32::from_be_bytes([
+        digest[offset] & 0x7f,
+        digest[offset + 1],
+        digest[offset + 2],
+        digest[offset + 3],
+    ]);
+    format!("{:06}", number % 1_000_000)
+}
+
+/// The TOTP step of now.
+pub fn now_step() -> u64 {
+    (chrono::Utc::now().timestamp() as u64) / 30
+}
