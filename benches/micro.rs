@@ -126,16 +126,22 @@ fn auth_check(c: &mut Criterion) {
                 .create_admin("bench@example.com", SecretString::from(PASSWORD.to_owned()))
                 .await
                 .expect("user");
-            services
+            let signed_in = services
                 .auth
                 .login(
                     "bench@example.com",
                     SecretString::from(PASSWORD.to_owned()),
+                    None,
                     &ClientInfo::default(),
                 )
                 .await
-                .expect("login")
-                .access_token
+                .expect("login");
+            match signed_in {
+                leptos_auth::services::SignIn::Complete(pair) => pair.access_token,
+                leptos_auth::services::SignIn::SecondFactorRequired(_) => {
+                    unreachable!("the benchmark account has no second factor")
+                }
+            }
         });
         c.bench_function(&format!("auth_check_{name}"), |b| {
             b.iter(|| {

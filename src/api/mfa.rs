@@ -123,7 +123,9 @@ pub async fn start_totp(
     CurrentUser(actor): CurrentUser,
 ) -> Result<Response, ApiError> {
     let enrolment = state.services.second_factors.start_totp(&actor).await?;
-    Ok(no_store(Json(TotpEnrolment::from(enrolment)).into_response()))
+    Ok(no_store(
+        Json(TotpEnrolment::from(enrolment)).into_response(),
+    ))
 }
 
 /// Body of `POST /api/v1/users/me/mfa/totp/confirm`.
@@ -160,7 +162,9 @@ pub async fn confirm_totp(
         .second_factors
         .confirm_totp(&actor, &body.code)
         .await?;
-    Ok(no_store(Json(RecoveryCodesResponse::from(codes)).into_response()))
+    Ok(no_store(
+        Json(RecoveryCodesResponse::from(codes)).into_response(),
+    ))
 }
 
 /// Turn two-factor authentication off (the secret and the recovery codes
@@ -203,7 +207,9 @@ pub async fn regenerate_recovery_codes(
         .second_factors
         .regenerate_recovery_codes(&actor)
         .await?;
-    Ok(no_store(Json(RecoveryCodesResponse::from(codes)).into_response()))
+    Ok(no_store(
+        Json(RecoveryCodesResponse::from(codes)).into_response(),
+    ))
 }
 
 /// Admin: turn a user's two-factor authentication off (a lost device). The
@@ -228,8 +234,5 @@ pub async fn admin_reset(
         .second_factors
         .admin_reset(&actor, user_id)
         .await?;
-    Ok(Json(
-        json!({ "detail": "Two-factor authentication reset" }),
-    ))
+    Ok(Json(json!({ "detail": "Two-factor authentication reset" })))
 }
-

@@ -103,7 +103,13 @@ pub fn ConfirmField(
     id_prefix: &'static str,
 ) -> impl IntoView {
     use super::error::CONFIRM_FIELD;
-    let asked = move || needed || error.get().and_then(|e| e.for_field(CONFIRM_FIELD)).is_some();
+    let asked = move || {
+        needed
+            || error
+                .get()
+                .and_then(|e| e.for_field(CONFIRM_FIELD))
+                .is_some()
+    };
     view! {
         <Show when=asked>
             <p class="muted confirm-note">"For your security, confirm it is you first."</p>

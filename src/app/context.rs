@@ -91,7 +91,11 @@ pub fn confirmed(password: &str, confirm: &str, message: &'static str) -> Result
 /// needs it and the form carried a password or code (`secret`, from the
 /// form's `field`): the action then goes ahead in the same post. Without
 /// one, the action's own step-up check refuses and the form asks.
-pub async fn step_up(actor: &Actor, secret: Option<&str>, field: &'static str) -> Result<(), AppError> {
+pub async fn step_up(
+    actor: &Actor,
+    secret: Option<&str>,
+    field: &'static str,
+) -> Result<(), AppError> {
     let Some(secret) = secret.filter(|s| !s.trim().is_empty()) else {
         return Ok(());
     };
@@ -190,9 +194,7 @@ pub fn service_error(err: ServiceError) -> AppError {
             "For your security, confirm it is you: enter your password (or a two-factor code)"
                 .to_owned(),
         ),
-        E::IncorrectConfirmationCode => {
-            invalid(CONFIRM_FIELD, "That code is not right".to_owned())
-        }
+        E::IncorrectConfirmationCode => invalid(CONFIRM_FIELD, "That code is not right".to_owned()),
         E::IncorrectCode => invalid(
             "code",
             "That code is not right. Enter the code your app shows now, or a recovery code."

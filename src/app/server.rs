@@ -42,6 +42,7 @@ pub async fn get_site_info() -> Result<SiteInfo, AppError> {
 }
 
 /// `path` with `?next=` when `next` is a path on this site.
+#[cfg(feature = "ssr")]
 fn with_next(path: &str, next: Option<&str>) -> String {
     match next.filter(|n| crate::domain::safe_next(Some(n)) == *n) {
         Some(next) => format!(
@@ -292,7 +293,10 @@ async fn update_me(input: crate::services::UpdateMeInput, notice: &str) -> Resul
     use secrecy::ExposeSecret;
     let actor = ctx::require_actor()?;
     // The current password the form asks for also confirms the session.
-    let current = input.current_password.as_ref().map(|p| p.expose_secret().to_owned());
+    let current = input
+        .current_password
+        .as_ref()
+        .map(|p| p.expose_secret().to_owned());
     ctx::step_up(&actor, current.as_deref(), "current_password").await?;
     ctx::redirect_after(
         ctx::state().services.users.update_me(&actor, input).await,
@@ -640,7 +644,11 @@ pub async fn start_two_factor(confirm_secret: Option<String>) -> Result<(), AppE
     let actor = ctx::require_actor()?;
     ctx::step_up(&actor, confirm_secret.as_deref(), ctx::CONFIRM_FIELD).await?;
     ctx::redirect_after(
-        ctx::state().services.second_factors.start_totp(&actor).await,
+        ctx::state()
+            .services
+            .second_factors
+            .start_totp(&actor)
+            .await,
         "/profile/two-factor",
     )
 }
@@ -696,7 +704,10 @@ async fn show_recovery_codes(
 /// Finishes the setup with a current code: two-factor authentication is
 /// on, and the recovery codes are shown once.
 #[server(prefix = "/fn", endpoint = "confirm_two_factor")]
-pub async fn confirm_two_factor(code: String, confirm_secret: Option<String>) -> Result<(), AppError> {
+pub async fn confirm_two_factor(
+    code: String,
+    confirm_secret: Option<String>,
+) -> Result<(), AppError> {
     let actor = ctx::require_actor()?;
     ctx::step_up(&actor, confirm_secret.as_deref(), ctx::CONFIRM_FIELD).await?;
     let codes = ctx::state()
@@ -752,7 +763,10 @@ pub async fn disable_two_factor(confirm_secret: Option<String>) -> Result<(), Ap
 
 /// Admin: turns a user's two-factor authentication off (a lost device).
 #[server(prefix = "/fn", endpoint = "reset_user_two_factor")]
-pub async fn reset_user_two_factor(id: i64, confirm_secret: Option<String>) -> Result<(), AppError> {
+pub async fn reset_user_two_factor(
+    id: i64,
+    confirm_secret: Option<String>,
+) -> Result<(), AppError> {
     let actor = ctx::require_actor()?;
     ctx::step_up(&actor, confirm_secret.as_deref(), ctx::CONFIRM_FIELD).await?;
     ctx::redirect_after(

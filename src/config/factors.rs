@@ -24,15 +24,16 @@ impl DataKey {
     pub fn parse(raw: &str) -> Result<DataKey, String> {
         use base64::Engine;
         let raw = raw.trim();
-        let decoded = if raw.len() == 2 * DATA_KEY_BYTES && raw.bytes().all(|b| b.is_ascii_hexdigit()) {
-            hex::decode(raw).ok()
-        } else {
-            let unpadded = raw.trim_end_matches('=');
-            base64::engine::general_purpose::STANDARD_NO_PAD
-                .decode(unpadded)
-                .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(unpadded))
-                .ok()
-        };
+        let decoded =
+            if raw.len() == 2 * DATA_KEY_BYTES && raw.bytes().all(|b| b.is_ascii_hexdigit()) {
+                hex::decode(raw).ok()
+            } else {
+                let unpadded = raw.trim_end_matches('=');
+                base64::engine::general_purpose::STANDARD_NO_PAD
+                    .decode(unpadded)
+                    .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(unpadded))
+                    .ok()
+            };
         let bytes: [u8; DATA_KEY_BYTES] = decoded
             .and_then(|bytes| bytes.try_into().ok())
             .ok_or_else(|| {

@@ -177,10 +177,19 @@ mod tests {
                 Some((step as i64 + offset) as u64)
             );
         }
-        assert_eq!(key.matching_step(&key.code_at(now + 2 * STEP_SECONDS), now), None);
-        assert_eq!(key.matching_step(&key.code_at(now - 2 * STEP_SECONDS), now), None);
+        assert_eq!(
+            key.matching_step(&key.code_at(now + 2 * STEP_SECONDS), now),
+            None
+        );
+        assert_eq!(
+            key.matching_step(&key.code_at(now - 2 * STEP_SECONDS), now),
+            None
+        );
         let code = key.code_at(now);
-        assert_eq!(key.matching_step(&format!("{} {}", &code[..3], &code[3..]), now), Some(step));
+        assert_eq!(
+            key.matching_step(&format!("{} {}", &code[..3], &code[3..]), now),
+            Some(step)
+        );
         for junk in ["", "12345", "1234567", "abcdef", "１２３４５６"] {
             assert_eq!(key.matching_step(junk, now), None, "{junk}");
         }
@@ -191,12 +200,21 @@ mod tests {
         let secret = new_secret();
         let key = TotpKey::new(&secret, "leptos-auth", "a+b@example.com").expect("totp");
         let uri = key.uri().expect("uri");
-        assert!(uri.starts_with("otpauth://totp/leptos-auth:a%2Bb%40example.com?"), "{uri}");
-        assert!(uri.contains(&format!("secret={}", secret_text(&secret))), "{uri}");
+        assert!(
+            uri.starts_with("otpauth://totp/leptos-auth:a%2Bb%40example.com?"),
+            "{uri}"
+        );
+        assert!(
+            uri.contains(&format!("secret={}", secret_text(&secret))),
+            "{uri}"
+        );
         assert!(uri.contains("issuer=leptos-auth"), "{uri}");
         assert_eq!(secret_text(&secret).len(), 32);
         let svg = qr_svg(&uri, "QR <code>").expect("svg");
-        assert!(svg.starts_with("<svg role=\"img\" aria-label=\"QR &lt;code>\""), "{svg}");
+        assert!(
+            svg.starts_with("<svg role=\"img\" aria-label=\"QR &lt;code>\""),
+            "{svg}"
+        );
         assert!(svg.ends_with("</svg>"));
     }
 
@@ -209,7 +227,10 @@ mod tests {
             assert_eq!(code.matches('-').count(), 3);
             let normal = normalize_recovery_code(code).expect("normal");
             assert_eq!(normal, code.replace('-', ""));
-            assert_eq!(normalize_recovery_code(&code.to_uppercase().replace('-', " ")), Some(normal.clone()));
+            assert_eq!(
+                normalize_recovery_code(&code.to_uppercase().replace('-', " ")),
+                Some(normal.clone())
+            );
             assert_eq!(hash_recovery_code(&normal).len(), 64);
         }
         let mut unique = codes.clone();

@@ -220,14 +220,22 @@ mod tests {
         let before = DataSealer::new(&keys(1, &[]), "purpose");
         let sealed = before.seal(b"secret", b"user 7");
         let opened = before.open(&sealed, b"user 7").expect("open");
-        assert_eq!((opened.plain.as_slice(), opened.stale), (&b"secret"[..], false));
+        assert_eq!(
+            (opened.plain.as_slice(), opened.stale),
+            (&b"secret"[..], false)
+        );
         // Another context (another user's row) does not open it.
         assert!(before.open(&sealed, b"user 8").is_err());
 
         // Rotated: the old key still opens, and the data is stale.
         let after = DataSealer::new(&keys(2, &[1]), "purpose");
-        let opened = after.open(&sealed, b"user 7").expect("open with the old key");
-        assert_eq!((opened.plain.as_slice(), opened.stale), (&b"secret"[..], true));
+        let opened = after
+            .open(&sealed, b"user 7")
+            .expect("open with the old key");
+        assert_eq!(
+            (opened.plain.as_slice(), opened.stale),
+            (&b"secret"[..], true)
+        );
         let resealed = after.seal(&opened.plain, b"user 7");
         assert!(!after.open(&resealed, b"user 7").expect("open").stale);
         // Once the old key is dropped, only the resealed data opens.
@@ -235,7 +243,9 @@ mod tests {
         assert!(later.open(&sealed, b"user 7").is_err());
         assert!(later.open(&resealed, b"user 7").is_ok());
         // Another purpose derives another key.
-        assert!(DataSealer::new(&keys(2, &[]), "other").open(&resealed, b"user 7").is_err());
+        assert!(DataSealer::new(&keys(2, &[]), "other")
+            .open(&resealed, b"user 7")
+            .is_err());
         assert!(later.open(&resealed[..3], b"user 7").is_err());
     }
 

@@ -13,10 +13,11 @@
 
 use super::{
     sql::{self, Statement},
-    AuditFilter, AuditRecord, ChallengePurpose, ChallengeRecord, EmailTokenProblem, EmailTokenPurpose, EmailTokenRecord,
-    NewAuditEvent, NewEmailToken, NewOutboxMessage, NewSession, NewUser, OutboxRow, RepoError,
-    RepoResult, RevokeSessions, Rotation, RotationRequest, SessionRecord, SessionWithUser,
-    NewChallenge, ThrottleCount, ThrottleKind, TotpRecord, UsedEmailToken, User, UserChanges,
+    AuditFilter, AuditRecord, ChallengePurpose, ChallengeRecord, EmailTokenProblem,
+    EmailTokenPurpose, EmailTokenRecord, NewAuditEvent, NewChallenge, NewEmailToken,
+    NewOutboxMessage, NewSession, NewUser, OutboxRow, RepoError, RepoResult, RevokeSessions,
+    Rotation, RotationRequest, SessionRecord, SessionWithUser, ThrottleCount, ThrottleKind,
+    TotpRecord, UsedEmailToken, User, UserChanges,
 };
 use crate::domain::{Email, Role};
 use chrono::{DateTime, Utc};

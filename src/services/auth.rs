@@ -16,7 +16,9 @@ use crate::{
         },
     },
     domain::{AuditEventType, Email, Role},
-    repositories::{ChallengePurpose, NewChallenge, NewSession, Repositories, Rotation, RotationRequest, User},
+    repositories::{
+        ChallengePurpose, NewChallenge, NewSession, Repositories, Rotation, RotationRequest, User,
+    },
 };
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
@@ -242,11 +244,19 @@ impl AuthService {
         if user.mfa_enabled {
             if let Some(code) = otp.filter(|code| !code.trim().is_empty()) {
                 let method = self.second_factors.verify(&user, code, client).await?;
-                return self.signed_in(&user, client, Some(method)).await.map(SignIn::Complete);
+                return self
+                    .signed_in(&user, client, Some(method))
+                    .await
+                    .map(SignIn::Complete);
             }
-            return self.second_factor_challenge(&user).await.map(SignIn::SecondFactorRequired);
+            return self
+                .second_factor_challenge(&user)
+                .await
+                .map(SignIn::SecondFactorRequired);
         }
-        self.signed_in(&user, client, None).await.map(SignIn::Complete)
+        self.signed_in(&user, client, None)
+            .await
+            .map(SignIn::Complete)
     }
 
     /// The refusal of a sign-in before the address is verified, recorded.
@@ -408,7 +418,8 @@ impl AuthService {
         };
         self.step_up.renew(actor).await?;
         self.audit.record(
-            AuditEntry::by(actor, AuditEventType::StepUpConfirmed, user.id).detail("method", method),
+            AuditEntry::by(actor, AuditEventType::StepUpConfirmed, user.id)
+                .detail("method", method),
         );
         Ok(())
     }

@@ -181,7 +181,12 @@ impl MailLinks {
 
     /// Tells the user their second factor changed, and what to do if it
     /// was not them.
-    pub async fn notify_second_factor(&self, user: &User, change: SecondFactorChange, at: DateTime<Utc>) {
+    pub async fn notify_second_factor(
+        &self,
+        user: &User,
+        change: SecondFactorChange,
+        at: DateTime<Utc>,
+    ) {
         let email = &user.email;
         let when = at.format("%Y-%m-%d at %H:%M UTC");
         let (subject, what) = match change {

@@ -321,7 +321,10 @@ impl Services {
         let step_up = StepUp::new(repositories.clone(), config.factors.step_up);
         let second_factors = SecondFactorService::new(
             repositories.clone(),
-            crate::crypto::DataSealer::new(&config.factors.data_keys, second_factor::SECRET_PURPOSE),
+            crate::crypto::DataSealer::new(
+                &config.factors.data_keys,
+                second_factor::SECRET_PURPOSE,
+            ),
             &config.factors.totp_issuer,
             step_up.clone(),
             throttle.clone(),

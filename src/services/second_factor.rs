@@ -278,8 +278,9 @@ impl SecondFactorService {
             return Err(ServiceError::NoPendingEnrolment);
         }
         self.throttle.second_factor_succeeded(user.id).await?;
-        self.audit
-            .record(AuditEntry::by(actor, AuditEventType::MfaEnabled, user.id).detail("method", "totp"));
+        self.audit.record(
+            AuditEntry::by(actor, AuditEventType::MfaEnabled, user.id).detail("method", "totp"),
+        );
         self.links
             .notify_second_factor(user, SecondFactorChange::Enabled, now)
             .await;
@@ -290,11 +291,19 @@ impl SecondFactorService {
     pub async fn disable(&self, actor: &Actor) -> ServiceResult<()> {
         self.step_up.require(actor).await?;
         let now = Utc::now();
-        if !self.repos.second_factors.disable(actor.user.id, now).await? {
+        if !self
+            .repos
+            .second_factors
+            .disable(actor.user.id, now)
+            .await?
+        {
             return Err(ServiceError::MfaNotEnabled);
         }
-        self.audit
-            .record(AuditEntry::by(actor, AuditEventType::MfaDisabled, actor.user.id));
+        self.audit.record(AuditEntry::by(
+            actor,
+            AuditEventType::MfaDisabled,
+            actor.user.id,
+        ));
         self.links
             .notify_second_factor(&actor.user, SecondFactorChange::Disabled, now)
             .await;
@@ -336,8 +345,11 @@ impl SecondFactorService {
         if !self.repos.second_factors.disable(user_id, now).await? {
             return Err(ServiceError::MfaNotEnabled);
         }
-        self.audit
-            .record(AuditEntry::by(actor, AuditEventType::MfaResetByAdmin, user_id));
+        self.audit.record(AuditEntry::by(
+            actor,
+            AuditEventType::MfaResetByAdmin,
+            user_id,
+        ));
         self.links
             .notify_second_factor(&user, SecondFactorChange::ResetByAdmin, now)
             .await;
@@ -398,7 +410,11 @@ impl SecondFactorService {
                             .detail("left", left),
                     );
                     self.links
-                        .notify_second_factor(user, SecondFactorChange::RecoveryCodeUsed { left }, now)
+                        .notify_second_factor(
+                            user,
+                            SecondFactorChange::RecoveryCodeUsed { left },
+                            now,
+                        )
                         .await;
                 }
                 Ok(method)
@@ -476,7 +492,8 @@ impl SecondFactorService {
         actor: &Actor,
         codes: &RecoveryCodes,
     ) -> ServiceResult<SecretString> {
-        let json = serde_json::to_vec(&codes.reveal()).map_err(|e| ServiceError::Internal(e.into()))?;
+        let json =
+            serde_json::to_vec(&codes.reveal()).map_err(|e| ServiceError::Internal(e.into()))?;
         let sealed = self.sealer.seal(&json, &reveal_context(actor.user.id));
         let token = new_opaque_token();
         let now = Utc::now();
@@ -567,7 +584,10 @@ impl SecondFactorService {
                     }
                     Ok(_) => report.current += 1,
                     Err(_) => {
-                        tracing::warn!(user_id = row.user_id, "a TOTP secret opens with no configured key");
+                        tracing::warn!(
+                            user_id = row.user_id,
+                            "a TOTP secret opens with no configured key"
+                        );
                         report.unreadable += 1;
                     }
                 }

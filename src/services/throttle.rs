@@ -213,8 +213,13 @@ impl Throttle {
         ip: Option<&str>,
         now: DateTime<Utc>,
     ) -> ServiceResult<()> {
-        self.attempt_failed(ThrottleKind::SecondFactor, &second_factor_key(user_id), ip, now)
-            .await
+        self.attempt_failed(
+            ThrottleKind::SecondFactor,
+            &second_factor_key(user_id),
+            ip,
+            now,
+        )
+        .await
     }
 
     /// A right code forgets the user's wrong ones.

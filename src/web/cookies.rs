@@ -107,11 +107,7 @@ impl SessionCookies {
 
     /// Stores the token of a two-factor flow.
     pub fn set_flow(&self, cookies: &Cookies, flow: Flow, token: &str) {
-        cookies.add(self.build(
-            flow.name(self.secure),
-            token.to_owned(),
-            flow.max_age(),
-        ));
+        cookies.add(self.build(flow.name(self.secure), token.to_owned(), flow.max_age()));
     }
 
     /// The token of a two-factor flow, if the request has one.

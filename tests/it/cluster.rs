@@ -2,7 +2,9 @@
 //! production behind a load balancer, and the database going away and
 //! coming back under load.
 
-use crate::common::{base32_decode, pg, smtp::SmtpSink, totp, JWT_SECRET, OTHER_PASSWORD, PASSWORD};
+use crate::common::{
+    base32_decode, pg, smtp::SmtpSink, totp, JWT_SECRET, OTHER_PASSWORD, PASSWORD,
+};
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use std::{
@@ -15,7 +17,8 @@ use std::{
 const BIN: &str = env!("CARGO_BIN_EXE_leptos-auth");
 /// The key every instance seals second factors with (they share it, like
 /// `JWT_SECRET`).
-const DATA_ENCRYPTION_KEY: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
+const DATA_ENCRYPTION_KEY: &str =
+    "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
 const ADMIN: &str = "ops@example.com";
 
 /// One running `leptos-auth serve` process.

@@ -289,7 +289,11 @@ async fn hashed_names_are_immutable_the_site_root_keeps_a_day_the_others_revalid
     ] {
         let response = get(&hashing, uri, &[("accept-encoding", "br")]).await;
         assert_eq!(response.status, StatusCode::OK, "{uri}");
-        assert_eq!(response.header(header::CACHE_CONTROL), Some(policy), "{uri}");
+        assert_eq!(
+            response.header(header::CACHE_CONTROL),
+            Some(policy),
+            "{uri}"
+        );
         assert!(
             response.header(header::LAST_MODIFIED).is_some(),
             "{uri}: no validator"

@@ -7,9 +7,9 @@ use leptos_auth::{
     domain::{AuditEventType, Email, Role},
     repositories::{
         AuditFilter, ChallengePurpose, EmailTokenProblem, EmailTokenPurpose, NewAuditEvent,
-        NewChallenge, NewEmailToken,
-        NewOutboxMessage, NewSession, NewUser, OutboxRow, RepoError, Repositories, RevokeSessions,
-        Rotation, RotationRequest, ThrottleKind, UsedEmailToken, UserChanges, UserFilter,
+        NewChallenge, NewEmailToken, NewOutboxMessage, NewSession, NewUser, OutboxRow, RepoError,
+        Repositories, RevokeSessions, Rotation, RotationRequest, ThrottleKind, UsedEmailToken,
+        UserChanges, UserFilter,
     },
 };
 use serde_json::json;
@@ -2110,9 +2110,15 @@ async fn a_second_factor_is_pending_then_confirmed_then_removed_whole(app: TestA
     let id = create_user(&repos, "factor@example.com", Role::Regular, true).await;
     let now = Utc::now();
     assert!(factors.totp(id).await.expect("read").is_none());
-    assert!(factors.start_totp(id, b"sealed-one", now).await.expect("start"));
+    assert!(factors
+        .start_totp(id, b"sealed-one", now)
+        .await
+        .expect("start"));
     // Starting again replaces the pending secret.
-    assert!(factors.start_totp(id, b"sealed-two", now).await.expect("restart"));
+    assert!(factors
+        .start_totp(id, b"sealed-two", now)
+        .await
+        .expect("restart"));
     let pending = factors.totp(id).await.expect("read").expect("pending");
     assert_eq!(pending.secret_sealed, b"sealed-two");
     assert!(pending.confirmed_at.is_none());
@@ -2120,14 +2126,36 @@ async fn a_second_factor_is_pending_then_confirmed_then_removed_whole(app: TestA
     assert!(!factors.use_totp_step(id, 100).await.expect("step"));
 
     let hashes: Vec<String> = (0..10).map(|n| format!("hash-{n}")).collect();
-    assert!(factors.confirm_totp(id, 100, &hashes, now).await.expect("confirm"));
-    assert!(!factors.confirm_totp(id, 101, &hashes, now).await.expect("twice"), "once only");
-    let user = repos.users.find_by_id(id).await.expect("find").expect("user");
+    assert!(factors
+        .confirm_totp(id, 100, &hashes, now)
+        .await
+        .expect("confirm"));
+    assert!(
+        !factors
+            .confirm_totp(id, 101, &hashes, now)
+            .await
+            .expect("twice"),
+        "once only"
+    );
+    let user = repos
+        .users
+        .find_by_id(id)
+        .await
+        .expect("find")
+        .expect("user");
     assert!(user.mfa_enabled);
     // A confirmed secret is never replaced by a new start.
-    assert!(!factors.start_totp(id, b"sealed-three", now).await.expect("start"));
+    assert!(!factors
+        .start_totp(id, b"sealed-three", now)
+        .await
+        .expect("start"));
     assert_eq!(
-        factors.totp(id).await.expect("read").expect("on").secret_sealed,
+        factors
+            .totp(id)
+            .await
+            .expect("read")
+            .expect("on")
+            .secret_sealed,
         b"sealed-two"
     );
 
@@ -2140,17 +2168,38 @@ async fn a_second_factor_is_pending_then_confirmed_then_removed_whole(app: TestA
     // Recovery codes: each once, and only the user's own.
     let other = create_user(&repos, "other@example.com", Role::Regular, true).await;
     assert_eq!(factors.recovery_codes_left(id).await.expect("count"), 10);
-    assert!(!factors.use_recovery_code(other, "hash-0", now).await.expect("other user"));
-    assert!(factors.use_recovery_code(id, "hash-0", now).await.expect("use"));
-    assert!(!factors.use_recovery_code(id, "hash-0", now).await.expect("reuse"));
-    assert!(!factors.use_recovery_code(id, "unknown", now).await.expect("unknown"));
+    assert!(!factors
+        .use_recovery_code(other, "hash-0", now)
+        .await
+        .expect("other user"));
+    assert!(factors
+        .use_recovery_code(id, "hash-0", now)
+        .await
+        .expect("use"));
+    assert!(!factors
+        .use_recovery_code(id, "hash-0", now)
+        .await
+        .expect("reuse"));
+    assert!(!factors
+        .use_recovery_code(id, "unknown", now)
+        .await
+        .expect("unknown"));
     assert_eq!(factors.recovery_codes_left(id).await.expect("count"), 9);
     // Replacing: the old ones stop working; not without a factor on.
     let fresh: Vec<String> = (0..10).map(|n| format!("fresh-{n}")).collect();
-    assert!(factors.replace_recovery_codes(id, &fresh, now).await.expect("replace"));
-    assert!(!factors.use_recovery_code(id, "hash-1", now).await.expect("old"));
+    assert!(factors
+        .replace_recovery_codes(id, &fresh, now)
+        .await
+        .expect("replace"));
+    assert!(!factors
+        .use_recovery_code(id, "hash-1", now)
+        .await
+        .expect("old"));
     assert_eq!(factors.recovery_codes_left(id).await.expect("count"), 10);
-    assert!(!factors.replace_recovery_codes(other, &fresh, now).await.expect("off"));
+    assert!(!factors
+        .replace_recovery_codes(other, &fresh, now)
+        .await
+        .expect("off"));
     assert_eq!(factors.recovery_codes_left(other).await.expect("count"), 0);
 
     // Turning it off takes the secret, the codes and the challenges with it.
@@ -2174,7 +2223,15 @@ async fn a_second_factor_is_pending_then_confirmed_then_removed_whole(app: TestA
         .await
         .expect("find")
         .is_none());
-    assert!(!repos.users.find_by_id(id).await.expect("find").expect("user").mfa_enabled);
+    assert!(
+        !repos
+            .users
+            .find_by_id(id)
+            .await
+            .expect("find")
+            .expect("user")
+            .mfa_enabled
+    );
 
     // Deleting a user deletes their factor.
     assert!(factors.start_totp(other, b"x", now).await.expect("start"));
@@ -2189,13 +2246,22 @@ async fn concurrent_uses_of_one_step_or_one_code_have_one_winner(app: TestApp) {
     let factors = repos.second_factors.clone();
     assert!(factors.start_totp(id, b"sealed", now).await.expect("start"));
     let hashes = vec!["only-code".to_owned()];
-    assert!(factors.confirm_totp(id, 1, &hashes, now).await.expect("confirm"));
+    assert!(factors
+        .confirm_totp(id, 1, &hashes, now)
+        .await
+        .expect("confirm"));
     let steps = futures::future::join_all((0..8).map(|_| {
         let factors = factors.clone();
         tokio::spawn(async move { factors.use_totp_step(id, 2).await.expect("step") })
     }))
     .await;
-    assert_eq!(steps.into_iter().filter(|won| *won.as_ref().expect("task")).count(), 1);
+    assert_eq!(
+        steps
+            .into_iter()
+            .filter(|won| *won.as_ref().expect("task"))
+            .count(),
+        1
+    );
     let codes = futures::future::join_all((0..8).map(|_| {
         let factors = factors.clone();
         tokio::spawn(async move {
@@ -2206,7 +2272,13 @@ async fn concurrent_uses_of_one_step_or_one_code_have_one_winner(app: TestApp) {
         })
     }))
     .await;
-    assert_eq!(codes.into_iter().filter(|won| *won.as_ref().expect("task")).count(), 1);
+    assert_eq!(
+        codes
+            .into_iter()
+            .filter(|won| *won.as_ref().expect("task"))
+            .count(),
+        1
+    );
 }
 
 async fn challenges_are_single_use_expire_and_are_purged(app: TestApp) {
@@ -2216,7 +2288,11 @@ async fn challenges_are_single_use_expire_and_are_purged(app: TestApp) {
     let now = Utc::now();
     for (hash, purpose, payload) in [
         ("sign-in", ChallengePurpose::SignIn, None),
-        ("codes", ChallengePurpose::RecoveryCodes, Some(&b"sealed codes"[..])),
+        (
+            "codes",
+            ChallengePurpose::RecoveryCodes,
+            Some(&b"sealed codes"[..]),
+        ),
     ] {
         factors
             .create_challenge(NewChallenge {
@@ -2291,20 +2367,45 @@ async fn a_session_records_when_it_last_authenticated(app: TestApp) {
         .expect("the sign-in counts");
     assert!((now - at).num_seconds().abs() < 5);
     // Only the session's own user, and only while it is live.
-    assert!(repos.sessions.authenticated_at(session, other, now).await.expect("read").is_none());
+    assert!(repos
+        .sessions
+        .authenticated_at(session, other, now)
+        .await
+        .expect("read")
+        .is_none());
     let later = now + Duration::minutes(20);
-    assert!(repos.sessions.mark_authenticated(session, id, later).await.expect("mark"));
-    assert!(!repos.sessions.mark_authenticated(session, other, later).await.expect("other"));
+    assert!(repos
+        .sessions
+        .mark_authenticated(session, id, later)
+        .await
+        .expect("mark"));
+    assert!(!repos
+        .sessions
+        .mark_authenticated(session, other, later)
+        .await
+        .expect("other"));
     let renewed = repos
         .sessions
         .authenticated_at(session, id, later)
         .await
         .expect("read")
         .expect("renewed");
-    assert!((renewed - later).num_milliseconds().abs() < 1, "{renewed} vs {later}");
+    assert!(
+        (renewed - later).num_milliseconds().abs() < 1,
+        "{renewed} vs {later}"
+    );
     repos.sessions.revoke(session, later).await.expect("revoke");
-    assert!(repos.sessions.authenticated_at(session, id, later).await.expect("read").is_none());
-    assert!(!repos.sessions.mark_authenticated(session, id, later).await.expect("revoked"));
+    assert!(repos
+        .sessions
+        .authenticated_at(session, id, later)
+        .await
+        .expect("read")
+        .is_none());
+    assert!(!repos
+        .sessions
+        .mark_authenticated(session, id, later)
+        .await
+        .expect("revoked"));
 }
 
 both_backends!(

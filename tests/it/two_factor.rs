@@ -115,7 +115,10 @@ async fn enrolment_needs_a_current_code_and_issues_single_use_recovery_codes(app
 
     // A wrong code does not turn it on.
     let step = now_step();
-    let wrong = format!("{:06}", (totp(&secret, step).parse::<u32>().expect("digits") + 1) % 1_000_000);
+    let wrong = format!(
+        "{:06}",
+        (totp(&secret, step).parse::<u32>().expect("digits") + 1) % 1_000_000
+    );
     let refused = app
         .post(
             "/api/v1/users/me/mfa/totp/confirm",
@@ -156,18 +159,28 @@ async fn enrolment_needs_a_current_code_and_issues_single_use_recovery_codes(app
     // Once on, it cannot be started again, nor confirmed twice.
     app.post("/api/v1/users/me/mfa/totp", json!({}), Some(&tokens.access))
         .await
-        .assert_error(StatusCode::CONFLICT, "Two-factor authentication is already on");
+        .assert_error(
+            StatusCode::CONFLICT,
+            "Two-factor authentication is already on",
+        );
     app.post(
         "/api/v1/users/me/mfa/totp/confirm",
         json!({ "code": totp(&secret, step + 1) }),
         Some(&tokens.access),
     )
     .await
-    .assert_error(StatusCode::CONFLICT, "No two-factor setup in progress: start again");
+    .assert_error(
+        StatusCode::CONFLICT,
+        "No two-factor setup in progress: start again",
+    );
 
     // Regenerating replaces every old code.
     let renewed = app
-        .post("/api/v1/users/me/mfa/recovery-codes", json!({}), Some(&tokens.access))
+        .post(
+            "/api/v1/users/me/mfa/recovery-codes",
+            json!({}),
+            Some(&tokens.access),
+        )
         .await;
     renewed.assert_status(StatusCode::OK);
     let new_codes = renewed.body["recovery_codes"].as_array().expect("codes");
@@ -184,12 +197,16 @@ async fn enrolment_needs_a_current_code_and_issues_single_use_recovery_codes(app
 async fn the_secret_and_the_codes_are_not_readable_from_the_database(app: TestApp) {
     let user = enrol(&app, "sealed@example.com").await;
     let rows: Vec<(Vec<u8>,)> = match &app.pool {
-        leptos_auth::db::Pool::Sqlite(pool) => sqlx::query_as("SELECT secret_sealed FROM totp_secrets")
-            .fetch_all(pool)
-            .await,
-        leptos_auth::db::Pool::Postgres(pool) => sqlx::query_as("SELECT secret_sealed FROM totp_secrets")
-            .fetch_all(pool)
-            .await,
+        leptos_auth::db::Pool::Sqlite(pool) => {
+            sqlx::query_as("SELECT secret_sealed FROM totp_secrets")
+                .fetch_all(pool)
+                .await
+        }
+        leptos_auth::db::Pool::Postgres(pool) => {
+            sqlx::query_as("SELECT secret_sealed FROM totp_secrets")
+                .fetch_all(pool)
+                .await
+        }
     }
     .expect("read");
     assert_eq!(rows.len(), 1);
@@ -200,15 +217,21 @@ async fn the_secret_and_the_codes_are_not_readable_from_the_database(app: TestAp
         for chunk in user.secret.chunks(5) {
             let mut buffer = [0u8; 5];
             buffer[..chunk.len()].copy_from_slice(chunk);
-            let bits = u64::from_be_bytes([0, 0, 0, buffer[0], buffer[1], buffer[2], buffer[3], buffer[4]]);
+            let bits = u64::from_be_bytes([
+                0, 0, 0, buffer[0], buffer[1], buffer[2], buffer[3], buffer[4],
+            ]);
             for i in (0..8).rev() {
-                text.push(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"[((bits >> (i * 5)) & 31) as usize] as char);
+                text.push(
+                    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"[((bits >> (i * 5)) & 31) as usize] as char,
+                );
             }
         }
         text
     };
     assert!(sealed.len() > user.secret.len() + 16, "nonce and tag");
-    assert!(!sealed.windows(user.secret.len()).any(|w| w == user.secret.as_slice()));
+    assert!(!sealed
+        .windows(user.secret.len())
+        .any(|w| w == user.secret.as_slice()));
     assert!(!sealed.windows(8).any(|w| w == &base32.as_bytes()[..8]));
     // Recovery codes: only hashes.
     assert_eq!(app.count("recovery_codes", "TRUE").await, 10);
@@ -235,7 +258,10 @@ async fn sign_in_takes_a_totp_code_or_a_recovery_code_each_once(app: TestApp) {
     assert_eq!(response.body["methods"], json!(["totp", "recovery_code"]));
     assert!(response.body.get("access_token").is_none());
     assert_eq!(response.headers["cache-control"], "no-store");
-    let token = response.body["mfa_token"].as_str().expect("token").to_owned();
+    let token = response.body["mfa_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
 
     // The code of the confirmation's step was used: refused (a replay).
     let step = user.confirmed_step;
@@ -263,25 +289,29 @@ async fn sign_in_takes_a_totp_code_or_a_recovery_code_each_once(app: TestApp) {
 
     // A recovery code, typed loosely (upper case, spaces), works once.
     let loose = user.recovery_codes[3].to_uppercase().replace('-', " ");
-    second_step(&app, &token, &loose).await.assert_status(StatusCode::OK);
+    second_step(&app, &token, &loose)
+        .await
+        .assert_status(StatusCode::OK);
     let token = password_step(&app, "second@example.com").await;
     second_step(&app, &token, &user.recovery_codes[3])
         .await
         .assert_error(StatusCode::UNAUTHORIZED, "Incorrect two-factor code");
-    let status = app.get("/api/v1/users/me/mfa", Some(&user.tokens.access)).await;
+    let status = app
+        .get("/api/v1/users/me/mfa", Some(&user.tokens.access))
+        .await;
     assert_eq!(status.body["recovery_codes_left"], 9);
 
-    let used = app.audit_events(&admin, "event_type=recovery_code_used").await;
+    let used = app.audit_events(&admin, "type=recovery_code_used").await;
     assert_eq!(used.len(), 1);
     assert_eq!(used[0]["details"]["left"], 9);
     assert_eq!(used[0]["subject_user_id"], user.id);
-    let failed = app.audit_events(&admin, "event_type=mfa_failed").await;
+    let failed = app.audit_events(&admin, "type=mfa_failed").await;
     let reasons: Vec<&str> = failed
         .iter()
         .map(|e| e["details"]["reason"].as_str().expect("reason"))
         .collect();
     assert_eq!(reasons, ["wrong_code", "reused_code", "reused_code"]);
-    let succeeded = app.audit_events(&admin, "event_type=login_succeeded").await;
+    let succeeded = app.audit_events(&admin, "type=login_succeeded").await;
     let factors: Vec<&Value> = succeeded
         .iter()
         .filter(|e| e["subject_user_id"] == user.id)
@@ -360,7 +390,8 @@ async fn the_mfa_token_expires_and_is_bound_to_its_account(app: TestApp) {
     let other = enrol(&app, "other@example.com").await;
     let token = password_step(&app, "expiry@example.com").await;
     // Five minutes later it is gone.
-    app.shift_time("mfa_challenges", "expires_at", -301, "TRUE").await;
+    app.shift_time("mfa_challenges", "expires_at", -301, "TRUE")
+        .await;
     second_step(&app, &token, &totp(&user.secret, user.confirmed_step + 1))
         .await
         .assert_error(
@@ -369,12 +400,10 @@ async fn the_mfa_token_expires_and_is_bound_to_its_account(app: TestApp) {
         );
     // Made up, or malformed.
     for bogus in ["", "x", &"a".repeat(300)] {
-        second_step(&app, bogus, "123456")
-            .await
-            .assert_error(
-                StatusCode::UNAUTHORIZED,
-                "Two-factor sign-in expired or invalid: sign in again",
-            );
+        second_step(&app, bogus, "123456").await.assert_error(
+            StatusCode::UNAUTHORIZED,
+            "Two-factor sign-in expired or invalid: sign in again",
+        );
     }
     // Another account's code does not pass this account's step.
     let token = password_step(&app, "expiry@example.com").await;
@@ -386,7 +415,8 @@ async fn the_mfa_token_expires_and_is_bound_to_its_account(app: TestApp) {
         .assert_error(StatusCode::UNAUTHORIZED, "Incorrect two-factor code");
     // Stored hashed.
     assert_eq!(
-        app.count("mfa_challenges", &format!("token_hash = '{token}'")).await,
+        app.count("mfa_challenges", &format!("token_hash = '{token}'"))
+            .await,
         0
     );
     // Malformed bodies are 422, never 500.
@@ -434,9 +464,15 @@ async fn the_code_can_come_with_the_password_in_one_request(app: TestApp) {
 async fn a_wrong_password_says_nothing_about_a_second_factor(app: TestApp) {
     enrol(&app, "with@example.com").await;
     app.user("without@example.com").await;
-    let with = app.login_response("with@example.com", "wrong password here").await;
-    let without = app.login_response("without@example.com", "wrong password here").await;
-    let unknown = app.login_response("nobody@example.com", "wrong password here").await;
+    let with = app
+        .login_response("with@example.com", "wrong password here")
+        .await;
+    let without = app
+        .login_response("without@example.com", "wrong password here")
+        .await;
+    let unknown = app
+        .login_response("nobody@example.com", "wrong password here")
+        .await;
     for response in [&with, &without, &unknown] {
         response.assert_error(StatusCode::UNAUTHORIZED, "Incorrect email or password");
     }
@@ -472,14 +508,18 @@ async fn wrong_codes_back_off_like_wrong_passwords(backend: Backend) {
     second_step(&app, &token, &user.recovery_codes[0])
         .await
         .assert_status(StatusCode::TOO_MANY_REQUESTS);
-    let failed = app.audit_events(&admin, "event_type=mfa_failed").await;
+    let failed = app.audit_events(&admin, "type=mfa_failed").await;
     assert!(failed.iter().any(|e| e["details"]["reason"] == "throttled"));
     // Once the wait is over, the right code passes and clears the count.
-    app.shift_time("throttle_events", "at", -60, "kind = 'second_factor'").await;
+    app.shift_time("throttle_events", "at", -60, "kind = 'second_factor'")
+        .await;
     second_step(&app, &token, &user.recovery_codes[0])
         .await
         .assert_status(StatusCode::OK);
-    assert_eq!(app.count("throttle_events", "kind = 'second_factor'").await, 0);
+    assert_eq!(
+        app.count("throttle_events", "kind = 'second_factor'").await,
+        0
+    );
 }
 
 async fn sensitive_actions_need_a_recent_authentication(app: TestApp) {
@@ -490,9 +530,13 @@ async fn sensitive_actions_need_a_recent_authentication(app: TestApp) {
     app.delete("/api/v1/users/me/mfa/totp", Some(&access))
         .await
         .assert_error(StatusCode::FORBIDDEN, needed);
-    app.post("/api/v1/users/me/mfa/recovery-codes", json!({}), Some(&access))
-        .await
-        .assert_error(StatusCode::FORBIDDEN, needed);
+    app.post(
+        "/api/v1/users/me/mfa/recovery-codes",
+        json!({}),
+        Some(&access),
+    )
+    .await
+    .assert_error(StatusCode::FORBIDDEN, needed);
     app.patch(
         "/api/v1/users/me",
         json!({ "password": "a brand new passphrase", "current_password": PASSWORD }),
@@ -514,12 +558,20 @@ async fn sensitive_actions_need_a_recent_authentication(app: TestApp) {
         .assert_status(StatusCode::OK);
 
     // Confirming: a wrong password or code is refused, neither or both is 422.
-    app.post("/api/v1/auth/confirm", json!({ "password": "not my password" }), Some(&access))
-        .await
-        .assert_error(StatusCode::FORBIDDEN, "Incorrect password");
-    app.post("/api/v1/auth/confirm", json!({ "code": "000000" }), Some(&access))
-        .await
-        .assert_error(StatusCode::FORBIDDEN, "Incorrect code");
+    app.post(
+        "/api/v1/auth/confirm",
+        json!({ "password": "not my password" }),
+        Some(&access),
+    )
+    .await
+    .assert_error(StatusCode::FORBIDDEN, "Incorrect password");
+    app.post(
+        "/api/v1/auth/confirm",
+        json!({ "code": "000000" }),
+        Some(&access),
+    )
+    .await
+    .assert_error(StatusCode::FORBIDDEN, "Incorrect code");
     app.post("/api/v1/auth/confirm", json!({}), Some(&access))
         .await
         .assert_status(StatusCode::UNPROCESSABLE_ENTITY);
@@ -547,12 +599,20 @@ async fn sensitive_actions_need_a_recent_authentication(app: TestApp) {
         .assert_error(StatusCode::CONFLICT, "Two-factor authentication is not on");
     // Without a second factor, the password confirms.
     age_authentication(&app, 11).await;
-    app.post("/api/v1/auth/confirm", json!({ "code": "123456" }), Some(&access))
-        .await
-        .assert_error(StatusCode::CONFLICT, "Two-factor authentication is not on");
-    app.post("/api/v1/auth/confirm", json!({ "password": PASSWORD }), Some(&access))
-        .await
-        .assert_status(StatusCode::OK);
+    app.post(
+        "/api/v1/auth/confirm",
+        json!({ "code": "123456" }),
+        Some(&access),
+    )
+    .await
+    .assert_error(StatusCode::CONFLICT, "Two-factor authentication is not on");
+    app.post(
+        "/api/v1/auth/confirm",
+        json!({ "password": PASSWORD }),
+        Some(&access),
+    )
+    .await
+    .assert_status(StatusCode::OK);
     app.patch(
         "/api/v1/users/me",
         json!({ "password": "a brand new passphrase", "current_password": PASSWORD }),
@@ -561,10 +621,14 @@ async fn sensitive_actions_need_a_recent_authentication(app: TestApp) {
     .await
     .assert_status(StatusCode::OK);
     // Sign-in again: no code asked any more.
-    app.login("stepup@example.com", "a brand new passphrase").await;
+    app.login("stepup@example.com", "a brand new passphrase")
+        .await;
     let (_, admin) = app.admin("admin@example.com").await;
-    let confirmations = app.audit_events(&admin, "event_type=step_up_confirmed").await;
-    let methods: Vec<&Value> = confirmations.iter().map(|e| &e["details"]["method"]).collect();
+    let confirmations = app.audit_events(&admin, "type=step_up_confirmed").await;
+    let methods: Vec<&Value> = confirmations
+        .iter()
+        .map(|e| &e["details"]["method"])
+        .collect();
     assert_eq!(methods, [&json!("password"), &json!("totp")]);
 }
 
@@ -588,10 +652,16 @@ async fn admin_changes_to_other_accounts_need_a_recent_authentication(app: TestA
         .await
         .assert_error(StatusCode::FORBIDDEN, needed);
     // Lists and reads stay open.
-    app.get(&uri, Some(&admin.access)).await.assert_status(StatusCode::OK);
-    app.post("/api/v1/auth/confirm", json!({ "password": PASSWORD }), Some(&admin.access))
+    app.get(&uri, Some(&admin.access))
         .await
         .assert_status(StatusCode::OK);
+    app.post(
+        "/api/v1/auth/confirm",
+        json!({ "password": PASSWORD }),
+        Some(&admin.access),
+    )
+    .await
+    .assert_status(StatusCode::OK);
     app.patch(&uri, json!({ "is_active": false }), Some(&admin.access))
         .await
         .assert_status(StatusCode::OK);
@@ -605,16 +675,24 @@ async fn an_admin_resets_a_lost_second_factor(app: TestApp) {
     app.delete(&uri, Some(&regular.access))
         .await
         .assert_error(StatusCode::FORBIDDEN, "Not enough permissions");
-    let listed = app.get(&format!("/api/v1/users/{}", user.id), Some(&admin.access)).await;
+    let listed = app
+        .get(&format!("/api/v1/users/{}", user.id), Some(&admin.access))
+        .await;
     assert_eq!(listed.body["mfa_enabled"], true);
     age_authentication(&app, 11).await;
     app.delete(&uri, Some(&admin.access))
         .await
         .assert_error(StatusCode::FORBIDDEN, "Recent authentication required");
-    app.post("/api/v1/auth/confirm", json!({ "password": PASSWORD }), Some(&admin.access))
+    app.post(
+        "/api/v1/auth/confirm",
+        json!({ "password": PASSWORD }),
+        Some(&admin.access),
+    )
+    .await
+    .assert_status(StatusCode::OK);
+    app.delete(&uri, Some(&admin.access))
         .await
         .assert_status(StatusCode::OK);
-    app.delete(&uri, Some(&admin.access)).await.assert_status(StatusCode::OK);
     app.delete(&uri, Some(&admin.access))
         .await
         .assert_error(StatusCode::CONFLICT, "Two-factor authentication is not on");
@@ -628,7 +706,7 @@ async fn an_admin_resets_a_lost_second_factor(app: TestApp) {
     app.login("lost@example.com", PASSWORD).await;
     assert_eq!(app.count("totp_secrets", "TRUE").await, 0);
     assert_eq!(app.count("recovery_codes", "TRUE").await, 0);
-    let events = app.audit_events(&admin, "event_type=mfa_reset_by_admin").await;
+    let events = app.audit_events(&admin, "type=mfa_reset_by_admin").await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["subject_user_id"], user.id);
     assert!(events[0]["actor_user_id"].is_i64());
@@ -671,9 +749,12 @@ async fn every_change_to_the_second_factor_is_mailed_to_the_user(backend: Backen
         .assert_status(StatusCode::OK);
     let again = enrol_user(&app, user.id, user.tokens.clone()).await;
     let (_, admin) = app.admin("admin@example.com").await;
-    app.delete(&format!("/api/v1/users/{}/mfa", again.id), Some(&admin.access))
-        .await
-        .assert_status(StatusCode::OK);
+    app.delete(
+        &format!("/api/v1/users/{}/mfa", again.id),
+        Some(&admin.access),
+    )
+    .await
+    .assert_status(StatusCode::OK);
     app.flush_mail().await;
     let subjects: Vec<String> = sink
         .messages_to("mailed@example.com")
@@ -686,14 +767,21 @@ async fn every_change_to_the_second_factor_is_mailed_to_the_user(backend: Backen
         "Two-factor authentication is off",
         "Two-factor authentication was reset",
     ] {
-        assert!(subjects.iter().any(|s| s == subject), "{subject} in {subjects:?}");
+        assert!(
+            subjects.iter().any(|s| s == subject),
+            "{subject} in {subjects:?}"
+        );
     }
     let used = sink
         .messages_to("mailed@example.com")
         .into_iter()
         .find(|m| m.header("Subject").as_deref() == Some("A recovery code was used"))
         .expect("notice");
-    assert!(used.text().contains("9 unused recovery codes are left"), "{}", used.text());
+    assert!(
+        used.text().contains("9 unused recovery codes are left"),
+        "{}",
+        used.text()
+    );
     // No notice carries a code or the secret.
     for message in sink.messages_to("mailed@example.com") {
         for code in &user.recovery_codes {
