@@ -4,15 +4,126 @@
 use super::*;
 use std::collections::HashMap;
 
+/// The configuration of these variables, with a `DATA_ENCRYPTION_KEY` unless
+/// they name it (blank: unset), so no test writes a development key into
+/// the working directory by accident.
 fn config_from(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-    let map: HashMap<String, String> = pairs
+    let mut map: HashMap<String, String> = pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+    map.entry("DATA_ENCRYPTION_KEY".to_owned())
+        .or_insert_with(|| DATA_KEY.to_owned());
     Config::from_lookup(move |k| map.get(k).cloned())
 }
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef0123";
+const DATA_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+#[test]
+fn the_data_encryption_key_is_32_bytes_in_hex_or_base64() {
+    use base64::Engine;
+    let bytes = [7u8; 32];
+    for text in [
+        hex::encode(bytes),
+        hex::encode(bytes).to_uppercase(),
+        base64::engine::general_purpose::STANDARD.encode(bytes),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes),
+    ] {
+        let config = config_from(&[("JWT_SECRET", SECRET), ("DATA_ENCRYPTION_KEY", &text)])
+            .unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(config.factors.data_keys.current.bytes(), &bytes);
+    }
+    for bad in [
+        "short",
+        &hex::encode([7u8; 31]),
+        &base64::engine::general_purpose::STANDARD.encode([7u8; 33]),
+    ] {
+        let err = config_from(&[("JWT_SECRET", SECRET), ("DATA_ENCRYPTION_KEY", bad)]).unwrap_err();
+        assert_eq!(err.variable, "DATA_ENCRYPTION_KEY", "{bad}");
+        assert!(!err.to_string().contains(bad), "the value is not echoed");
+    }
+    // Retired keys: a list of the same; never the current key.
+    let old = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
+    let config = config_from(&[
+        ("JWT_SECRET", SECRET),
+        (
+            "DATA_ENCRYPTION_OLD_KEYS",
+            &format!(" {old} , {} ", hex::encode([8u8; 32])),
+        ),
+    ])
+    .expect("valid");
+    assert_eq!(config.factors.data_keys.old.len(), 2);
+    let err = config_from(&[
+        ("JWT_SECRET", SECRET),
+        ("DATA_ENCRYPTION_OLD_KEYS", DATA_KEY),
+    ])
+    .unwrap_err();
+    assert_eq!(err.variable, "DATA_ENCRYPTION_OLD_KEYS");
+    let err =
+        config_from(&[("JWT_SECRET", SECRET), ("DATA_ENCRYPTION_OLD_KEYS", "nope")]).unwrap_err();
+    assert_eq!(err.variable, "DATA_ENCRYPTION_OLD_KEYS");
+    // `config check` never prints a key.
+    let printed = config.settings();
+    for (name, value) in &printed {
+        if name.starts_with("DATA_ENCRYPTION") {
+            assert_eq!(value, "***", "{name}");
+        }
+    }
+}
+
+#[test]
+fn production_requires_a_data_encryption_key_and_development_keeps_one() {
+    let err = config_from(&[
+        ("JWT_SECRET", SECRET),
+        ("APP_ENV", "production"),
+        ("PUBLIC_URL", "https://auth.example.com"),
+        ("DATA_ENCRYPTION_KEY", ""),
+    ])
+    .unwrap_err();
+    assert_eq!(err.variable, "DATA_ENCRYPTION_KEY");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let data = data.to_str().expect("utf-8");
+    let unset = [
+        ("JWT_SECRET", SECRET),
+        ("DATA_DIR", data),
+        ("DATA_ENCRYPTION_KEY", ""),
+    ];
+    let first = config_from(&unset).expect("valid");
+    let second = config_from(&unset).expect("valid");
+    assert_eq!(
+        first.factors.data_keys.current,
+        second.factors.data_keys.current
+    );
+    assert_ne!(first.factors.data_keys.current.bytes(), &[0u8; 32]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("data/data-encryption-key"))
+            .expect("key file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "only the owner reads it");
+    }
+}
+
+#[test]
+fn two_factor_settings_have_their_defaults_and_bounds() {
+    let config = config_from(&[("JWT_SECRET", SECRET)]).expect("valid");
+    assert_eq!(config.factors.totp_issuer, "leptos-auth");
+    assert_eq!(config.factors.step_up, Duration::from_secs(600));
+    assert!(!config.factors.require_for_admins);
+    for (var, value) in [
+        ("TOTP_ISSUER", "Acme: Inc"),
+        ("STEP_UP_MINUTES", "0"),
+        ("STEP_UP_MINUTES", "1441"),
+        ("REQUIRE_2FA_FOR_ADMINS", "sometimes"),
+    ] {
+        let err = config_from(&[("JWT_SECRET", SECRET), (var, value)]).unwrap_err();
+        assert_eq!(err.variable, var, "{var}={value}");
+    }
+}
 
 #[test]
 fn a_postgres_pool_has_ten_connections_unless_told() {

@@ -124,16 +124,19 @@ fn failure_reason(user_known: bool) -> &'static str {
 impl AuthService {
     /// Builds the service.
     pub fn new(
-        repos: Repositories,
+        common: super::Common,
         hasher: PasswordHasher,
         tokens: TokenService,
         lifetime: SessionLifetime,
-        throttle: Throttle,
-        audit: AuditLog,
         rules: SignInRules,
         second_factors: SecondFactorService,
         step_up: StepUp,
     ) -> Self {
+        let super::Common {
+            repos,
+            throttle,
+            audit,
+        } = common;
         AuthService {
             repos,
             hasher,

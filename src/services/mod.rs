@@ -69,6 +69,15 @@ impl Actor {
     }
 }
 
+/// What most services are built over: the repositories, the throttling
+/// counters and the audit writer.
+#[derive(Clone)]
+pub struct Common {
+    pub repos: Repositories,
+    pub throttle: Throttle,
+    pub audit: AuditLog,
+}
+
 /// Where a request came from, recorded on the session it creates.
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {
@@ -331,8 +340,13 @@ impl Services {
             audit_log.clone(),
             links.clone(),
         );
+        let common = Common {
+            repos: repositories.clone(),
+            throttle: throttle.clone(),
+            audit: audit_log.clone(),
+        };
         let auth = AuthService::new(
-            repositories.clone(),
+            common.clone(),
             hasher.clone(),
             tokens,
             auth::SessionLifetime {
@@ -340,8 +354,6 @@ impl Services {
                 max: config.session_max,
                 reuse_grace: config.refresh_reuse_grace,
             },
-            throttle.clone(),
-            audit_log.clone(),
             auth::SignInRules {
                 require_verification: config.mail.require_verification,
                 second_factor_for_admins: config.factors.require_for_admins,
@@ -350,12 +362,10 @@ impl Services {
             step_up.clone(),
         );
         let users = UserService::new(
-            repositories.clone(),
+            common,
             hasher.clone(),
             config.password_policy(),
             config.allow_registration,
-            throttle.clone(),
-            audit_log.clone(),
             links.clone(),
             step_up.clone(),
         );

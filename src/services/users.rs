@@ -114,15 +114,18 @@ impl ChangedBy<'_> {
 impl UserService {
     /// Builds the service.
     pub fn new(
-        repos: Repositories,
+        common: super::Common,
         hasher: PasswordHasher,
         policy: PasswordPolicy,
         allow_registration: bool,
-        throttle: Throttle,
-        audit: AuditLog,
         links: MailLinks,
         step_up: StepUp,
     ) -> Self {
+        let super::Common {
+            repos,
+            throttle,
+            audit,
+        } = common;
         UserService {
             repos,
             hasher,

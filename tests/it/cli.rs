@@ -764,3 +764,91 @@ async fn ctrl_c_stops_waiting_for_requests_after_the_shutdown_timeout() {
     );
     assert!(logs.contains("stopped"), "{logs}");
 }
+
+/// `leptos-auth reseal` after a key rotation: secrets sealed with the old
+/// key are sealed again with the new one, after which the old key can go,
+/// and the users' codes keep working throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reseal_moves_every_secret_to_the_new_key() {
+    use crate::common::{base32_decode, now_step, totp, Backend, TestApp};
+    use serde_json::json;
+    let old_key = "11".repeat(32);
+    let new_key = "22".repeat(32);
+    let app = TestApp::start(Backend::Sqlite, &[("DATA_ENCRYPTION_KEY", &old_key)]).await;
+    let mut secrets = Vec::new();
+    for email in ["one@example.com", "two@example.com"] {
+        let (_, tokens) = app.user(email).await;
+        let started = app
+            .post("/api/v1/users/me/mfa/totp", json!({}), Some(&tokens.access))
+            .await;
+        let secret = base32_decode(started.body["secret"].as_str().expect("secret"));
+        app.post(
+            "/api/v1/users/me/mfa/totp/confirm",
+            json!({ "code": totp(&secret, now_step()) }),
+            Some(&tokens.access),
+        )
+        .await
+        .assert_status(axum::http::StatusCode::OK);
+        secrets.push((email, secret));
+    }
+    let url = format!("sqlite://{}", app.dir.path().join("test.db").display());
+    let run = |key: &str, old: &str| {
+        command(app.dir.path())
+            .arg("reseal")
+            .env("DATABASE_URL", &url)
+            .env("DATA_DIR", app.dir.path())
+            .env("JWT_SECRET", JWT_SECRET)
+            .env("DATA_ENCRYPTION_KEY", key)
+            .env("DATA_ENCRYPTION_OLD_KEYS", old)
+            .output()
+            .expect("run reseal")
+    };
+    // Without the old key the secrets cannot be opened: it says so and fails.
+    let blind = run(&new_key, "");
+    assert!(!blind.status.success());
+    assert!(
+        String::from_utf8_lossy(&blind.stderr).contains("2 secrets open with no configured key")
+    );
+    let moved = run(&new_key, &old_key);
+    let stdout = String::from_utf8_lossy(&moved.stdout);
+    assert!(
+        moved.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&moved.stderr)
+    );
+    assert!(stdout.contains("resealed 2 TOTP secrets"), "{stdout}");
+    let again = run(&new_key, &old_key);
+    assert!(String::from_utf8_lossy(&again.stdout)
+        .contains("resealed 0 TOTP secrets with the current key (2 were already"));
+    drop(app.pool);
+    // An instance with the new key alone still checks every user's codes.
+    let (state, _pool) = leptos_auth::state::AppState::initialize(
+        leptos_auth::config::Config::from_lookup(|name| match name {
+            "DATABASE_URL" => Some(url.clone()),
+            "DATA_DIR" => Some(app.dir.path().display().to_string()),
+            "JWT_SECRET" => Some(JWT_SECRET.to_owned()),
+            "DATA_ENCRYPTION_KEY" => Some(new_key.clone()),
+            _ => None,
+        })
+        .expect("config"),
+    )
+    .await
+    .expect("starts");
+    for (email, secret) in secrets {
+        let user = state
+            .services
+            .repositories
+            .users
+            .find_by_email(&leptos_auth::domain::Email::parse(email).expect("email"))
+            .await
+            .expect("find")
+            .expect("user");
+        let method = state
+            .services
+            .second_factors
+            .verify(&user, &totp(&secret, now_step() + 1), &Default::default())
+            .await
+            .expect("the code passes with the new key");
+        assert_eq!(method.as_str(), "totp");
+    }
+}

@@ -384,6 +384,7 @@ async fn emailed_links_and_addresses_stay_out_of_production_logs() {
     let smtp_url = sink.url();
     let mut server = Server::start(&[
         ("APP_ENV", "production"),
+        ("DATA_ENCRYPTION_KEY", crate::common::DATA_ENCRYPTION_KEY),
         ("LOG_FORMAT", "json"),
         ("RUST_LOG", "debug"),
         ("PUBLIC_URL", "https://auth.example.test"),

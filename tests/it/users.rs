@@ -23,7 +23,8 @@ async fn registration_creates_an_active_regular_user(app: TestApp) {
             .is_ok()
     );
     let keys: Vec<&String> = body.as_object().expect("object").keys().collect();
-    assert_eq!(keys.len(), 7, "exactly the documented fields: {keys:?}");
+    assert_eq!(body["mfa_enabled"], false);
+    assert_eq!(keys.len(), 8, "exactly the documented fields: {keys:?}");
     assert!(
         !response.text.contains("argon2"),
         "no password material: {}",

@@ -67,6 +67,10 @@ pub const PASSWORD: &str = "correct horse battery staple";
 /// Another password the policy accepts.
 pub const OTHER_PASSWORD: &str = "violet tundra lantern orbit";
 /// The JWT secret of test instances.
+/// A data-encryption key for instances that must be given one (production
+/// settings, several processes sharing a database).
+pub const DATA_ENCRYPTION_KEY: &str =
+    "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
 pub const JWT_SECRET: &str = "integration-test-secret-integration-test-secret";
 
 /// Which database a test app runs on.
