@@ -98,10 +98,16 @@ impl SessionCookies {
         ));
     }
 
-    /// Expires both cookies in the browser.
+    /// Expires both cookies in the browser, and those of a two-factor flow
+    /// the browser holds (signing out leaves nothing of the session behind).
     pub fn clear(&self, cookies: &Cookies) {
         for name in [self.access_name(), self.refresh_name()] {
             cookies.add(self.build(name, String::new(), 0));
+        }
+        for flow in [Flow::SecondFactor, Flow::RecoveryCodes] {
+            if self.flow_token(cookies, flow).is_some() {
+                self.clear_flow(cookies, flow);
+            }
         }
     }
 
