@@ -19,6 +19,7 @@ SCENARIOS = [
     ("users_list", "`GET /api/v1/users?limit=100`, admin, 100k users"),
     ("users_search", "`GET /api/v1/users?q=member4242`, admin, 100k users"),
     ("refresh", "`POST /api/v1/auth/refresh`, fresh token each"),
+    ("mfa", "`POST /api/v1/auth/mfa`, a TOTP code per request (3 s)"),
     ("login_page", "`GET /login` (server-side rendered)"),
     ("login", "`POST /api/v1/auth/login` (Argon2)"),
     ("register", "`POST /api/v1/users` (Argon2)"),
@@ -85,6 +86,10 @@ def targets(report):
             reachable = cores / (batch / 1000)
             rows.append((f"{b}: login vs {cores} hashes at once ({cores} / {batch} ms = {reachable:.0f}/s)",
                          "context", f"{r['login']['rps'] / reachable:.0%}", "-"))
+        if "mfa" in r:
+            mfa = r["mfa"]
+            rows.append((f"{b}: `/auth/mfa` requests that signed in (the rest found their pairs used up)",
+                         "context", f"{mfa['statuses'].get('200', 0):,} of {mfa['requests']:,}", "-"))
         flood = r["login_flood"]
         probe = flood["health_probe"]
         rows.append((f"{b}: `/health` p99 during the login flood", "< 50 ms", f"{probe['p99_ms']} ms",

@@ -21,9 +21,11 @@ Environment:
 """
 
 import base64
+import concurrent.futures
 import datetime
 import gzip
 import hashlib
+import hmac
 import json
 import os
 import platform
@@ -31,6 +33,7 @@ import re
 import secrets
 import shutil
 import sqlite3
+import struct
 import subprocess
 import sys
 import tempfile
@@ -54,6 +57,11 @@ CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "64"))
 BACKENDS = os.environ.get("BENCH_BACKENDS", "sqlite,postgres").split(",")
 USERS = int(os.environ.get("BENCH_USERS", "100000"))
 SESSIONS_MAX = int(os.environ.get("BENCH_SESSIONS_MAX", "1000000"))
+# Accounts with two-factor authentication for the POST /auth/mfa scenario:
+# each request spends one account's TOTP step, so the run is short and the
+# accounts many (more than it can sign in: see `statuses` of the result).
+MFA_USERS = int(os.environ.get("BENCH_MFA_USERS", "20000"))
+MFA_SECONDS = int(os.environ.get("BENCH_MFA_SECONDS", "3"))
 THREADS = 2
 ADMIN_CONNECTIONS = 8
 # Any valid Argon2id PHC string: seeded users never sign in.
@@ -291,6 +299,70 @@ def seed_sessions(db, backend, user_id, count, with_tokens=0, workdir=None):
     return path
 
 
+def totp(secret, step):
+    """RFC 6238: HMAC-SHA1 of the step, 6 digits."""
+    digest = hmac.new(secret, struct.pack(">Q", step), hashlib.sha1).digest()
+    offset = digest[19] & 0x0F
+    number = struct.unpack(">I", digest[offset:offset + 4])[0] & 0x7FFFFFFF
+    return f"{number % 1_000_000:06d}"
+
+
+def seed_second_factor(db, backend, server, count, workdir):
+    """`count` accounts with two-factor authentication on, each with a pending
+    sign-in: the pairs file holds one "mfa_token code" line per account (its
+    current TOTP code). The accounts and their sessions are seeded rows (no
+    Argon2); the secrets are set up through the API, so the server seals
+    them with its own key."""
+    say(f"seeding {count} accounts with two-factor authentication")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    stamp = "now()" if backend == "postgres" else f"'{ts(now)}'"
+    later = ("now() + interval '1 hour'" if backend == "postgres"
+             else f"'{ts(now + datetime.timedelta(hours=1))}'")
+    emails = [f"mfa-{n}@example.org" for n in range(count)]
+    refresh = [base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode() for _ in emails]
+    for i in range(0, count, 5000):
+        chunk = range(i, min(i + 5000, count))
+        db.sql("INSERT INTO users (email, password_hash, role, is_active, created_at, updated_at) VALUES "
+               + ",".join(f"('{emails[n]}', '{SEED_HASH}', 'regular', TRUE, {stamp}, {stamp})" for n in chunk)
+               + ";")
+        db.sql("WITH seeded (email, hash) AS (VALUES " + ",".join(
+                   f"('{emails[n]}', '{hashlib.sha256(refresh[n].encode()).hexdigest()}')" for n in chunk)
+               + ") INSERT INTO sessions (user_id, refresh_token_hash, created_at, last_used_at, authenticated_at, "
+               f"expires_at, max_expires_at) SELECT users.id, seeded.hash, {stamp}, {stamp}, {stamp}, {later}, {later} "
+               "FROM seeded JOIN users ON users.email = seeded.email;")
+
+    def enrol(n):
+        status, pair = http("POST", f"{server.base}/api/v1/auth/refresh", {"refresh_token": refresh[n]})
+        assert status == 200, status
+        access = pair["access_token"]
+        status, started = http("POST", f"{server.base}/api/v1/users/me/mfa/totp", {}, token=access)
+        assert status == 200, status
+        secret = base64.b32decode(started["secret"] + "=" * (-len(started["secret"]) % 8))
+        step = int(time.time()) // 30
+        status, _ = http("POST", f"{server.base}/api/v1/users/me/mfa/totp/confirm",
+                         {"code": totp(secret, step)}, token=access)
+        assert status == 200, status
+        return secret, step
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        enrolled = list(pool.map(enrol, range(count)))
+    tokens = [base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode() for _ in emails]
+    for i in range(0, count, 5000):
+        chunk = range(i, min(i + 5000, count))
+        db.sql("WITH seeded (email, hash) AS (VALUES " + ",".join(
+                   f"('{emails[n]}', '{hashlib.sha256(tokens[n].encode()).hexdigest()}')" for n in chunk)
+               + ") INSERT INTO mfa_challenges (token_hash, purpose, user_id, created_at, expires_at) "
+               f"SELECT seeded.hash, 'sign_in', users.id, {stamp}, {later} FROM seeded "
+               "JOIN users ON users.email = seeded.email;")
+    # Codes of the current step (a later one than each setup's, which is
+    # used up): valid for the next 30 to 60 seconds.
+    step = int(time.time()) // 30
+    path = workdir / "mfa-pairs.txt"
+    path.write_text("".join(f"{tokens[n]} {totp(secret, max(step, enrolled_step + 1))}\n"
+                            for n, (secret, enrolled_step) in enumerate(enrolled)))
+    return path
+
+
 def asset_sizes():
     pkg = DIST / "site" / "pkg"
     sizes = {}
@@ -357,6 +429,11 @@ def bench_backend(backend):
                                  workdir=workdir)
             results["refresh"] = measured(server, lambda: wrk(
                 f"{server.base}/api/v1/auth/refresh", "refresh.lua", env={"BENCH_TOKENS": str(pool)}))
+            say(f"{backend}: POST /api/v1/auth/mfa (a TOTP code per request)")
+            pairs = seed_second_factor(db, backend, server, MFA_USERS, workdir)
+            results["mfa"] = measured(server, lambda: wrk(
+                f"{server.base}/api/v1/auth/mfa", "mfa.lua", seconds=MFA_SECONDS,
+                env={"BENCH_PAIRS": str(pairs)}))
             say(f"{backend}: GET /login (server-side rendered)")
             results["login_page"] = measured(server, lambda: wrk(f"{server.base}/login", "get.lua"))
             say(f"{backend}: POST /api/v1/auth/login (Argon2)")
