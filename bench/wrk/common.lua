@@ -7,6 +7,21 @@ function setup(thread)
   table.insert(threads, thread)
 end
 
+-- This thread's share of the lines of the file `path` (one item per
+-- request, each used once): every thread takes every BENCH_THREADS-th line.
+function thread_share(path)
+  local nthreads = tonumber(os.getenv("BENCH_THREADS") or "1")
+  local share = {}
+  local i = 0
+  for line in io.lines(path) do
+    if i % nthreads == id then
+      table.insert(share, line)
+    end
+    i = i + 1
+  end
+  return share
+end
+
 function count_status(status)
   local key = "s" .. status
   statuses[key] = (statuses[key] or 0) + 1

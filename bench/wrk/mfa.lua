@@ -9,14 +9,7 @@ local next_pair = 1
 
 function init(args)
   statuses = {}
-  local nthreads = tonumber(os.getenv("BENCH_THREADS") or "1")
-  local i = 0
-  for line in io.lines(os.getenv("BENCH_PAIRS")) do
-    if i % nthreads == id then
-      table.insert(pairs_list, line)
-    end
-    i = i + 1
-  end
+  pairs_list = thread_share(os.getenv("BENCH_PAIRS"))
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
 end

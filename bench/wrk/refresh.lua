@@ -8,14 +8,7 @@ local next_token = 1
 
 function init(args)
   statuses = {}
-  local nthreads = tonumber(os.getenv("BENCH_THREADS") or "1")
-  local i = 0
-  for line in io.lines(os.getenv("BENCH_TOKENS")) do
-    if i % nthreads == id then
-      table.insert(tokens, line)
-    end
-    i = i + 1
-  end
+  tokens = thread_share(os.getenv("BENCH_TOKENS"))
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
 end

@@ -77,6 +77,18 @@ pub struct SecondFactorRequired {
     methods: Vec<&'static str>,
 }
 
+/// The 401 of `POST /api/v1/auth/login`: a refusal, or (a right password
+/// for an account with two-factor authentication) the second step to take.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum LoginUnauthorized {
+    /// `Incorrect email or password`, `Inactive user`, `Incorrect two-factor code`.
+    Refused(ErrorDetail),
+    /// Continue with `POST /api/v1/auth/mfa`.
+    SecondFactor(SecondFactorRequired),
+}
+
 /// Never cached, like a token response.
 fn no_store(mut response: Response) -> Response {
     let headers = response.headers_mut();
@@ -142,7 +154,7 @@ struct LoginBody {
             headers(("Cache-Control" = String, description = "no-store"))),
         (status = 401, description = "Incorrect email or password, or inactive user (ErrorDetail); \
             a right password for an account with two-factor authentication \
-            (SecondFactorRequired: continue with /api/v1/auth/mfa); a wrong `otp`", body = SecondFactorRequired,
+            (SecondFactorRequired: continue with /api/v1/auth/mfa); a wrong `otp`", body = LoginUnauthorized,
             headers(("Cache-Control" = String, description = "no-store"))),
         (status = 403, description = "Email not verified (only with REQUIRE_EMAIL_VERIFICATION)", body = ErrorDetail),
         (status = 422, description = "A field is missing", body = ValidationError),

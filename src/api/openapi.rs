@@ -116,6 +116,7 @@ pub enum JsonBody {
         auth::LoginForm,
         auth::RefreshBody,
         auth::SecondFactorRequired,
+        auth::LoginUnauthorized,
         auth::MfaBody,
         auth::ConfirmBody,
         mfa::MfaStatus,

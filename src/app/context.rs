@@ -99,16 +99,10 @@ pub async fn step_up(
     let Some(secret) = secret.filter(|s| !s.trim().is_empty()) else {
         return Ok(());
     };
-    let services = &state().services;
-    if services
-        .step_up
-        .fresh_until(actor)
-        .await
-        .map_err(service_error)?
-        .is_some()
-    {
+    if !confirmation_needed(actor).await? {
         return Ok(());
     }
+    let services = &state().services;
     let proof = StepUpProof::PasswordOrCode(secret.to_owned().into());
     services
         .auth
@@ -127,6 +121,17 @@ pub async fn step_up(
             }
             other => service_error(other),
         })
+}
+
+/// Whether the caller's session must confirm (password or code) before a
+/// sensitive action: the forms then ask inside themselves.
+pub async fn confirmation_needed(actor: &Actor) -> Result<bool, AppError> {
+    state()
+        .services
+        .step_up
+        .is_needed(actor)
+        .await
+        .map_err(service_error)
 }
 
 /// The end of a server function that changes something: on success the

@@ -611,16 +611,11 @@ pub async fn my_two_factor() -> Result<TwoFactorView, AppError> {
         .status(&actor)
         .await
         .map_err(ctx::service_error)?;
-    let fresh = services
-        .step_up
-        .fresh_until(&actor)
-        .await
-        .map_err(ctx::service_error)?;
     Ok(TwoFactorView {
         enabled: status.enabled,
         pending: status.pending,
         recovery_codes_left: status.recovery_codes_left,
-        confirmation_needed: fresh.is_none(),
+        confirmation_needed: ctx::confirmation_needed(&actor).await?,
     })
 }
 
@@ -628,14 +623,7 @@ pub async fn my_two_factor() -> Result<TwoFactorView, AppError> {
 /// action (the forms then ask for the password or a code).
 #[server(prefix = "/fn", endpoint = "confirmation_needed")]
 pub async fn confirmation_needed() -> Result<bool, AppError> {
-    let actor = ctx::require_actor()?;
-    let fresh = ctx::state()
-        .services
-        .step_up
-        .fresh_until(&actor)
-        .await
-        .map_err(ctx::service_error)?;
-    Ok(fresh.is_none())
+    ctx::confirmation_needed(&ctx::require_actor()?).await
 }
 
 /// Starts setting up an authenticator app, then shows it on `/profile/two-factor`.

@@ -42,6 +42,11 @@ impl StepUp {
             .filter(|until| *until > now))
     }
 
+    /// Whether the caller's session must confirm before a sensitive action.
+    pub async fn is_needed(&self, actor: &Actor) -> ServiceResult<bool> {
+        Ok(self.fresh_until(actor).await?.is_none())
+    }
+
     /// Fails with [`ServiceError::StepUpRequired`] unless the caller's
     /// session authenticated recently enough.
     pub async fn require(&self, actor: &Actor) -> ServiceResult<()> {
