@@ -28,6 +28,23 @@ pub enum DbError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+/// How long a starting instance waits for PostgreSQL to accept its first
+/// connection.
+const STARTUP_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// A connection failure that may pass (the server starting, refusing for a
+/// moment, or too busy to answer within the acquire timeout), rather than a
+/// wrong URL, password or database name.
+fn worth_waiting_for(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| matches!(code.as_ref(), "57P03" | "53300")),
+        _ => false,
+    }
+}
+
 impl Pool {
     /// Connections open, and how many of them are idle (for `/metrics`).
     pub fn connections(&self) -> (u32, usize) {
@@ -65,12 +82,26 @@ impl Pool {
                 let options = settings
                     .postgres_connect_options()
                     .map_err(DbError::Connect)?;
-                let pool = settings
-                    .postgres_pool_options()
-                    .connect_with(options)
-                    .await
-                    .map_err(DbError::Connect)?;
-                Ok(Pool::Postgres(pool))
+                // A request waits at most a second for a connection; an
+                // instance starting while the server is still coming up, or
+                // busy, waits longer before it gives up.
+                let deadline = std::time::Instant::now() + STARTUP_WAIT;
+                loop {
+                    match settings
+                        .postgres_pool_options()
+                        .connect_with(options.clone())
+                        .await
+                    {
+                        Ok(pool) => return Ok(Pool::Postgres(pool)),
+                        Err(err)
+                            if worth_waiting_for(&err) && std::time::Instant::now() < deadline =>
+                        {
+                            tracing::warn!(error = %err, "the database is not answering yet; trying again");
+                            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                        }
+                        Err(err) => return Err(DbError::Connect(err)),
+                    }
+                }
             }
         }
     }
@@ -114,5 +145,22 @@ impl Pool {
             Pool::Sqlite(pool) => pool.close().await,
             Pool::Postgres(pool) => pool.close().await,
         }
+    }
+}
+
+#[cfg(test)]
+mod startup_tests {
+    use super::worth_waiting_for;
+
+    #[test]
+    fn only_passing_failures_are_waited_for() {
+        assert!(worth_waiting_for(&sqlx::Error::PoolTimedOut));
+        assert!(worth_waiting_for(&sqlx::Error::Io(std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused
+        ))));
+        assert!(!worth_waiting_for(&sqlx::Error::Configuration(
+            "bad url".into()
+        )));
+        assert!(!worth_waiting_for(&sqlx::Error::PoolClosed));
     }
 }

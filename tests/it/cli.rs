@@ -852,3 +852,41 @@ async fn reseal_moves_every_secret_to_the_new_key() {
         assert_eq!(method.as_str(), "totp");
     }
 }
+
+/// A PostgreSQL server that does not answer (yet) is waited for at startup,
+/// for a bounded time, and then named in the error.
+#[test]
+fn a_database_that_does_not_answer_is_waited_for_then_reported() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let started = Instant::now();
+    let output = command(dir.path())
+        .arg("migrate")
+        .env(
+            "DATABASE_URL",
+            format!("postgres://app@127.0.0.1:{port}/app"),
+        )
+        .env("JWT_SECRET", JWT_SECRET)
+        .output()
+        .expect("run migrate");
+    let waited = started.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("could not connect to the database"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("not answering yet; trying again"),
+        "{stderr}"
+    );
+    assert!(
+        waited >= Duration::from_secs(10) && waited < Duration::from_secs(40),
+        "{waited:?}"
+    );
+}
