@@ -13,7 +13,9 @@ use leptos::prelude::{expect_context, use_context};
 use leptos_axum::ResponseOptions;
 use tower_cookies::Cookies;
 
-/// The application state.
+/// The application state. Read it before the first `.await` of a server
+/// function: while a page renders on the server, the context is gone after
+/// one (and this panics).
 pub fn state() -> AppState {
     expect_context::<AppState>()
 }
@@ -99,10 +101,13 @@ pub async fn step_up(
     let Some(secret) = secret.filter(|s| !s.trim().is_empty()) else {
         return Ok(());
     };
-    if !confirmation_needed(actor).await? {
+    // The state is read before the first await: while a page renders, the
+    // context is not there after one.
+    let state = state();
+    let services = &state.services;
+    if !confirmation_needed(&state, actor).await? {
         return Ok(());
     }
-    let services = &state().services;
     let proof = StepUpProof::PasswordOrCode(secret.to_owned().into());
     services
         .auth
@@ -124,9 +129,10 @@ pub async fn step_up(
 }
 
 /// Whether the caller's session must confirm (password or code) before a
-/// sensitive action: the forms then ask inside themselves.
-pub async fn confirmation_needed(actor: &Actor) -> Result<bool, AppError> {
-    state()
+/// sensitive action: the forms then ask inside themselves. `state` is taken
+/// before any await of the caller (see [`state`]).
+pub async fn confirmation_needed(state: &AppState, actor: &Actor) -> Result<bool, AppError> {
+    state
         .services
         .step_up
         .is_needed(actor)

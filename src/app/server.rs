@@ -605,8 +605,9 @@ pub struct TwoFactorView {
 #[server(prefix = "/fn", endpoint = "my_two_factor")]
 pub async fn my_two_factor() -> Result<TwoFactorView, AppError> {
     let actor = ctx::require_actor()?;
-    let services = &ctx::state().services;
-    let status = services
+    let state = ctx::state();
+    let status = state
+        .services
         .second_factors
         .status(&actor)
         .await
@@ -615,7 +616,7 @@ pub async fn my_two_factor() -> Result<TwoFactorView, AppError> {
         enabled: status.enabled,
         pending: status.pending,
         recovery_codes_left: status.recovery_codes_left,
-        confirmation_needed: ctx::confirmation_needed(&actor).await?,
+        confirmation_needed: ctx::confirmation_needed(&state, &actor).await?,
     })
 }
 
@@ -623,7 +624,8 @@ pub async fn my_two_factor() -> Result<TwoFactorView, AppError> {
 /// action (the forms then ask for the password or a code).
 #[server(prefix = "/fn", endpoint = "confirmation_needed")]
 pub async fn confirmation_needed() -> Result<bool, AppError> {
-    ctx::confirmation_needed(&ctx::require_actor()?).await
+    let actor = ctx::require_actor()?;
+    ctx::confirmation_needed(&ctx::state(), &actor).await
 }
 
 /// Starts setting up an authenticator app, then shows it on `/profile/two-factor`.
