@@ -89,8 +89,9 @@ pub enum LoginUnauthorized {
     SecondFactor(SecondFactorRequired),
 }
 
-/// Never cached, like a token response.
-fn no_store(mut response: Response) -> Response {
+/// Never cached (RFC 6749 section 5.1 for tokens; every answer that
+/// carries a secret: tokens, TOTP secrets, recovery codes).
+pub(super) fn no_store(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));

@@ -2,6 +2,7 @@
 //! admin's reset of another user's (`/api/v1/users/{user_id}/mfa`).
 
 use super::{
+    auth::no_store,
     error::ApiError,
     extract::{ApiJson, CurrentUser, UserIdPath},
     openapi::{AdminOnly, ErrorDetail, JsonBody, SignedIn, ValidationError},
@@ -12,7 +13,6 @@ use crate::{
 };
 use axum::{
     extract::State,
-    http::{header, HeaderValue},
     response::{IntoResponse, Response},
     Json,
 };
@@ -81,14 +81,6 @@ impl From<RecoveryCodes> for RecoveryCodesResponse {
             recovery_codes: codes.reveal(),
         }
     }
-}
-
-/// Secrets in the answer: never cached.
-fn no_store(mut response: Response) -> Response {
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }
 
 /// The caller's two-factor authentication.
