@@ -3,7 +3,9 @@ import { defineConfig } from "@playwright/test";
 // The server under test: the binary built by `cargo leptos build`, on a fresh
 // SQLite file in a temp folder (see run.sh), on its own port.
 const port = Number(process.env.E2E_PORT ?? 3100);
-const baseURL = `http://127.0.0.1:${port}`;
+// Pages are opened as localhost (PUBLIC_URL's default for a loopback
+// address): WebAuthn refuses an IP address as the relying party.
+const baseURL = `http://localhost:${port}`;
 
 export default defineConfig({
   testDir: "./tests",
@@ -39,7 +41,7 @@ export default defineConfig({
   },
   webServer: {
     command: process.env.E2E_SERVER_BIN ?? "../target/debug/leptos-auth",
-    url: `${baseURL}/health/ready`,
+    url: `http://127.0.0.1:${port}/health/ready`,
     reuseExistingServer: false,
     timeout: 60_000,
     stdout: "ignore",

@@ -72,9 +72,17 @@ pub struct SecondFactorRequired {
     detail: &'static str,
     /// Opaque, single use, valid 5 minutes: send it with the code.
     mfa_token: String,
-    /// What the second step accepts: `totp`, `recovery_code`.
-    #[schema(example = json!(["totp", "recovery_code"]))]
+    /// What the second step accepts: `totp`, `recovery_code`, and
+    /// `webauthn` when the account has a passkey.
+    #[schema(example = json!(["totp", "recovery_code", "webauthn"]))]
     methods: Vec<&'static str>,
+    /// With `webauthn`: the options for `navigator.credentials.get()`
+    /// (`{"publicKey": {...}}`, binary fields base64url) for one of the
+    /// account's passkeys; send the assertion as `credential` to
+    /// `/api/v1/auth/mfa`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    webauthn: Option<serde_json::Value>,
 }
 
 /// The 401 of `POST /api/v1/auth/login`: a refusal, or (a right password
@@ -101,13 +109,18 @@ pub(super) fn no_store(mut response: Response) -> Response {
 fn sign_in_response(sign_in: SignIn) -> Response {
     match sign_in {
         SignIn::Complete(pair) => token_response(&pair),
-        SignIn::SecondFactorRequired(SecondFactorChallenge { mfa_token, methods }) => {
+        SignIn::SecondFactorRequired(SecondFactorChallenge {
+            mfa_token,
+            methods,
+            webauthn,
+        }) => {
             let mut response = (
                 StatusCode::UNAUTHORIZED,
                 Json(SecondFactorRequired {
                     detail: "Two-factor code required",
                     mfa_token: mfa_token.expose_secret().to_owned(),
                     methods: methods.iter().map(|m| m.as_str()).collect(),
+                    webauthn,
                 }),
             )
                 .into_response();
@@ -120,7 +133,7 @@ fn sign_in_response(sign_in: SignIn) -> Response {
 }
 
 /// Token responses must never be cached (RFC 6749 section 5.1).
-fn token_response(pair: &TokenPair) -> Response {
+pub(super) fn token_response(pair: &TokenPair) -> Response {
     no_store(
         Json(TokenResponse {
             access_token: pair.access_token.clone(),
@@ -210,27 +223,36 @@ pub async fn login(
     Ok(sign_in_response(sign_in))
 }
 
-/// Body of `POST /api/v1/auth/mfa`.
+/// Body of `POST /api/v1/auth/mfa`: the `mfa_token` and either a code or
+/// a passkey's assertion.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct MfaBody {
     /// From the 401 of `/api/v1/auth/login`.
     mfa_token: String,
     /// The code of the authenticator app, or a recovery code.
     #[schema(example = "123456")]
-    code: String,
+    code: Option<String>,
+    /// The `PublicKeyCredential` (as JSON, `credential.toJSON()`) that a
+    /// passkey returned for the login's `webauthn` options (or those of
+    /// `POST /api/v1/auth/passkey/start` with this `mfa_token`).
+    #[schema(value_type = Option<Object>)]
+    credential: Option<serde_json::Value>,
 }
 
 /// The second step of a sign-in with two-factor authentication: the
-/// `mfa_token` of the password step and a code. A wrong code leaves the
-/// `mfa_token` usable until it expires (wrong codes are throttled); a right
-/// one uses it up.
+/// `mfa_token` of the password step and a code, or a passkey's assertion
+/// (`credential`). A wrong code leaves the `mfa_token` usable until it
+/// expires (wrong codes are throttled); a right one uses it up. A passkey's
+/// options are used once, right or wrong: ask `/api/v1/auth/passkey/start`
+/// (with the `mfa_token`) for new ones.
 #[utoipa::path(post, path = "/api/v1/auth/mfa", tag = "auth",
     request_body(content = MfaBody, content_type = "application/json"),
     responses(
         (status = 200, description = "Signed in", body = TokenResponse,
             headers(("Cache-Control" = String, description = "no-store"))),
-        (status = 401, description = "Incorrect two-factor code, or an unknown, used or expired mfa_token", body = ErrorDetail),
-        (status = 422, description = "Malformed body", body = ValidationError),
+        (status = 400, description = "Passkey options expired or used, or an answer made for another site", body = ErrorDetail),
+        (status = 401, description = "Incorrect two-factor code, passkey not accepted, or an unknown, used or expired mfa_token", body = ErrorDetail),
+        (status = 422, description = "Malformed body, or neither or both of code and credential", body = ValidationError),
         (status = 429, description = "Too many wrong codes for this account or from this address", body = ErrorDetail,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         JsonBody
@@ -240,11 +262,25 @@ pub async fn mfa(
     Client(client): Client,
     ApiJson(body): ApiJson<MfaBody>,
 ) -> Result<Response, ApiError> {
-    let pair = state
-        .services
-        .auth
-        .complete_second_factor(&body.mfa_token, &body.code, &client)
-        .await?;
+    let auth = &state.services.auth;
+    let pair = match (body.code, body.credential) {
+        (Some(code), None) => {
+            auth.complete_second_factor(&body.mfa_token, &code, &client)
+                .await?
+        }
+        (None, Some(credential)) => {
+            auth.complete_second_factor_with_passkey(&body.mfa_token, credential, &client)
+                .await?
+        }
+        _ => {
+            return Err(ApiError::validation(ValidationItem::new(
+                "body",
+                &["code"],
+                "Send either code or credential",
+                "missing",
+            )))
+        }
+    };
     Ok(token_response(&pair))
 }
 

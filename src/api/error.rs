@@ -102,7 +102,8 @@ fn service_error_response(err: ServiceError) -> Response {
         | E::InvalidRefreshToken
         | E::InvalidTokenType
         | E::IncorrectCode
-        | E::InvalidMfaToken => unauthorized(&message),
+        | E::InvalidMfaToken
+        | E::PasskeyNotAccepted => unauthorized(&message),
         E::Forbidden
         | E::RegistrationDisabled
         | E::IncorrectPassword
@@ -117,7 +118,13 @@ fn service_error_response(err: ServiceError) -> Response {
         E::EmailTaken | E::EmailAlreadyVerified | E::InvalidLink(_) => {
             detail(StatusCode::BAD_REQUEST, &message)
         }
-        E::UserNotFound | E::SessionNotFound => detail(StatusCode::NOT_FOUND, &message),
+        E::UserNotFound | E::SessionNotFound | E::PasskeyNotFound | E::PasskeysUnavailable => {
+            detail(StatusCode::NOT_FOUND, &message)
+        }
+        E::PasskeyCeremonyExpired | E::PasskeyRegistrationFailed | E::PasskeyWrongSite { .. } => {
+            detail(StatusCode::BAD_REQUEST, &message)
+        }
+        E::PasskeyAlreadyRegistered | E::PasskeyLimit => detail(StatusCode::CONFLICT, &message),
         E::LastAdmin => detail(StatusCode::CONFLICT, &message),
         E::Throttled { retry_after } => {
             let mut response = detail(StatusCode::TOO_MANY_REQUESTS, &message);

@@ -292,6 +292,19 @@ impl<S: Send + Sync> FromRequestParts<S> for SessionIdPath {
     }
 }
 
+/// A passkey id from the path: a positive integer, or 422.
+pub struct PasskeyIdPath(pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for PasskeyIdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        positive_path_id(parts, state, "passkey_id")
+            .await
+            .map(PasskeyIdPath)
+    }
+}
+
 /// The bearer token of the `Authorization` header; 401 "Not authenticated" without one.
 pub struct BearerToken(pub String);
 

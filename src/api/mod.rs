@@ -11,6 +11,7 @@ pub mod extract;
 pub mod health;
 pub mod mfa;
 pub mod openapi;
+pub mod passkeys;
 pub mod recovery;
 pub mod sessions;
 pub mod users;
@@ -19,7 +20,7 @@ use crate::state::AppState;
 use axum::{
     extract::DefaultBodyLimit,
     http::StatusCode,
-    routing::{delete, get, post},
+    routing::{delete, get, patch, post},
     Router,
 };
 use error::ApiError;
@@ -36,6 +37,8 @@ pub fn router() -> Router<AppState> {
         .route("/auth/logout", post(auth::logout))
         .route("/auth/mfa", post(auth::mfa))
         .route("/auth/confirm", post(auth::confirm))
+        .route("/auth/passkey/start", post(passkeys::start_sign_in))
+        .route("/auth/passkey/finish", post(passkeys::finish_sign_in))
         .route("/auth/password-recovery", post(recovery::password_recovery))
         .route("/auth/reset-password", post(recovery::reset_password))
         .route("/auth/verify-email", post(recovery::verify_email))
@@ -55,6 +58,19 @@ pub fn router() -> Router<AppState> {
             post(mfa::regenerate_recovery_codes),
         )
         .route("/users/{user_id}/mfa", delete(mfa::admin_reset))
+        .route("/users/me/passkeys", get(passkeys::list))
+        .route(
+            "/users/me/passkeys/register/start",
+            post(passkeys::start_registration),
+        )
+        .route(
+            "/users/me/passkeys/register/finish",
+            post(passkeys::finish_registration),
+        )
+        .route(
+            "/users/me/passkeys/{passkey_id}",
+            patch(passkeys::rename).delete(passkeys::remove),
+        )
         .route(
             "/users/{user_id}/resend-verification",
             post(recovery::resend_for_user),

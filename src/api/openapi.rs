@@ -2,9 +2,10 @@
 //! handlers' annotations (no hand-written YAML to drift), served at
 //! `/api/v1/openapi.json`, and the offline Swagger UI at `/docs`.
 
-use super::{audit, auth, error::ValidationItem, health, mfa, recovery, sessions, users};
+use super::{audit, auth, error::ValidationItem, health, mfa, passkeys, recovery, sessions, users};
 use crate::domain::{
-    AuditEventType, AuditEventView, PasswordPolicy, Role, SessionView, UserView, MAX_PASSWORD_CHARS,
+    AuditEventType, AuditEventView, PasskeyKind, PasskeyView, PasswordPolicy, Role, SessionView,
+    UserView, MAX_PASSWORD_CHARS,
 };
 use axum::{
     http::{header, HeaderValue},
@@ -78,6 +79,13 @@ pub enum JsonBody {
         mfa::disable_totp,
         mfa::regenerate_recovery_codes,
         mfa::admin_reset,
+        passkeys::list,
+        passkeys::start_registration,
+        passkeys::finish_registration,
+        passkeys::rename,
+        passkeys::remove,
+        passkeys::start_sign_in,
+        passkeys::finish_sign_in,
         recovery::password_recovery,
         recovery::reset_password,
         recovery::verify_email,
@@ -123,6 +131,13 @@ pub enum JsonBody {
         mfa::TotpEnrolment,
         mfa::RecoveryCodesResponse,
         mfa::CodeBody,
+        PasskeyView,
+        PasskeyKind,
+        passkeys::FinishRegistrationBody,
+        passkeys::RenameBody,
+        passkeys::StartSignInBody,
+        passkeys::PasskeySignInStart,
+        passkeys::FinishSignInBody,
         users::CreateUserBody,
         users::UpdateMeBody,
         users::DeleteMeBody,
@@ -137,6 +152,7 @@ pub enum JsonBody {
         (name = "auth", description = "Sign-in, token refresh, sign-out, email verification and password reset"),
         (name = "users", description = "Registration, the caller's account, and user administration"),
         (name = "mfa", description = "Two-factor authentication: authenticator apps (TOTP) and recovery codes"),
+        (name = "passkeys", description = "Passkeys (WebAuthn): add and manage them, sign in without a password, or use one as the second factor"),
         (name = "sessions", description = "Device sessions: list them, end them"),
         (name = "audit", description = "The security audit log"),
         (name = "health", description = "Liveness and readiness")

@@ -51,8 +51,8 @@ pub fn Field(
     #[prop(default = "off")]
     autocomplete: &'static str,
     /// Prefix for the element id, to keep ids unique on pages with several forms.
-    #[prop(default = "")]
-    id_prefix: &'static str,
+    #[prop(default = String::new(), into)]
+    id_prefix: String,
     /// Initial value.
     #[prop(optional, into)]
     value: Option<String>,
@@ -99,8 +99,8 @@ pub fn ConfirmField(
     needed: bool,
     error: Signal<Option<AppError>>,
     /// Prefix for the element id (several forms on one page).
-    #[prop(default = "")]
-    id_prefix: &'static str,
+    #[prop(default = String::new(), into)]
+    id_prefix: String,
 ) -> impl IntoView {
     use super::error::CONFIRM_FIELD;
     let asked = move || {
@@ -113,7 +113,7 @@ pub fn ConfirmField(
     view! {
         <Show when=asked>
             <p class="muted confirm-note">"For your security, confirm it is you first."</p>
-            <Field name=CONFIRM_FIELD id_prefix label="Your password, or a two-factor code" kind="password" autocomplete="current-password" error/>
+            <Field name=CONFIRM_FIELD id_prefix=id_prefix.clone() label="Your password, or a two-factor code" kind="password" autocomplete="current-password" error/>
         </Show>
     }
 }
@@ -212,6 +212,9 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "two-factor-off" => "Two-factor authentication is off. Signing in asks only for your password now.",
         "admins-need-2fa" => "Administrators on this server must use two-factor authentication. Set it up to continue.",
         "two-factor-reset" => "Two-factor authentication was reset for this user; they were told by email.",
+        "passkey-added" => "Your passkey was added. You can now sign in with it, without your password.",
+        "passkey-renamed" => "The passkey was renamed.",
+        "passkey-removed" => "The passkey was removed. It can no longer sign in to your account.",
         _ => return None,
     })
 }

@@ -218,6 +218,20 @@ pub fn service_error(err: ServiceError) -> AppError {
         E::MfaAlreadyEnabled | E::MfaNotEnabled | E::NoPendingEnrolment => {
             refused(StatusCode::CONFLICT, &err.to_string())
         }
+        E::PasskeyNotAccepted => refused(
+            StatusCode::UNAUTHORIZED,
+            "That passkey was not accepted. Try again, or sign in with your password.",
+        ),
+        E::PasskeyNotFound => {
+            AppError::NotFound("This passkey has already been removed".to_owned())
+        }
+        E::PasskeysUnavailable => refused(StatusCode::NOT_FOUND, &err.to_string()),
+        E::PasskeyCeremonyExpired | E::PasskeyRegistrationFailed | E::PasskeyWrongSite { .. } => {
+            refused(StatusCode::BAD_REQUEST, &err.to_string())
+        }
+        E::PasskeyAlreadyRegistered | E::PasskeyLimit => {
+            refused(StatusCode::CONFLICT, &err.to_string())
+        }
         E::SecondFactorRequiredForAdmins => {
             let refusal = refused(
                 StatusCode::FORBIDDEN,

@@ -94,6 +94,25 @@ pub async fn second_step_pending() -> Result<bool, AppError> {
         .is_some())
 }
 
+/// Whether the pending second step of this browser's sign-in takes a passkey.
+#[server(prefix = "/fn", endpoint = "second_step_offers_passkey")]
+pub async fn second_step_offers_passkey() -> Result<bool, AppError> {
+    use crate::services::second_factor::Method;
+    let state = ctx::state();
+    let Some(token) = ctx::session_cookies()
+        .flow_token(&ctx::cookies()?, crate::web::cookies::Flow::SecondFactor)
+    else {
+        return Ok(false);
+    };
+    let methods = state
+        .services
+        .auth
+        .second_factor_methods(&token)
+        .await
+        .map_err(ctx::service_error)?;
+    Ok(methods.contains(&Method::Webauthn))
+}
+
 /// The second step of a sign-in: a code of the authenticator app or a
 /// recovery code. A wrong code comes back to the form; an expired step
 /// goes back to the password.
@@ -969,4 +988,192 @@ mod listing {
             );
         }
     }
+}
+
+/// The signed-in user's passkeys, and whether passkeys work on this server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasskeysView {
+    /// `None` when passkeys work here; else why not (for the page).
+    pub unavailable: Option<String>,
+    pub passkeys: Vec<crate::domain::PasskeyView>,
+    /// The session must confirm (password or code) before adding or removing one.
+    pub confirmation_needed: bool,
+}
+
+/// The signed-in user's passkeys.
+#[server(prefix = "/fn", endpoint = "my_passkeys")]
+pub async fn my_passkeys() -> Result<PasskeysView, AppError> {
+    let actor = ctx::require_actor()?;
+    let state = ctx::state();
+    let passkeys = &state.services.passkeys;
+    let unavailable = passkeys.availability().err().map(str::to_owned);
+    let list = passkeys.list(&actor).await.map_err(ctx::service_error)?;
+    Ok(PasskeysView {
+        unavailable,
+        passkeys: list,
+        confirmation_needed: ctx::confirmation_needed(&state, &actor).await?,
+    })
+}
+
+/// Starts adding a passkey (called by `/passkeys.js`): the options for
+/// `navigator.credentials.create()`. Confirms the session first when the
+/// form carried the password or a code.
+#[server(prefix = "/fn", endpoint = "passkey_register_start")]
+pub async fn passkey_register_start(
+    confirm_secret: Option<String>,
+) -> Result<serde_json::Value, AppError> {
+    let state = ctx::state();
+    let actor = ctx::require_actor()?;
+    ctx::step_up(&actor, confirm_secret.as_deref(), ctx::CONFIRM_FIELD).await?;
+    state
+        .services
+        .passkeys
+        .start_registration(&actor)
+        .await
+        .map_err(ctx::service_error)
+}
+
+/// Finishes adding a passkey: its name and the authenticator's answer (the
+/// `PublicKeyCredential` as JSON text).
+#[server(prefix = "/fn", endpoint = "passkey_register_finish")]
+pub async fn passkey_register_finish(
+    name: String,
+    credential: String,
+) -> Result<crate::domain::PasskeyView, AppError> {
+    let state = ctx::state();
+    let actor = ctx::require_actor()?;
+    let credential = parse_credential(&credential)?;
+    state
+        .services
+        .passkeys
+        .finish_registration(&actor, &name, credential)
+        .await
+        .map_err(ctx::service_error)
+}
+
+/// The authenticator's answer sent by the page, or a clear refusal.
+#[cfg(feature = "ssr")]
+fn parse_credential(text: &str) -> Result<serde_json::Value, AppError> {
+    serde_json::from_str(text).map_err(|_| AppError::Invalid {
+        field: "credential".to_owned(),
+        message: "The browser's passkey answer was not readable: please try again".to_owned(),
+    })
+}
+
+/// Renames one of the signed-in user's passkeys (a plain form).
+#[server(prefix = "/fn", endpoint = "rename_passkey")]
+pub async fn rename_passkey(id: i64, name: String) -> Result<(), AppError> {
+    let state = ctx::state();
+    let actor = ctx::require_actor()?;
+    ctx::redirect_after(
+        state.services.passkeys.rename(&actor, id, &name).await,
+        "/profile?notice=passkey-renamed#passkeys",
+    )
+}
+
+/// Removes one of the signed-in user's passkeys (a plain form, with the
+/// step-up confirmation when the session needs one).
+#[server(prefix = "/fn", endpoint = "remove_passkey")]
+pub async fn remove_passkey(id: i64, confirm_secret: Option<String>) -> Result<(), AppError> {
+    let state = ctx::state();
+    let actor = ctx::require_actor()?;
+    ctx::step_up(&actor, confirm_secret.as_deref(), ctx::CONFIRM_FIELD).await?;
+    ctx::redirect_after(
+        state.services.passkeys.remove(&actor, id).await,
+        "/profile?notice=passkey-removed#passkeys",
+    )
+}
+
+/// A passwordless sign-in in progress (for `/passkeys.js`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasskeyChallenge {
+    /// Single use, 5 minutes; kept in the page's memory only.
+    pub challenge_id: String,
+    /// The options for `navigator.credentials.get()`.
+    pub options: serde_json::Value,
+}
+
+/// Starts a passwordless sign-in on `/login`.
+#[server(prefix = "/fn", endpoint = "passkey_sign_in_start")]
+pub async fn passkey_sign_in_start() -> Result<PasskeyChallenge, AppError> {
+    use secrecy::ExposeSecret;
+    let state = ctx::state();
+    let ceremony = state
+        .services
+        .auth
+        .start_passkey_sign_in()
+        .await
+        .map_err(ctx::service_error)?;
+    Ok(PasskeyChallenge {
+        challenge_id: ceremony.challenge_id.expose_secret().to_owned(),
+        options: ceremony.options,
+    })
+}
+
+/// Finishes a passwordless sign-in: sets the session cookies and answers
+/// where to go (`next` when it is a path on this site, else `/profile`).
+#[server(prefix = "/fn", endpoint = "passkey_sign_in_finish")]
+pub async fn passkey_sign_in_finish(
+    challenge_id: String,
+    credential: String,
+    next: Option<String>,
+) -> Result<String, AppError> {
+    let state = ctx::state();
+    let credential = parse_credential(&credential)?;
+    let pair = state
+        .services
+        .auth
+        .passkey_sign_in(&challenge_id, credential, &ctx::client())
+        .await
+        .map_err(ctx::service_error)?;
+    let cookies = ctx::cookies()?;
+    ctx::session_cookies().set(&cookies, &pair);
+    Ok(crate::domain::safe_next(next.as_deref()))
+}
+
+/// Options for the second step of a sign-in with a passkey (the pending
+/// step rides in its HttpOnly cookie).
+#[server(prefix = "/fn", endpoint = "passkey_second_step_start")]
+pub async fn passkey_second_step_start() -> Result<serde_json::Value, AppError> {
+    use crate::web::cookies::Flow;
+    let state = ctx::state();
+    let cookies = ctx::cookies()?;
+    let Some(token) = ctx::session_cookies().flow_token(&cookies, Flow::SecondFactor) else {
+        return Err(ctx::service_error(
+            crate::services::ServiceError::InvalidMfaToken,
+        ));
+    };
+    state
+        .services
+        .auth
+        .second_factor_passkey_options(&token)
+        .await
+        .map_err(ctx::service_error)
+}
+
+/// The second step of a sign-in with a passkey's answer; answers where to go.
+#[server(prefix = "/fn", endpoint = "passkey_second_step_finish")]
+pub async fn passkey_second_step_finish(
+    credential: String,
+    next: Option<String>,
+) -> Result<String, AppError> {
+    use crate::web::cookies::Flow;
+    let state = ctx::state();
+    let credential = parse_credential(&credential)?;
+    let cookies = ctx::cookies()?;
+    let session_cookies = ctx::session_cookies();
+    let Some(token) = session_cookies.flow_token(&cookies, Flow::SecondFactor) else {
+        return Err(ctx::service_error(
+            crate::services::ServiceError::InvalidMfaToken,
+        ));
+    };
+    let pair = state
+        .services
+        .auth
+        .complete_second_factor_with_passkey(&token, credential, &ctx::client())
+        .await
+        .map_err(ctx::service_error)?;
+    session_cookies.clear_flow(&cookies, Flow::SecondFactor);
+    session_cookies.set(&cookies, &pair);
+    Ok(crate::domain::safe_next(next.as_deref()))
 }

@@ -54,7 +54,8 @@ pub struct MailSettings {
     /// `SMTP_URL`; default `leptos-auth <no-reply@localhost>`).
     pub from: String,
     /// `PUBLIC_URL`: where users reach this site, for links in messages
-    /// (required in production; default `http://<LEPTOS_SITE_ADDR>`).
+    /// (required in production; default `http://localhost:<port>` for a
+    /// loopback or unspecified `LEPTOS_SITE_ADDR`, else `http://<LEPTOS_SITE_ADDR>`).
     pub public_url: String,
     /// `REQUIRE_EMAIL_VERIFICATION` (default false): refuse sign-in until the
     /// address is verified.
@@ -91,9 +92,11 @@ impl MailSettings {
                     "must be set in production: the address users open, for links in emails (e.g. https://auth.example.com)",
                 ))
             }
-            // An unspecified listen address is not a place to send people.
-            None if site_addr.ip().is_unspecified() => {
-                format!("http://127.0.0.1:{}", site_addr.port())
+            // An unspecified listen address is not a place to send people,
+            // and a loopback one is named `localhost`: passkeys need a domain
+            // name (WebAuthn refuses an IP address as the relying party).
+            None if site_addr.ip().is_unspecified() || site_addr.ip().is_loopback() => {
+                format!("http://localhost:{}", site_addr.port())
             }
             None => format!("http://{site_addr}"),
         };

@@ -171,7 +171,7 @@ fn defaults_describe_a_local_sqlite_instance() {
     assert_eq!(config.shutdown_timeout, Duration::from_secs(20));
     assert!(config.mail.smtp_url.is_none());
     assert_eq!(config.mail.from, "leptos-auth <no-reply@localhost>");
-    assert_eq!(config.mail.public_url, "http://127.0.0.1:3000");
+    assert_eq!(config.mail.public_url, "http://localhost:3000");
     assert!(!config.mail.require_verification);
     assert_eq!(config.mail.outbox_dir, PathBuf::from("data/outbox"));
     assert_eq!(
@@ -222,7 +222,7 @@ fn mail_settings_are_checked() {
     assert_eq!(error(&[("APP_ENV", "production")]), "PUBLIC_URL");
     // An unspecified listen address is not a place to send people.
     let any = with(&[("LEPTOS_SITE_ADDR", "0.0.0.0:8080")]).expect("valid");
-    assert_eq!(any.mail.public_url, "http://127.0.0.1:8080");
+    assert_eq!(any.mail.public_url, "http://localhost:8080");
 }
 
 #[test]

@@ -59,11 +59,20 @@ pub enum AuditEventType {
     MfaResetByAdmin,
     /// The user confirmed who they are (password or code) for sensitive actions.
     StepUpConfirmed,
+    /// A passkey was registered (`details.name`, `details.passkey_id`).
+    PasskeyAdded,
+    /// A passkey was removed (`details.name`, `details.passkey_id`).
+    PasskeyRemoved,
+    /// A passkey signed in or passed the second step (`details.during`).
+    PasskeyUsed,
+    /// A passkey assertion or registration was refused; `details.reason` says why
+    /// (`counter_regression`: the authenticator may have been cloned).
+    PasskeyFailed,
 }
 
 impl AuditEventType {
     /// Every event type, in a stable order (filters list them).
-    pub const ALL: [AuditEventType; 24] = [
+    pub const ALL: [AuditEventType; 28] = [
         AuditEventType::LoginSucceeded,
         AuditEventType::LoginFailed,
         AuditEventType::LoginThrottled,
@@ -88,6 +97,10 @@ impl AuditEventType {
         AuditEventType::RecoveryCodesRegenerated,
         AuditEventType::MfaResetByAdmin,
         AuditEventType::StepUpConfirmed,
+        AuditEventType::PasskeyAdded,
+        AuditEventType::PasskeyRemoved,
+        AuditEventType::PasskeyUsed,
+        AuditEventType::PasskeyFailed,
     ];
 
     /// The stored and wire form.
@@ -117,6 +130,10 @@ impl AuditEventType {
             AuditEventType::RecoveryCodesRegenerated => "recovery_codes_regenerated",
             AuditEventType::MfaResetByAdmin => "mfa_reset_by_admin",
             AuditEventType::StepUpConfirmed => "step_up_confirmed",
+            AuditEventType::PasskeyAdded => "passkey_added",
+            AuditEventType::PasskeyRemoved => "passkey_removed",
+            AuditEventType::PasskeyUsed => "passkey_used",
+            AuditEventType::PasskeyFailed => "passkey_failed",
         }
     }
 
@@ -147,6 +164,10 @@ impl AuditEventType {
             AuditEventType::RecoveryCodesRegenerated => "New recovery codes",
             AuditEventType::MfaResetByAdmin => "Two-factor authentication reset by an admin",
             AuditEventType::StepUpConfirmed => "Confirmed for a sensitive action",
+            AuditEventType::PasskeyAdded => "Passkey added",
+            AuditEventType::PasskeyRemoved => "Passkey removed",
+            AuditEventType::PasskeyUsed => "Passkey used",
+            AuditEventType::PasskeyFailed => "Passkey refused",
         }
     }
 }
@@ -251,6 +272,19 @@ impl AuditEventView {
                 Some("reused_code") => format!("{label}: a code already used"),
                 Some("throttled") => format!("{label}: too many attempts"),
                 Some(other) => format!("{label}: {other}"),
+                None => label.to_owned(),
+            },
+            AuditEventType::PasskeyAdded
+            | AuditEventType::PasskeyRemoved
+            | AuditEventType::PasskeyUsed => match detail("name") {
+                Some(name) => format!("{label}: {name}"),
+                None => label.to_owned(),
+            },
+            AuditEventType::PasskeyFailed => match detail("reason") {
+                Some("counter_regression") => {
+                    format!("{label}: its signature counter went back (a cloned authenticator?)")
+                }
+                Some(other) => format!("{label}: {}", other.replace('_', " ")),
                 None => label.to_owned(),
             },
             AuditEventType::RecoveryCodeUsed => {

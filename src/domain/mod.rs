@@ -8,6 +8,7 @@ mod audit;
 mod device;
 mod email;
 mod listing;
+mod passkey;
 #[cfg(feature = "ssr")]
 mod password;
 mod redirect;
@@ -18,6 +19,7 @@ pub use audit::{AuditEventType, AuditEventView, AuditPage, UnknownEventType};
 pub use device::{device_name, time_ago};
 pub use email::{Email, EmailError};
 pub use listing::{AuditQuery, ListingError, Page, UserFilter, MAX_OFFSET, MAX_PAGE_SIZE};
+pub use passkey::{parse_passkey_name, PasskeyKind, PasskeyView, PASSKEY_NAME_MAX_CHARS};
 #[cfg(feature = "ssr")]
 pub use password::{
     is_too_long as password_is_too_long, PasswordError, PasswordPolicy, MAX_PASSWORD_CHARS,

@@ -16,10 +16,15 @@
 
 pub mod cache;
 pub mod change_feed;
+mod passkeys;
 pub mod postgres;
 mod shared;
 mod sql;
 pub mod sqlite;
+
+pub use passkeys::{
+    CeremonyPurpose, CeremonyRecord, NewCeremony, NewPasskey, PasskeyRecord, PasskeyRepository,
+};
 
 use crate::domain::{AuditEventType, Email, Role};
 use async_trait::async_trait;
@@ -212,6 +217,9 @@ pub enum RepoError {
     /// The change would leave no active admin.
     #[error("would remove the last active admin")]
     LastAdmin,
+    /// The passkey's credential id is registered already (to anyone).
+    #[error("credential already registered")]
+    CredentialTaken,
     /// Anything else from the driver.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
@@ -763,6 +771,7 @@ pub struct Repositories {
     pub email_tokens: Arc<dyn EmailTokenRepository>,
     pub outbox: Arc<dyn OutboxRepository>,
     pub second_factors: Arc<dyn SecondFactorRepository>,
+    pub passkeys: Arc<dyn PasskeyRepository>,
     pub health: Arc<dyn HealthCheck>,
     /// The authentication cache in front of `sessions` and `users`, when on.
     pub auth_cache: Option<cache::AuthCache>,

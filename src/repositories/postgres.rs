@@ -54,6 +54,7 @@ impl PostgresStore {
             email_tokens: store.clone(),
             outbox: store.clone(),
             second_factors: store.clone(),
+            passkeys: store.clone(),
             health: store,
             auth_cache: None,
         }
@@ -519,3 +520,5 @@ impl SecondFactorRepository for PostgresStore {
         Queries::reseal_totp(&self.pool, user_id, old, new).await
     }
 }
+
+super::passkeys::impl_passkey_repository!(PostgresStore, Postgres, pool, pool);

@@ -70,6 +70,7 @@ impl SqliteStore {
             email_tokens: store.clone(),
             outbox: store.clone(),
             second_factors: store.clone(),
+            passkeys: store.clone(),
             health: store,
             auth_cache: None,
         }
@@ -537,3 +538,5 @@ impl SecondFactorRepository for SqliteStore {
         Queries::reseal_totp(&self.writer, user_id, old, new).await
     }
 }
+
+super::passkeys::impl_passkey_repository!(SqliteStore, Sqlite, pool, writer);

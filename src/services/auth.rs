@@ -3,6 +3,7 @@
 
 use super::{
     audit::{AuditEntry, AuditLog},
+    passkeys::{PasskeyService, SignInCeremony},
     second_factor::{Method, SecondFactorService},
     step_up::StepUp,
     throttle::{account_key, Throttle},
@@ -52,6 +53,17 @@ pub struct SecondFactorChallenge {
     pub mfa_token: SecretString,
     /// What the second step accepts.
     pub methods: Vec<Method>,
+    /// With [`Method::Webauthn`]: the `navigator.credentials.get()`
+    /// options for one of the user's passkeys.
+    pub webauthn: Option<serde_json::Value>,
+}
+
+/// What the first step of a sign-in was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FirstFactor {
+    Password,
+    /// A passkey (with user verification: it counts as two factors).
+    Passkey,
 }
 
 /// How long the second step of a sign-in may wait for its code.
@@ -109,6 +121,7 @@ pub struct AuthService {
     audit: AuditLog,
     rules: SignInRules,
     second_factors: SecondFactorService,
+    passkeys: PasskeyService,
     step_up: StepUp,
 }
 
@@ -130,6 +143,7 @@ impl AuthService {
         lifetime: SessionLifetime,
         rules: SignInRules,
         second_factors: SecondFactorService,
+        passkeys: PasskeyService,
         step_up: StepUp,
     ) -> Self {
         let super::Common {
@@ -146,6 +160,7 @@ impl AuthService {
             audit,
             rules,
             second_factors,
+            passkeys,
             step_up,
         }
     }
@@ -248,7 +263,7 @@ impl AuthService {
             if let Some(code) = otp.filter(|code| !code.trim().is_empty()) {
                 let method = self.second_factors.verify(&user, code, client).await?;
                 return self
-                    .signed_in(&user, client, Some(method))
+                    .signed_in(&user, client, FirstFactor::Password, Some(method))
                     .await
                     .map(SignIn::Complete);
             }
@@ -257,7 +272,7 @@ impl AuthService {
                 .await
                 .map(SignIn::SecondFactorRequired);
         }
-        self.signed_in(&user, client, None)
+        self.signed_in(&user, client, FirstFactor::Password, None)
             .await
             .map(SignIn::Complete)
     }
@@ -280,6 +295,7 @@ impl AuthService {
         &self,
         user: &User,
         client: &ClientInfo,
+        first: FirstFactor,
         second_factor: Option<Method>,
     ) -> ServiceResult<TokenPair> {
         let pair = match self.open_session(user, client).await {
@@ -291,6 +307,9 @@ impl AuthService {
             .subject(user.id)
             .client(client)
             .detail("session_id", pair.session_id);
+        if first == FirstFactor::Passkey {
+            entry = entry.detail("method", "passkey");
+        }
         if let Some(method) = second_factor {
             entry = entry.detail("second_factor", method.as_str());
         }
@@ -314,23 +333,22 @@ impl AuthService {
                 expires_at: now + chrono::Duration::minutes(MFA_TOKEN_MINUTES),
             })
             .await?;
+        let methods = self.second_factors.methods(user).await?;
+        let webauthn = if methods.contains(&Method::Webauthn) {
+            self.passkeys.start_second_factor(user, &token.hash).await?
+        } else {
+            None
+        };
         Ok(SecondFactorChallenge {
             mfa_token: token.token,
-            methods: self.second_factors.methods(user).await?,
+            methods,
+            webauthn,
         })
     }
 
-    /// The second step of a sign-in: the `mfa_token` of the password step
-    /// and a TOTP or recovery code. A wrong code leaves the token usable
-    /// (until it expires; wrong codes are throttled); a right one uses it
-    /// up (once, even for concurrent requests) and opens the session.
-    #[tracing::instrument(skip_all)]
-    pub async fn complete_second_factor(
-        &self,
-        mfa_token: &str,
-        code: &str,
-        client: &ClientInfo,
-    ) -> ServiceResult<TokenPair> {
+    /// The pending sign-in of an `mfa_token` and its user (active, with
+    /// their second factor still on).
+    async fn pending_sign_in(&self, mfa_token: &str) -> ServiceResult<(String, User)> {
         if !plausible_refresh_token(mfa_token) {
             return Err(ServiceError::InvalidMfaToken);
         }
@@ -348,13 +366,116 @@ impl AuthService {
             .await?
             .filter(|user| user.is_active && user.mfa_enabled)
             .ok_or(ServiceError::InvalidMfaToken)?;
-        let method = self.second_factors.verify(&user, code, client).await?;
+        Ok((token_hash, user))
+    }
+
+    /// Uses up the `mfa_token` of a passed second step and opens the session.
+    async fn second_step_passed(
+        &self,
+        token_hash: &str,
+        user: &User,
+        method: Method,
+        client: &ClientInfo,
+    ) -> ServiceResult<TokenPair> {
         self.repos
             .second_factors
-            .use_challenge(&token_hash, ChallengePurpose::SignIn, Utc::now())
+            .use_challenge(token_hash, ChallengePurpose::SignIn, Utc::now())
             .await?
             .ok_or(ServiceError::InvalidMfaToken)?;
-        self.signed_in(&user, client, Some(method)).await
+        self.signed_in(user, client, FirstFactor::Password, Some(method))
+            .await
+    }
+
+    /// What the second step of a pending sign-in accepts (empty when the
+    /// `mfa_token` is unknown, used or expired).
+    pub async fn second_factor_methods(&self, mfa_token: &str) -> ServiceResult<Vec<Method>> {
+        match self.pending_sign_in(mfa_token).await {
+            Ok((_, user)) => self.second_factors.methods(&user).await,
+            Err(ServiceError::InvalidMfaToken) => Ok(Vec::new()),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// New passkey options for the second step of a pending sign-in (after
+    /// a refused or abandoned attempt; the last options stop working).
+    pub async fn second_factor_passkey_options(
+        &self,
+        mfa_token: &str,
+    ) -> ServiceResult<serde_json::Value> {
+        let (token_hash, user) = self.pending_sign_in(mfa_token).await?;
+        self.passkeys
+            .start_second_factor(&user, &token_hash)
+            .await?
+            .ok_or(ServiceError::PasskeyNotFound)
+    }
+
+    /// The second step of a sign-in with a passkey: the `mfa_token` of the
+    /// password step and the assertion for the options it came with.
+    #[tracing::instrument(skip_all)]
+    pub async fn complete_second_factor_with_passkey(
+        &self,
+        mfa_token: &str,
+        credential: serde_json::Value,
+        client: &ClientInfo,
+    ) -> ServiceResult<TokenPair> {
+        let (token_hash, user) = self.pending_sign_in(mfa_token).await?;
+        self.passkeys
+            .verify_second_factor(&user, &token_hash, credential, client)
+            .await?;
+        self.second_step_passed(&token_hash, &user, Method::Webauthn, client)
+            .await
+    }
+
+    /// Starts a passwordless sign-in (see [`PasskeyService::start_sign_in`]).
+    pub async fn start_passkey_sign_in(&self) -> ServiceResult<SignInCeremony> {
+        self.passkeys.start_sign_in().await
+    }
+
+    /// Signs in with a passkey: the challenge id of
+    /// [`AuthService::start_passkey_sign_in`] and the authenticator's
+    /// assertion. A passkey verifies its user, so this counts as two factors
+    /// and the session may take sensitive actions at once.
+    #[tracing::instrument(skip_all)]
+    pub async fn passkey_sign_in(
+        &self,
+        challenge_id: &str,
+        credential: serde_json::Value,
+        client: &ClientInfo,
+    ) -> ServiceResult<TokenPair> {
+        let user = self
+            .passkeys
+            .verify_sign_in(challenge_id, credential, client)
+            .await?;
+        if !user.is_active {
+            self.audit.record(
+                AuditEntry::new(AuditEventType::LoginFailed)
+                    .subject(user.id)
+                    .client(client)
+                    .detail("reason", "inactive")
+                    .detail("method", "passkey"),
+            );
+            crate::metrics::login_attempt(crate::metrics::LoginOutcome::Failure);
+            return Err(ServiceError::InactiveUser);
+        }
+        self.signed_in(&user, client, FirstFactor::Passkey, None)
+            .await
+    }
+
+    /// The second step of a sign-in: the `mfa_token` of the password step
+    /// and a TOTP or recovery code. A wrong code leaves the token usable
+    /// (until it expires; wrong codes are throttled); a right one uses it
+    /// up (once, even for concurrent requests) and opens the session.
+    #[tracing::instrument(skip_all)]
+    pub async fn complete_second_factor(
+        &self,
+        mfa_token: &str,
+        code: &str,
+        client: &ClientInfo,
+    ) -> ServiceResult<TokenPair> {
+        let (token_hash, user) = self.pending_sign_in(mfa_token).await?;
+        let method = self.second_factors.verify(&user, code, client).await?;
+        self.second_step_passed(&token_hash, &user, method, client)
+            .await
     }
 
     /// Confirms who the caller is for sensitive actions (step-up): their

@@ -220,6 +220,36 @@ impl MailLinks {
         .await;
     }
 
+    /// Tells the user a passkey was added to or removed from their account,
+    /// and what to do if it was not them.
+    pub async fn notify_passkey(&self, user: &User, name: &str, added: bool, at: DateTime<Utc>) {
+        let email = &user.email;
+        let when = at.format("%Y-%m-%d at %H:%M UTC");
+        let (subject, what) = if added {
+            (
+                "A passkey was added to your account",
+                format!("A passkey named \"{name}\" was added to your account {email} on {when}. It can now sign in to your account without a password."),
+            )
+        } else {
+            (
+                "A passkey was removed from your account",
+                format!("The passkey named \"{name}\" was removed from your account {email} on {when}. It can no longer sign in."),
+            )
+        };
+        let profile = format!("{}/profile", self.public_url);
+        let forgot = format!("{}/forgot-password", self.public_url);
+        self.notify(message(
+            email,
+            subject,
+            &[what],
+            Some(("See your passkeys", &profile)),
+            &[format!(
+                "If this was not you, reset your password at {forgot}, remove the passkeys you do not know from your profile, and tell your administrator."
+            )],
+        ))
+        .await;
+    }
+
     /// The link's stored state when it can be used now; otherwise why not.
     pub async fn check(
         &self,

@@ -20,6 +20,8 @@ pub struct PurgeReport {
     /// Expired two-factor challenges (sign-in steps, recovery codes waiting
     /// to be shown).
     pub mfa_challenges: u64,
+    /// Expired passkey ceremonies (WebAuthn challenges never answered).
+    pub passkey_ceremonies: u64,
 }
 
 /// Expired emailed links are kept this long, so a late click is told
@@ -89,12 +91,14 @@ impl Maintenance {
             .purge(ago(now, EXPIRED_LINKS_KEPT))
             .await?;
         let mfa_challenges = self.repos.second_factors.purge(now).await?;
+        let passkey_ceremonies = self.repos.passkeys.purge_ceremonies(now).await?;
         Ok(PurgeReport {
             sessions,
             throttle_events,
             audit_events,
             email_tokens,
             mfa_challenges,
+            passkey_ceremonies,
         })
     }
 
@@ -113,6 +117,7 @@ impl Maintenance {
                             audit_events = report.audit_events,
                             email_tokens = report.email_tokens,
                             mfa_challenges = report.mfa_challenges,
+                            passkey_ceremonies = report.passkey_ceremonies,
                             "purged expired rows"
                         )
                     }

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod mail_links;
 pub mod maintenance;
 pub mod outbox;
+pub mod passkeys;
 pub mod recovery;
 pub mod second_factor;
 pub mod sessions;
@@ -22,6 +23,7 @@ pub use audit::{AuditEntry, AuditLog, AuditService};
 pub use auth::{AuthService, SecondFactorChallenge, SignIn, StepUpProof, TokenPair};
 pub use mail_links::MailLinks;
 pub use maintenance::{Maintenance, PurgeReport};
+pub use passkeys::PasskeyService;
 pub use recovery::AccountRecovery;
 pub use second_factor::SecondFactorService;
 pub use sessions::SessionService;
@@ -189,6 +191,31 @@ pub enum ServiceError {
     /// `REQUIRE_2FA_FOR_ADMINS`: this admin must turn on a second factor first.
     #[error("Two-factor authentication required for admins")]
     SecondFactorRequiredForAdmins,
+    /// Passkeys cannot work on this server (`PUBLIC_URL` names an IP address).
+    #[error("Passkeys are not available on this server")]
+    PasskeysUnavailable,
+    /// A passkey ceremony that is unknown, used or expired: start again.
+    #[error("Passkey request expired or already used: please try again")]
+    PasskeyCeremonyExpired,
+    /// An assertion that does not prove a passkey of this site (unknown
+    /// credential, bad signature, counter gone back, no user verification).
+    #[error("Passkey not accepted")]
+    PasskeyNotAccepted,
+    /// An authenticator's registration answer that does not verify.
+    #[error("The passkey could not be registered: please try again")]
+    PasskeyRegistrationFailed,
+    /// The answer was made for another site (origin or RP ID).
+    #[error("This passkey answer was made for another site: open this site at {origin}")]
+    PasskeyWrongSite { origin: String },
+    /// The credential is registered already (to this or another account).
+    #[error("This passkey is registered already")]
+    PasskeyAlreadyRegistered,
+    /// The account has the most passkeys it may have.
+    #[error("You have the most passkeys an account may have (20): remove one first")]
+    PasskeyLimit,
+    /// No such passkey of this user.
+    #[error("Passkey not found")]
+    PasskeyNotFound,
     /// Brute-force throttling: wait this many seconds.
     #[error("Too many attempts, try again in {retry_after} second{}", if *.retry_after == 1 { "" } else { "s" })]
     Throttled { retry_after: u64 },
@@ -238,6 +265,7 @@ impl From<RepoError> for ServiceError {
             RepoError::EmailTaken => ServiceError::EmailTaken,
             RepoError::NotFound => ServiceError::UserNotFound,
             RepoError::LastAdmin => ServiceError::LastAdmin,
+            RepoError::CredentialTaken => ServiceError::PasskeyAlreadyRegistered,
             RepoError::Database(
                 sqlx::Error::PoolTimedOut
                 | sqlx::Error::PoolClosed
@@ -287,6 +315,8 @@ pub struct Services {
     pub recovery: AccountRecovery,
     /// Two-factor authentication.
     pub second_factors: SecondFactorService,
+    /// Passkeys.
+    pub passkeys: PasskeyService,
     /// The recent-authentication rule of sensitive actions.
     pub step_up: StepUp,
     pub audit: AuditService,
@@ -328,6 +358,18 @@ impl Services {
         let audit_log = AuditLog::start(repositories.audit.clone());
         let throttle = Throttle::new(repositories.throttle.clone(), config.throttle);
         let step_up = StepUp::new(repositories.clone(), config.factors.step_up);
+        let common = Common {
+            repos: repositories.clone(),
+            throttle: throttle.clone(),
+            audit: audit_log.clone(),
+        };
+        let passkeys = PasskeyService::new(
+            common.clone(),
+            &config.mail.public_url,
+            &config.factors.totp_issuer,
+            step_up.clone(),
+            links.clone(),
+        );
         let second_factors = SecondFactorService::new(
             repositories.clone(),
             crate::crypto::DataSealer::new(
@@ -339,12 +381,8 @@ impl Services {
             throttle.clone(),
             audit_log.clone(),
             links.clone(),
+            passkeys.clone(),
         );
-        let common = Common {
-            repos: repositories.clone(),
-            throttle: throttle.clone(),
-            audit: audit_log.clone(),
-        };
         let auth = AuthService::new(
             common.clone(),
             hasher.clone(),
@@ -359,6 +397,7 @@ impl Services {
                 second_factor_for_admins: config.factors.require_for_admins,
             },
             second_factors.clone(),
+            passkeys.clone(),
             step_up.clone(),
         );
         let users = UserService::new(
@@ -397,6 +436,7 @@ impl Services {
             sessions,
             recovery,
             second_factors,
+            passkeys,
             step_up,
             audit,
             audit_log,

@@ -20,6 +20,7 @@
 use super::{
     audit::{AuditEntry, AuditLog},
     mail_links::{MailLinks, SecondFactorChange},
+    passkeys::PasskeyService,
     step_up::StepUp,
     throttle::Throttle,
     Actor, ClientInfo, ServiceError, ServiceResult,
@@ -48,6 +49,8 @@ pub enum Method {
     Totp,
     /// One of the recovery codes.
     RecoveryCode,
+    /// One of the user's passkeys.
+    Webauthn,
 }
 
 impl Method {
@@ -56,6 +59,7 @@ impl Method {
         match self {
             Method::Totp => "totp",
             Method::RecoveryCode => "recovery_code",
+            Method::Webauthn => "webauthn",
         }
     }
 }
@@ -105,6 +109,7 @@ pub struct SecondFactorService {
     throttle: Throttle,
     audit: AuditLog,
     links: MailLinks,
+    passkeys: PasskeyService,
 }
 
 /// What a sealed secret is bound to: its user.
@@ -131,6 +136,7 @@ impl SecondFactorService {
         throttle: Throttle,
         audit: AuditLog,
         links: MailLinks,
+        passkeys: PasskeyService,
     ) -> Self {
         SecondFactorService {
             repos,
@@ -140,6 +146,7 @@ impl SecondFactorService {
             throttle,
             audit,
             links,
+            passkeys,
         }
     }
 
@@ -165,6 +172,9 @@ impl SecondFactorService {
             methods.push(Method::Totp);
             if recovery_codes_left > 0 {
                 methods.push(Method::RecoveryCode);
+            }
+            if self.passkeys.has_passkeys(user_id).await? {
+                methods.push(Method::Webauthn);
             }
         }
         Ok(Status {

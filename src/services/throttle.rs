@@ -239,6 +239,28 @@ impl Throttle {
             .await
     }
 
+    /// Whether a sign-in that names no account yet (a passkey's) may be
+    /// tried from `ip` now: the per-address limit of sign-ins.
+    pub async fn check_address(
+        &self,
+        ip: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> ServiceResult<Result<(), Throttled>> {
+        let limit = self.settings.login_ip_max_failures_per_hour;
+        Ok(self
+            .check_ip(ThrottleKind::Login, ip, limit, now)
+            .await?
+            .map_or(Ok(()), Err))
+    }
+
+    /// Counts a failed sign-in that named no known account against the address.
+    pub async fn address_failed(&self, ip: Option<&str>, now: DateTime<Utc>) -> ServiceResult<()> {
+        if self.settings.login_ip_max_failures_per_hour == 0 || ip.is_none() {
+            return Ok(());
+        }
+        Ok(self.repo.record(ThrottleKind::Login, None, ip, now).await?)
+    }
+
     /// A successful sign-in forgets the account's failures.
     pub async fn login_succeeded(&self, account: &str) -> ServiceResult<()> {
         self.attempt_succeeded(ThrottleKind::Login, account).await

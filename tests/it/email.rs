@@ -555,7 +555,7 @@ async fn without_smtp_messages_go_to_the_outbox(backend: Backend) {
     };
     assert_eq!(message.header("To").as_deref(), Some("ned@example.com"));
     // PUBLIC_URL defaults to the listen address in development.
-    let token = message.token("http://127.0.0.1:3000", VERIFY);
+    let token = message.token("http://localhost:3000", VERIFY);
     verify(&app, &token).await.assert_status(StatusCode::OK);
 }
 

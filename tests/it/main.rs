@@ -16,6 +16,7 @@ mod http;
 mod input;
 mod observability;
 mod pages;
+mod passkeys;
 mod repositories;
 mod sessions;
 mod throttle;

@@ -3,6 +3,7 @@ use crate::{
     app::{
         components::{action_error, Field, FormError, Submit},
         error::AppError,
+        pages::passkeys::{PasskeyScript, PasskeysNeedJavaScript},
         pages::recovery::RequestVerificationForm,
         server::{check_password_strength, get_site_info, Login, Register},
     },
@@ -33,10 +34,16 @@ pub fn LoginPage() -> impl IntoView {
             <h1>"Sign in"</h1>
             <ActionForm action=action>
                 <input type="hidden" name="next" value=next/>
-                <Field name="email" label="Email" kind="email" autocomplete="email" error=field_error/>
+                <Field name="email" label="Email" kind="email" autocomplete="email webauthn" error=field_error/>
                 <Field name="password" label="Password" kind="password" autocomplete="current-password" error=field_error/>
                 <SignInControls error/>
             </ActionForm>
+            <div data-passkey="sign-in" hidden>
+                <p class="form-error" role="alert" data-passkey-error hidden></p>
+                <button type="button" class="button secondary" data-testid="passkey-sign-in">"Sign in with a passkey"</button>
+            </div>
+            <PasskeysNeedJavaScript text="Signing in with a passkey needs JavaScript; your email and password work without it."/>
+            <PasskeyScript/>
             {unverified.then(|| view! { <RequestVerificationForm/> })}
             <p class="muted"><a href="/forgot-password" data-testid="forgot-password">"Forgot your password?"</a></p>
             <p class="muted">"No account yet? "<a href="/register">"Create one"</a></p>

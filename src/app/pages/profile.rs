@@ -31,6 +31,7 @@ pub fn ProfilePage() -> impl IntoView {
                             </dl>
                         </section>
                         <crate::app::pages::two_factor::TwoFactorSection/>
+                        <crate::app::pages::passkeys::PasskeysSection/>
                         <Devices/>
                         <RecentActivity/>
                         <ChangeEmailForm/>

@@ -2,12 +2,13 @@
 //! setup of an authenticator app, the recovery codes shown once, and the
 //! profile's section. Plain forms: all of it works without JavaScript.
 
+use crate::app::pages::passkeys::{PasskeyScript, PasskeysNeedJavaScript};
 use crate::app::{
     components::{action_error, page_error, ConfirmField, Field, FormError, PageMeta, Submit},
     server::{
-        my_two_factor, second_step_pending, take_recovery_codes, two_factor_setup,
-        ConfirmTwoFactor, DisableTwoFactor, LoginSecondFactor, RegenerateRecoveryCodes,
-        StartTwoFactor,
+        my_two_factor, second_step_offers_passkey, second_step_pending, take_recovery_codes,
+        two_factor_setup, ConfirmTwoFactor, DisableTwoFactor, LoginSecondFactor,
+        RegenerateRecoveryCodes, StartTwoFactor,
     },
 };
 use crate::domain::encode_query_value;
@@ -39,6 +40,7 @@ pub fn LoginSecondStepPage() -> impl IntoView {
         format!("/login?{next_query}")
     };
     let pending = Resource::new(|| (), |_| second_step_pending());
+    let passkey = Resource::new(|| (), |_| second_step_offers_passkey());
     let action = ServerAction::<LoginSecondFactor>::new();
     let error = action_error(action);
     view! {
@@ -49,8 +51,19 @@ pub fn LoginSecondStepPage() -> impl IntoView {
                 {move || {
                     let (next, switch_href, restart_href) = (next.clone(), switch_href.clone(), restart_href.clone());
                     Suspend::new(async move {
+                        let offers_passkey = matches!(passkey.await, Ok(true));
                         match pending.await {
                             Ok(true) => view! {
+                                {offers_passkey.then(|| view! {
+                                    <div data-passkey="second-factor" hidden>
+                                        <input type="hidden" name="next" value=next.clone()/>
+                                        <p class="form-error" role="alert" data-passkey-error hidden></p>
+                                        <button type="button" class="button" data-testid="passkey-second-factor">"Use your passkey"</button>
+                                        <p class="muted">"Or enter a code:"</p>
+                                    </div>
+                                    <PasskeysNeedJavaScript text="Your passkey can stand in for the code when JavaScript is on."/>
+                                    <PasskeyScript/>
+                                })}
                                 <ActionForm action=action>
                                     <input type="hidden" name="next" value=next/>
                                     <FormError error/>

@@ -1,6 +1,7 @@
 //! The shared test harness: `TestApp` starts the real router on a chosen
 //! backend and offers typed helpers.
 
+pub mod passkey;
 pub mod pg;
 pub mod smtp;
 
