@@ -3,7 +3,8 @@
 //! coming back under load.
 
 use crate::common::{
-    base32_decode, pg, smtp::SmtpSink, totp, JWT_SECRET, OTHER_PASSWORD, PASSWORD,
+    base32_decode, passkey::SoftDevice, pg, smtp::SmtpSink, totp, JWT_SECRET, OTHER_PASSWORD,
+    PASSWORD,
 };
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
@@ -968,4 +969,71 @@ async fn the_two_steps_of_a_sign_in_may_land_on_two_instances() {
         reused["detail"],
         "Two-factor sign-in expired or invalid: sign in again"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passkey_ceremonies_may_start_on_one_instance_and_finish_on_another() {
+    let url = pg::fresh_database().await;
+    // Both serve the same site (as behind a load balancer).
+    let instances = start_together(&url, 2, &[("PUBLIC_URL", "http://localhost:3000")]).await;
+    let (a, b) = (&instances[0], &instances[1]);
+    let http = client();
+    assert_eq!(
+        register(&http, a, "keys@example.com").await.status(),
+        StatusCode::CREATED
+    );
+    let (access, _) = tokens(&http, a, "keys@example.com").await;
+    let post = |at: &Instance, path: &str, body: Value| {
+        http.post(at.url(path))
+            .bearer_auth(&access)
+            .json(&body)
+            .send()
+    };
+    // Registration: options from A, the answer to B.
+    let options: Value = post(a, "/api/v1/users/me/passkeys/register/start", json!({}))
+        .await
+        .expect("start")
+        .json()
+        .await
+        .expect("json");
+    let mut device = SoftDevice::new();
+    let credential = device.register(&options);
+    let added = post(
+        b,
+        "/api/v1/users/me/passkeys/register/finish",
+        json!({ "name": "Roaming", "credential": credential }),
+    )
+    .await
+    .expect("finish");
+    assert_eq!(added.status(), StatusCode::CREATED);
+    // Sign-in: the challenge from B, the assertion to A; once only.
+    let started: Value = http
+        .post(b.url("/api/v1/auth/passkey/start"))
+        .send()
+        .await
+        .expect("start")
+        .json()
+        .await
+        .expect("json");
+    let assertion = device.assert(&started["options"]);
+    let body = json!({ "challenge_id": started["challenge_id"], "credential": assertion });
+    let signed_in = http
+        .post(a.url("/api/v1/auth/passkey/finish"))
+        .json(&body)
+        .send()
+        .await
+        .expect("finish");
+    assert_eq!(signed_in.status(), StatusCode::OK);
+    let pair: Value = signed_in.json().await.expect("json");
+    assert_eq!(
+        me(&http, b, pair["access_token"].as_str().expect("access")).await,
+        StatusCode::OK
+    );
+    let replayed = http
+        .post(b.url("/api/v1/auth/passkey/finish"))
+        .json(&body)
+        .send()
+        .await
+        .expect("replay");
+    assert_eq!(replayed.status(), StatusCode::BAD_REQUEST);
 }

@@ -1497,6 +1497,140 @@ each_backend!(
     admins_without_a_second_factor_are_sent_to_set_one_up,
 );
 
+async fn passkeys_work_through_the_pages(app: TestApp) {
+    use crate::common::passkey::SoftDevice;
+    app.register("keys@example.com", PASSWORD)
+        .await
+        .assert_status(StatusCode::CREATED);
+    let mut jar = browser_login(&app, "keys@example.com", PASSWORD).await;
+    // The pages that offer passkeys load the script and say what needs it.
+    let login = page(&app, "/login", &Jar::default()).await;
+    assert!(
+        login.text.contains(r#"data-passkey="sign-in""#),
+        "{}",
+        login.text
+    );
+    assert!(login
+        .text
+        .contains(r#"<script type="module" src="/passkeys.js"></script>"#));
+    assert!(login.text.contains("autocomplete=\"email webauthn\""));
+    assert!(login
+        .text
+        .contains("Signing in with a passkey needs JavaScript"));
+    let profile = page(&app, "/profile", &jar).await;
+    assert!(
+        profile.text.contains("You have no passkeys yet."),
+        "{}",
+        profile.text
+    );
+    assert!(profile.text.contains(r#"data-passkey="register""#));
+
+    // Adding one, as /passkeys.js does it.
+    let options = call_fn(&app, "passkey_register_start", &[], &jar, Some(ORIGIN)).await;
+    options.assert_status(StatusCode::OK);
+    let mut device = SoftDevice::new();
+    let credential = device.register(&options.body).to_string();
+    // An unreadable answer is a clear 422 that loses nothing.
+    let junk = call_fn(
+        &app,
+        "passkey_register_finish",
+        &[("name", "Laptop"), ("credential", "{not json")],
+        &jar,
+        Some(ORIGIN),
+    )
+    .await;
+    junk.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(junk.body["Invalid"]["field"], "credential");
+    let added = call_fn(
+        &app,
+        "passkey_register_finish",
+        &[("name", "Laptop"), ("credential", &credential)],
+        &jar,
+        Some(ORIGIN),
+    )
+    .await;
+    added.assert_status(StatusCode::OK);
+    assert_eq!(added.body["name"], "Laptop");
+    let id = added.body["id"].as_i64().expect("id").to_string();
+    let profile = page(&app, "/profile", &jar).await;
+    assert!(profile.text.contains("Laptop"), "{}", profile.text);
+    assert!(profile.text.contains("never used yet"));
+
+    // Signing in with it sets the session cookies and says where to go.
+    let started = call_fn(
+        &app,
+        "passkey_sign_in_start",
+        &[],
+        &Jar::default(),
+        Some(ORIGIN),
+    )
+    .await;
+    started.assert_status(StatusCode::OK);
+    let challenge_id = started.body["challenge_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let assertion = device.assert(&started.body["options"]).to_string();
+    let mut fresh = Jar::default();
+    let signed_in = call_fn(
+        &app,
+        "passkey_sign_in_finish",
+        &[
+            ("challenge_id", &challenge_id),
+            ("credential", &assertion),
+            ("next", "/admin"),
+        ],
+        &fresh,
+        Some(ORIGIN),
+    )
+    .await;
+    signed_in.assert_status(StatusCode::OK);
+    assert_eq!(signed_in.body, json!("/admin"));
+    fresh.update(&signed_in);
+    assert!(fresh.get(ACCESS).is_some() && fresh.get(REFRESH).is_some());
+    let profile = page(&app, "/profile", &fresh).await;
+    assert!(profile.text.contains("keys@example.com"));
+    // The same answer again is refused, and no cookie is set.
+    let again = call_fn(
+        &app,
+        "passkey_sign_in_finish",
+        &[("challenge_id", &challenge_id), ("credential", &assertion)],
+        &Jar::default(),
+        Some(ORIGIN),
+    )
+    .await;
+    again.assert_status(StatusCode::BAD_REQUEST);
+    assert!(set_cookies(&again).iter().all(|c| !c.starts_with(ACCESS)));
+
+    // Renamed and removed with plain forms (no script needed).
+    let renamed = call_fn(
+        &app,
+        "rename_passkey",
+        &[("id", &id), ("name", "Desk")],
+        &jar,
+        Some(ORIGIN),
+    )
+    .await;
+    renamed.assert_status(StatusCode::OK);
+    app.shift_time("sessions", "authenticated_at", -11 * 60, "TRUE")
+        .await;
+    let refused = call_fn(&app, "remove_passkey", &[("id", &id)], &jar, Some(ORIGIN)).await;
+    refused.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(refused.body["Invalid"]["field"], "confirm_secret");
+    let removed = call_fn(
+        &app,
+        "remove_passkey",
+        &[("id", &id), ("confirm_secret", PASSWORD)],
+        &jar,
+        Some(ORIGIN),
+    )
+    .await;
+    removed.assert_status(StatusCode::OK);
+    jar.update(&removed);
+    let profile = page(&app, "/profile", &jar).await;
+    assert!(profile.text.contains("You have no passkeys yet."));
+}
+
 both_backends!(
     the_login_page_is_told_how_long_to_wait,
     devices_are_listed_and_signed_out_from_the_profile,
@@ -1519,4 +1653,5 @@ both_backends!(
     control_characters_in_the_user_search_find_nobody,
     two_factor_works_through_the_pages,
     the_admin_pages_show_and_reset_second_factors,
+    passkeys_work_through_the_pages,
 );

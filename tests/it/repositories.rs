@@ -6,10 +6,10 @@ use chrono::{Duration, Utc};
 use leptos_auth::{
     domain::{AuditEventType, Email, Role},
     repositories::{
-        AuditFilter, ChallengePurpose, EmailTokenProblem, EmailTokenPurpose, NewAuditEvent,
-        NewChallenge, NewEmailToken, NewOutboxMessage, NewSession, NewUser, OutboxRow, RepoError,
-        Repositories, RevokeSessions, Rotation, RotationRequest, ThrottleKind, UsedEmailToken,
-        UserChanges, UserFilter,
+        AuditFilter, CeremonyPurpose, ChallengePurpose, EmailTokenProblem, EmailTokenPurpose,
+        NewAuditEvent, NewCeremony, NewChallenge, NewEmailToken, NewOutboxMessage, NewPasskey,
+        NewSession, NewUser, OutboxRow, RepoError, Repositories, RevokeSessions, Rotation,
+        RotationRequest, ThrottleKind, UsedEmailToken, UserChanges, UserFilter,
     },
 };
 use serde_json::json;
@@ -2408,6 +2408,193 @@ async fn a_session_records_when_it_last_authenticated(app: TestApp) {
         .expect("revoked"));
 }
 
+fn new_passkey<'a>(user_id: i64, credential_id: &'a [u8], name: &'a str) -> NewPasskey<'a> {
+    NewPasskey {
+        user_id,
+        credential_id,
+        name,
+        credential: r#"{"cred":{"counter":0,"backup_eligible":true}}"#,
+        backup_eligible: true,
+        now: Utc::now(),
+        max_per_user: 3,
+    }
+}
+
+async fn passkeys_are_unique_bounded_per_user_and_owned(app: TestApp) {
+    let repos = repos(&app);
+    let keys = repos.passkeys.clone();
+    let alice = create_user(&repos, "alice@example.com", Role::Regular, true).await;
+    let bob = create_user(&repos, "bob@example.com", Role::Regular, true).await;
+    // One user handle per user: the first candidate stays.
+    let handle = keys.user_handle(alice, &[1; 16]).await.expect("handle");
+    assert_eq!(handle, vec![1; 16]);
+    assert_eq!(
+        keys.user_handle(alice, &[2; 16]).await.expect("again"),
+        vec![1; 16]
+    );
+    assert_eq!(
+        keys.user_by_handle(&[1; 16]).await.expect("find"),
+        Some(alice)
+    );
+    assert_eq!(keys.user_by_handle(&[2; 16]).await.expect("find"), None);
+    let first = keys
+        .add(new_passkey(alice, b"cred-1", "Laptop"))
+        .await
+        .expect("add")
+        .expect("stored");
+    assert_eq!(first.user_id, alice);
+    assert_eq!(first.name, "Laptop");
+    assert!(first.backup_eligible);
+    assert!(first.last_used_at.is_none());
+    // A credential id belongs to one user only, whoever tries again.
+    for owner in [alice, bob] {
+        assert!(matches!(
+            keys.add(new_passkey(owner, b"cred-1", "Copy")).await,
+            Err(RepoError::CredentialTaken)
+        ));
+    }
+    // At most `max_per_user` each.
+    for id in [&b"cred-2"[..], b"cred-3"] {
+        keys.add(new_passkey(alice, id, "More"))
+            .await
+            .expect("add")
+            .expect("stored");
+    }
+    assert!(keys
+        .add(new_passkey(alice, b"cred-4", "Too many"))
+        .await
+        .expect("add")
+        .is_none());
+    assert!(keys
+        .add(new_passkey(bob, b"cred-4", "Bob's"))
+        .await
+        .expect("add")
+        .is_some());
+    let listed = keys.list(alice).await.expect("list");
+    assert_eq!(listed.len(), 3);
+    assert_eq!(listed[0].id, first.id, "oldest first");
+    let found = keys
+        .by_credential_id(b"cred-1")
+        .await
+        .expect("find")
+        .expect("known");
+    assert_eq!(found.id, first.id);
+    // Renamed and removed only by their owner.
+    assert!(keys
+        .rename(bob, first.id, "Mine")
+        .await
+        .expect("rename")
+        .is_none());
+    let renamed = keys
+        .rename(alice, first.id, "Work laptop")
+        .await
+        .expect("rename")
+        .expect("owned");
+    assert_eq!(renamed.name, "Work laptop");
+    let later = Utc::now();
+    keys.record_use(first.id, r#"{"cred":{"counter":7}}"#, false, later)
+        .await
+        .expect("use");
+    let used = keys
+        .by_credential_id(b"cred-1")
+        .await
+        .expect("find")
+        .expect("known");
+    assert_eq!(used.credential, r#"{"cred":{"counter":7}}"#);
+    assert!(!used.backup_eligible);
+    let at = used.last_used_at.expect("last use");
+    assert!((at - later).num_milliseconds().abs() < 1, "{at} vs {later}");
+    assert!(keys.remove(bob, first.id).await.expect("remove").is_none());
+    let removed = keys
+        .remove(alice, first.id)
+        .await
+        .expect("remove")
+        .expect("owned");
+    assert_eq!(removed.name, "Work laptop");
+    assert!(keys
+        .by_credential_id(b"cred-1")
+        .await
+        .expect("find")
+        .is_none());
+    // Deleting the user deletes their passkeys and handle.
+    repos.users.delete(alice).await.expect("delete");
+    assert_eq!(
+        app.count("passkeys", &format!("user_id = {alice}")).await,
+        0
+    );
+    assert_eq!(keys.user_by_handle(&[1; 16]).await.expect("find"), None);
+}
+
+async fn ceremonies_are_taken_once_by_key_and_purpose_and_expire(app: TestApp) {
+    let repos = repos(&app);
+    let keys = repos.passkeys.clone();
+    let id = create_user(&repos, "ceremony@example.com", Role::Regular, true).await;
+    let now = Utc::now();
+    let ceremony = |key: &'static str, purpose, state: &'static str| NewCeremony {
+        key_hash: key,
+        purpose,
+        user_id: Some(id),
+        state,
+        now,
+        expires_at: now + Duration::minutes(5),
+    };
+    keys.start_ceremony(ceremony("reg", CeremonyPurpose::Register, "first"))
+        .await
+        .expect("start");
+    // A new one under the same key replaces it.
+    keys.start_ceremony(ceremony("reg", CeremonyPurpose::Register, "second"))
+        .await
+        .expect("restart");
+    assert!(keys
+        .take_ceremony("reg", CeremonyPurpose::SignIn, now)
+        .await
+        .expect("take")
+        .is_none());
+    let taken = keys
+        .take_ceremony("reg", CeremonyPurpose::Register, now)
+        .await
+        .expect("take")
+        .expect("live");
+    assert_eq!(taken.state, "second");
+    assert_eq!(taken.user_id, Some(id));
+    assert!(keys
+        .take_ceremony("reg", CeremonyPurpose::Register, now)
+        .await
+        .expect("take")
+        .is_none());
+    // Of concurrent takers exactly one wins.
+    keys.start_ceremony(NewCeremony {
+        user_id: None,
+        ..ceremony("sign", CeremonyPurpose::SignIn, "state")
+    })
+    .await
+    .expect("start");
+    let takes = futures::future::join_all((0..6).map(|_| {
+        let keys = keys.clone();
+        tokio::spawn(async move {
+            keys.take_ceremony("sign", CeremonyPurpose::SignIn, Utc::now())
+                .await
+                .expect("take")
+        })
+    }))
+    .await;
+    let winners: Vec<_> = takes.into_iter().filter_map(|t| t.expect("task")).collect();
+    assert_eq!(winners.len(), 1);
+    assert_eq!(winners[0].user_id, None);
+    // Expired: not taken, then purged.
+    keys.start_ceremony(ceremony("late", CeremonyPurpose::SecondFactor, "s"))
+        .await
+        .expect("start");
+    let later = now + Duration::minutes(6);
+    assert!(keys
+        .take_ceremony("late", CeremonyPurpose::SecondFactor, later)
+        .await
+        .expect("take")
+        .is_none());
+    assert_eq!(keys.purge_ceremonies(later).await.expect("purge"), 1);
+    assert_eq!(app.count("webauthn_challenges", "TRUE").await, 0);
+}
+
 both_backends!(
     emailed_links_are_single_use_replaced_expiring_and_purged,
     rotation_never_extends_a_session_past_its_absolute_end,
@@ -2446,6 +2633,8 @@ both_backends!(
     concurrent_uses_of_one_step_or_one_code_have_one_winner,
     challenges_are_single_use_expire_and_are_purged,
     a_session_records_when_it_last_authenticated,
+    passkeys_are_unique_bounded_per_user_and_owned,
+    ceremonies_are_taken_once_by_key_and_purpose_and_expire,
 );
 
 each_backend!(users_stored_before_the_search_index_are_found);
