@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 /// The caller's passkeys, oldest first.
-#[utoipa::path(get, path = "/api/v1/users/me/passkeys", tag = "passkeys",
+#[utoipa::path(get, path = "/api/v1/users/me/passkeys", tag = "passkeys", operation_id = "list_my_passkeys",
     security(("bearer" = []), ("oauth2" = [])),
     responses(
         (status = 200, description = "The passkeys (metadata only)", body = Vec<PasskeyView>),
@@ -39,7 +39,7 @@ pub async fn list(
 /// Start adding a passkey: the options for `navigator.credentials.create()`
 /// (`{"publicKey": {...}}`; a discoverable credential with user
 /// verification), valid 5 minutes. Needs a recent authentication.
-#[utoipa::path(post, path = "/api/v1/users/me/passkeys/register/start", tag = "passkeys",
+#[utoipa::path(post, path = "/api/v1/users/me/passkeys/register/start", tag = "passkeys", operation_id = "start_passkey_registration",
     security(("bearer" = []), ("oauth2" = [])),
     responses(
         (status = 200, description = "Creation options", body = Object),
@@ -70,7 +70,7 @@ pub struct FinishRegistrationBody {
 
 /// Finish adding a passkey with the authenticator's answer to the options of
 /// `register/start`. The user is told by email.
-#[utoipa::path(post, path = "/api/v1/users/me/passkeys/register/finish", tag = "passkeys",
+#[utoipa::path(post, path = "/api/v1/users/me/passkeys/register/finish", tag = "passkeys", operation_id = "finish_passkey_registration",
     security(("bearer" = []), ("oauth2" = [])),
     request_body(content = FinishRegistrationBody, content_type = "application/json"),
     responses(
@@ -101,7 +101,7 @@ pub struct RenameBody {
 }
 
 /// Rename one of the caller's passkeys.
-#[utoipa::path(patch, path = "/api/v1/users/me/passkeys/{passkey_id}", tag = "passkeys",
+#[utoipa::path(patch, path = "/api/v1/users/me/passkeys/{passkey_id}", tag = "passkeys", operation_id = "rename_passkey",
     security(("bearer" = []), ("oauth2" = [])),
     params(("passkey_id" = i64, Path, description = "The passkey's id")),
     request_body(content = RenameBody, content_type = "application/json"),
@@ -129,7 +129,7 @@ pub async fn rename(
 /// Remove one of the caller's passkeys (the password always remains, so
 /// this never removes the last way to sign in). Needs a recent
 /// authentication; the user is told by email.
-#[utoipa::path(delete, path = "/api/v1/users/me/passkeys/{passkey_id}", tag = "passkeys",
+#[utoipa::path(delete, path = "/api/v1/users/me/passkeys/{passkey_id}", tag = "passkeys", operation_id = "remove_passkey",
     security(("bearer" = []), ("oauth2" = [])),
     params(("passkey_id" = i64, Path, description = "The passkey's id")),
     responses(
@@ -174,7 +174,7 @@ pub struct PasskeySignInStart {
 /// (no email needed: the authenticator offers the accounts it holds), and
 /// the challenge id that finishes it. With an `mfa_token`: new options for
 /// the second step of that password sign-in.
-#[utoipa::path(post, path = "/api/v1/auth/passkey/start", tag = "passkeys",
+#[utoipa::path(post, path = "/api/v1/auth/passkey/start", tag = "passkeys", operation_id = "start_passkey_sign_in",
     request_body(content = Option<StartSignInBody>, content_type = "application/json"),
     responses(
         (status = 200, description = "Request options", body = PasskeySignInStart,
@@ -231,7 +231,7 @@ pub struct FinishSignInBody {
 /// Finish signing in with a passkey: the usual token pair. A passkey
 /// verifies its user (user verification is required), so this counts as
 /// two factors.
-#[utoipa::path(post, path = "/api/v1/auth/passkey/finish", tag = "passkeys",
+#[utoipa::path(post, path = "/api/v1/auth/passkey/finish", tag = "passkeys", operation_id = "finish_passkey_sign_in",
     request_body(content = FinishSignInBody, content_type = "application/json"),
     responses(
         (status = 200, description = "Signed in", body = TokenResponse,

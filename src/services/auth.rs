@@ -125,6 +125,14 @@ pub struct AuthService {
     step_up: StepUp,
 }
 
+/// What sign-in checks besides the password, and the step-up rule.
+#[derive(Clone)]
+pub struct Factors {
+    pub second_factors: SecondFactorService,
+    pub passkeys: PasskeyService,
+    pub step_up: StepUp,
+}
+
 /// Why a sign-in failed, as the audit log records it.
 fn failure_reason(user_known: bool) -> &'static str {
     if user_known {
@@ -142,15 +150,18 @@ impl AuthService {
         tokens: TokenService,
         lifetime: SessionLifetime,
         rules: SignInRules,
-        second_factors: SecondFactorService,
-        passkeys: PasskeyService,
-        step_up: StepUp,
+        factors: Factors,
     ) -> Self {
         let super::Common {
             repos,
             throttle,
             audit,
         } = common;
+        let Factors {
+            second_factors,
+            passkeys,
+            step_up,
+        } = factors;
         AuthService {
             repos,
             hasher,

@@ -371,15 +371,13 @@ impl Services {
             links.clone(),
         );
         let second_factors = SecondFactorService::new(
-            repositories.clone(),
+            common.clone(),
             crate::crypto::DataSealer::new(
                 &config.factors.data_keys,
                 second_factor::SECRET_PURPOSE,
             ),
             &config.factors.totp_issuer,
             step_up.clone(),
-            throttle.clone(),
-            audit_log.clone(),
             links.clone(),
             passkeys.clone(),
         );
@@ -396,9 +394,11 @@ impl Services {
                 require_verification: config.mail.require_verification,
                 second_factor_for_admins: config.factors.require_for_admins,
             },
-            second_factors.clone(),
-            passkeys.clone(),
-            step_up.clone(),
+            auth::Factors {
+                second_factors: second_factors.clone(),
+                passkeys: passkeys.clone(),
+                step_up: step_up.clone(),
+            },
         );
         let users = UserService::new(
             common,

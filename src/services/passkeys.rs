@@ -241,7 +241,7 @@ impl PasskeyService {
         let handle = Uuid::from_slice(&handle).map_err(internal)?;
         let exclude = existing
             .iter()
-            .map(|record| record.credential_id.clone().into())
+            .map(|record| record.credential_id.clone())
             .collect();
         let (options, state) = party
             .webauthn

@@ -129,15 +129,18 @@ fn unix_seconds(now: DateTime<Utc>) -> u64 {
 impl SecondFactorService {
     /// Builds the service.
     pub fn new(
-        repos: Repositories,
+        common: super::Common,
         sealer: DataSealer,
         issuer: &str,
         step_up: StepUp,
-        throttle: Throttle,
-        audit: AuditLog,
         links: MailLinks,
         passkeys: PasskeyService,
     ) -> Self {
+        let super::Common {
+            repos,
+            throttle,
+            audit,
+        } = common;
         SecondFactorService {
             repos,
             sealer,

@@ -93,7 +93,7 @@ impl SoftDevice {
             .authenticator
             .do_authentication(Url::parse(origin).expect("origin"), options)
             .expect("the authenticator signs");
-        assertion.response.user_handle = Some(handle.into());
+        assertion.response.user_handle = Some(handle);
         serde_json::to_value(assertion).expect("json")
     }
 
