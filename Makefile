@@ -61,6 +61,9 @@ test-rust:
 test-e2e:
 	./end2end/run.sh $(ARGS)
 
+BENCH_VENV := $(TOOLS_DIR)/bench-venv
+CRYPTOGRAPHY_VERSION := 48.0.0
+
 ## bench: benchmark suite on the release build: Lighthouse on five pages and a repeat visit
 ## (bench/lighthouse.py), then SQLite and PostgreSQL; writes bench/results/latest.json and BENCHMARKS.md
 bench: dist
@@ -68,8 +71,11 @@ bench: dist
 	@command -v wrk >/dev/null 2>&1 || { echo "==> installing wrk with apt"; \
 	  if [ "$$(id -u)" = 0 ]; then apt-get install -y -qq wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }; \
 	  else sudo apt-get install -y -qq wrk; fi; }
+	@$(BENCH_VENV)/bin/python -c "import cryptography" 2>/dev/null || { \
+	  echo "==> installing cryptography $(CRYPTOGRAPHY_VERSION) from PyPI into $(BENCH_VENV) (the passkey scenario signs with it)"; \
+	  python3 -m venv $(BENCH_VENV) && $(BENCH_VENV)/bin/pip install -q cryptography==$(CRYPTOGRAPHY_VERSION); }
 	cargo bench --features ssr --bench micro
-	python3 bench/run.py
+	$(BENCH_VENV)/bin/python bench/run.py
 
 ## bench-browser: only the browser part, against BIN (default dist/leptos-auth) and SITE (default
 ## site/ beside BIN); prints the table, writes bench/results/browser.json and the Lighthouse reports

@@ -20,6 +20,7 @@ SCENARIOS = [
     ("users_search", "`GET /api/v1/users?q=member4242`, admin, 100k users"),
     ("refresh", "`POST /api/v1/auth/refresh`, fresh token each"),
     ("mfa", "`POST /api/v1/auth/mfa`, a TOTP code per request (3 s)"),
+    ("passkey_sign_in", "`POST /api/v1/auth/passkey/finish`, a passkey sign-in per request (3 s)"),
     ("login_page", "`GET /login` (server-side rendered)"),
     ("login", "`POST /api/v1/auth/login` (Argon2)"),
     ("register", "`POST /api/v1/users` (Argon2)"),
@@ -90,6 +91,12 @@ def targets(report):
             mfa = r["mfa"]
             rows.append((f"{b}: `/auth/mfa` requests that signed in (the rest found their pairs used up)",
                          "context", f"{mfa['statuses'].get('200', 0):,} of {mfa['requests']:,}", "-"))
+        if "passkey_sign_in" in r:
+            passkey = r["passkey_sign_in"]
+            rows.append((f"{b}: passkey sign-ins that signed in (the rest found their challenges used up)",
+                         "context", f"{passkey['statuses'].get('200', 0):,} of {passkey['requests']:,}", "-"))
+            rows.append((f"{b}: passkey sign-in vs password login (Argon2)", "context",
+                         f"{passkey['rps'] / r['login']['rps']:.1f}x" if r["login"]["rps"] else "-", "-"))
         flood = r["login_flood"]
         probe = flood["health_probe"]
         rows.append((f"{b}: `/health` p99 during the login flood", "< 50 ms", f"{probe['p99_ms']} ms",

@@ -15,6 +15,8 @@ Environment:
   BENCH_SESSIONS_MAX  session rows for the scaling check (default 1000000)
   BENCH_SERVER_ENV    extra server environment for experiments, for example
                       "MALLOC_ARENA_MAX=2" (space-separated NAME=value pairs)
+  BENCH_PASSKEY_SIGN_INS  passwordless sign-ins prepared for the passkey scenario (default 20000)
+  BENCH_PASSKEY_SECONDS   its duration (default 3: the prepared sign-ins must last)
   BENCH_BROWSER       1 (default): first the browser part, bench/lighthouse.py
                       (Lighthouse on five pages, a repeat visit); 0: skip it
   BENCH_LIGHTHOUSE_RUNS  Lighthouse runs per page, the median kept (default 3)
@@ -62,6 +64,10 @@ SESSIONS_MAX = int(os.environ.get("BENCH_SESSIONS_MAX", "1000000"))
 # accounts many (more than it can sign in: see `statuses` of the result).
 MFA_USERS = int(os.environ.get("BENCH_MFA_USERS", "20000"))
 MFA_SECONDS = int(os.environ.get("BENCH_MFA_SECONDS", "3"))
+# Passwordless sign-ins prepared for the POST /auth/passkey/finish scenario
+# (each challenge is used once), and how long it runs.
+PASSKEY_SIGN_INS = int(os.environ.get("BENCH_PASSKEY_SIGN_INS", "20000"))
+PASSKEY_SECONDS = int(os.environ.get("BENCH_PASSKEY_SECONDS", "3"))
 THREADS = 2
 ADMIN_CONNECTIONS = 8
 # Any valid Argon2id PHC string: seeded users never sign in.
@@ -149,6 +155,8 @@ class Server:
     def __init__(self, database_url, workdir, extra=None):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        # Where browsers would open it (passkeys need a domain name).
+        self.origin = f"http://localhost:{self.port}"
         env = {
             "PATH": os.environ["PATH"],
             "APP_ENV": "production",
@@ -156,7 +164,7 @@ class Server:
             "JWT_SECRET": JWT_SECRET,
             "DATA_ENCRYPTION_KEY": DATA_ENCRYPTION_KEY,
             "LEPTOS_SITE_ADDR": f"127.0.0.1:{self.port}",
-            "PUBLIC_URL": self.base,
+            "PUBLIC_URL": self.origin,
             "DATA_DIR": str(workdir),
             "ADMIN_EMAIL": ADMIN,
             "ADMIN_PASSWORD": PASSWORD,
@@ -363,6 +371,36 @@ def seed_second_factor(db, backend, server, count, workdir):
     return path
 
 
+def prepare_passkey_sign_ins(server, access, count, workdir):
+    """A passkey for the bench user (added through the API), and `count`
+    passwordless sign-ins ready to finish: one request body per line, each
+    a challenge of POST /auth/passkey/start and its signed assertion."""
+    import passkeys
+
+    say(f"preparing {count} passkey sign-ins")
+    device = passkeys.Passkey(server.origin)
+    status, options = http("POST", f"{server.base}/api/v1/users/me/passkeys/register/start", {}, token=access)
+    assert status == 200, status
+    status, _ = http("POST", f"{server.base}/api/v1/users/me/passkeys/register/finish",
+                     {"name": "Bench", "credential": device.register(options)}, token=access)
+    assert status == 201, status
+
+    def one(_):
+        status, started = http("POST", f"{server.base}/api/v1/auth/passkey/start", {})
+        assert status == 200, status
+        return json.dumps({"challenge_id": started["challenge_id"],
+                           "credential": device.assert_(started["options"])}, separators=(",", ":"))
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        bodies = list(pool.map(one, range(count)))
+    # One checked by hand first: the scenario must measure sign-ins, not refusals.
+    status, pair = http("POST", f"{server.base}/api/v1/auth/passkey/finish", json.loads(bodies.pop()))
+    assert status == 200 and pair["access_token"], status
+    path = workdir / "passkey-bodies.txt"
+    path.write_text("".join(body + "\n" for body in bodies))
+    return path
+
+
 def asset_sizes():
     pkg = DIST / "site" / "pkg"
     sizes = {}
@@ -434,6 +472,13 @@ def bench_backend(backend):
             results["mfa"] = measured(server, lambda: wrk(
                 f"{server.base}/api/v1/auth/mfa", "mfa.lua", seconds=MFA_SECONDS,
                 env={"BENCH_PAIRS": str(pairs)}))
+            say(f"{backend}: POST /api/v1/auth/passkey/finish (a passkey sign-in per request)")
+            # A fresh sign-in: adding a passkey needs a recent authentication.
+            fresh = login(server, USER)["access_token"]
+            bodies = prepare_passkey_sign_ins(server, fresh, PASSKEY_SIGN_INS, workdir)
+            results["passkey_sign_in"] = measured(server, lambda: wrk(
+                f"{server.base}/api/v1/auth/passkey/finish", "passkey.lua", seconds=PASSKEY_SECONDS,
+                env={"BENCH_BODIES": str(bodies)}))
             say(f"{backend}: GET /login (server-side rendered)")
             results["login_page"] = measured(server, lambda: wrk(f"{server.base}/login", "get.lua"))
             say(f"{backend}: POST /api/v1/auth/login (Argon2)")

@@ -6,7 +6,7 @@ test("the API docs load offline and run an authorized call @js", async ({ page }
   const external: string[] = [];
   const errors: string[] = [];
   page.on("request", (request) => {
-    if (!/^http://(127\.0\.0\.1|localhost)[:/]/.test(request.url()) && !request.url().startsWith("data:")) external.push(request.url());
+    if (!/^http:\/\/(127\.0\.0\.1|localhost)[:/]/.test(request.url()) && !request.url().startsWith("data:")) external.push(request.url());
   });
   page.on("console", (msg) => {
     if (msg.type() === "error") errors.push(msg.text());
