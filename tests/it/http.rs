@@ -283,7 +283,10 @@ async fn the_openapi_document_describes_every_route(app: TestApp) {
         ("/api/v1/users/me/passkeys", vec!["get"]),
         ("/api/v1/users/me/passkeys/register/start", vec!["post"]),
         ("/api/v1/users/me/passkeys/register/finish", vec!["post"]),
-        ("/api/v1/users/me/passkeys/{passkey_id}", vec!["patch", "delete"]),
+        (
+            "/api/v1/users/me/passkeys/{passkey_id}",
+            vec!["patch", "delete"],
+        ),
         ("/api/v1/auth/passkey/start", vec!["post"]),
         ("/api/v1/auth/passkey/finish", vec!["post"]),
         ("/api/v1/auth/password-recovery", vec!["post"]),

@@ -304,6 +304,31 @@ async fn answers_made_for_another_rp_id_are_refused(backend: Backend) {
     );
     let failed = app.audit_events(&admin, "type=passkey_failed").await;
     assert_eq!(failed[0]["details"]["reason"], "wrong_rp_id");
+    // The origin must be the site's exactly: not even a subdomain of it
+    // (which a browser allows for this RP ID) passes.
+    let options = app
+        .post(
+            "/api/v1/users/me/passkeys/register/start",
+            json!({}),
+            Some(&tokens.access),
+        )
+        .await;
+    let credential = device.register_at("https://eu.auth.example.test", &options.body);
+    app.post(
+        "/api/v1/users/me/passkeys/register/finish",
+        json!({ "name": "Subdomain", "credential": credential }),
+        Some(&tokens.access),
+    )
+    .await
+    .assert_status(StatusCode::BAD_REQUEST);
+    let failed = app.audit_events(&admin, "type=passkey_failed").await;
+    assert_eq!(failed[0]["details"]["reason"], "wrong_origin");
+    assert_eq!(
+        app.get("/api/v1/users/me/passkeys", Some(&tokens.access))
+            .await
+            .body,
+        json!([])
+    );
 }
 
 async fn passkeys_need_a_domain_name(backend: Backend) {
