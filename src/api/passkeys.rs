@@ -181,6 +181,7 @@ pub struct PasskeySignInStart {
             headers(("Cache-Control" = String, description = "no-store"))),
         (status = 401, description = "An unknown, used or expired mfa_token", body = ErrorDetail),
         (status = 404, description = "Passkeys are not available on this server, or the account of the mfa_token has none", body = ErrorDetail),
+        (status = 422, description = "Malformed body (`mfa_token` not a string)", body = ValidationError),
         JsonBody
     ))]
 pub async fn start_sign_in(
