@@ -4,7 +4,8 @@
 #   scripts/check-asset-budget.sh [SITE_DIR]     (default dist/site)
 #   ASSET_BUDGET_KIB=150                         the budget, in KiB
 # Counts the .br files that `cargo leptos build --release --precompress`
-# writes beside each file in SITE_DIR/pkg (any name: hashed ones such as
+# writes beside each file in SITE_DIR/pkg and each script at the site root
+# (/passkeys.js) (any name: hashed ones such as
 # leptos-auth.<hash>.wasm.br too, and js snippets in subfolders). Fails when
 # a .wasm or .js has no .br. Needs nothing beyond coreutils.
 set -euo pipefail
@@ -25,7 +26,11 @@ missing=()
 files=()
 while IFS= read -r -d '' f; do
   if [ -f "$f.br" ]; then files+=("$f.br"); else missing+=("$f"); fi
-done < <(find "$pkg" -type f \( -name '*.wasm' -o -name '*.js' -o -name '*.mjs' \) -print0 | sort -z)
+done < <({
+  find "$pkg" -type f \( -name '*.wasm' -o -name '*.js' -o -name '*.mjs' \) -print0
+  # Scripts at the site root too (/passkeys.js, on the pages that offer passkeys).
+  find "$site" -maxdepth 1 -type f \( -name '*.js' -o -name '*.mjs' \) -print0
+} | sort -z)
 
 if [ "${#files[@]}" -eq 0 ] && [ "${#missing[@]}" -eq 0 ]; then
   say "budget: no .wasm or .js in $pkg"
@@ -39,11 +44,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 total=0
-say "brotli-compressed wasm + js in $pkg (budget $budget_kib KiB):"
+say "brotli-compressed wasm + js in $site (pkg/ and the site root; budget $budget_kib KiB):"
 for f in "${files[@]}"; do
   size=$(stat -c %s "$f")
   total=$((total + size))
-  printf '      %9d bytes  %7.1f KiB  %s\n' "$size" "$(awk "BEGIN { print $size / 1024 }")" "${f#"$pkg"/}" >&2
+  printf '      %9d bytes  %7.1f KiB  %s\n' "$size" "$(awk "BEGIN { print $size / 1024 }")" "${f#"$site"/}" >&2
 done
 budget=$((budget_kib * 1024))
 summary=$(printf '%d bytes (%.1f KiB) of %d KiB' "$total" "$(awk "BEGIN { print $total / 1024 }")" "$budget_kib")

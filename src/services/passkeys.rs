@@ -205,6 +205,48 @@ impl PasskeyService {
         }
     }
 
+    /// Keeps a ceremony's state for [`CEREMONY_MINUTES`] under `key_hash`
+    /// (a pending one with the same key is replaced).
+    async fn keep<T: serde::Serialize>(
+        &self,
+        key_hash: &str,
+        purpose: CeremonyPurpose,
+        user_id: Option<i64>,
+        state: &T,
+    ) -> ServiceResult<()> {
+        let now = Utc::now();
+        let state = serde_json::to_string(state).map_err(internal)?;
+        self.repos
+            .passkeys
+            .start_ceremony(NewCeremony {
+                key_hash,
+                purpose,
+                user_id,
+                state: &state,
+                now,
+                expires_at: now + chrono::Duration::minutes(CEREMONY_MINUTES),
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// A discoverable request (no credential named) and its state. The
+    /// page chooses how to ask (a button at once, the email field's autofill
+    /// conditionally), so the options carry no `mediation`.
+    fn discoverable_request(
+        party: &RelyingParty,
+    ) -> ServiceResult<(Value, webauthn_rs::prelude::DiscoverableAuthentication)> {
+        let (options, state) = party
+            .webauthn
+            .start_discoverable_authentication()
+            .map_err(internal)?;
+        let mut options = serde_json::to_value(&options).map_err(internal)?;
+        if let Some(map) = options.as_object_mut() {
+            map.remove("mediation");
+        }
+        Ok((options, state))
+    }
+
     /// The caller's passkeys, oldest first.
     pub async fn list(&self, actor: &Actor) -> ServiceResult<Vec<PasskeyView>> {
         Ok(self
@@ -247,19 +289,13 @@ impl PasskeyService {
             .webauthn
             .start_passkey_registration(handle, &user.email, &user.email, Some(exclude))
             .map_err(internal)?;
-        let now = Utc::now();
-        let state = serde_json::to_string(&state).map_err(internal)?;
-        self.repos
-            .passkeys
-            .start_ceremony(NewCeremony {
-                key_hash: &registration_key(user.id),
-                purpose: CeremonyPurpose::Register,
-                user_id: Some(user.id),
-                state: &state,
-                now,
-                expires_at: now + chrono::Duration::minutes(CEREMONY_MINUTES),
-            })
-            .await?;
+        self.keep(
+            &registration_key(user.id),
+            CeremonyPurpose::Register,
+            Some(user.id),
+            &state,
+        )
+        .await?;
         let mut options = serde_json::to_value(&options).map_err(internal)?;
         // A discoverable credential, so that signing in needs no email.
         if let Some(selection) = options
@@ -371,30 +407,9 @@ impl PasskeyService {
     /// (the authenticator offers the accounts it holds), and the challenge
     /// id that finishes it.
     pub async fn start_sign_in(&self) -> ServiceResult<SignInCeremony> {
-        let party = self.party()?;
-        let (options, state) = party
-            .webauthn
-            .start_discoverable_authentication()
-            .map_err(internal)?;
-        let mut options = serde_json::to_value(&options).map_err(internal)?;
-        // The page chooses: a button asks at once, the email field's
-        // autofill asks conditionally.
-        if let Some(map) = options.as_object_mut() {
-            map.remove("mediation");
-        }
+        let (options, state) = Self::discoverable_request(self.party()?)?;
         let token = new_opaque_token();
-        let now = Utc::now();
-        let state = serde_json::to_string(&state).map_err(internal)?;
-        self.repos
-            .passkeys
-            .start_ceremony(NewCeremony {
-                key_hash: &token.hash,
-                purpose: CeremonyPurpose::SignIn,
-                user_id: None,
-                state: &state,
-                now,
-                expires_at: now + chrono::Duration::minutes(CEREMONY_MINUTES),
-            })
+        self.keep(&token.hash, CeremonyPurpose::SignIn, None, &state)
             .await?;
         Ok(SignInCeremony {
             challenge_id: token.token,
@@ -568,14 +583,7 @@ impl PasskeyService {
         // The assertion is checked against the passkey as stored when it
         // arrives (its latest counter), so the state names no credential;
         // the options list the user's, for the browser to offer only those.
-        let (options, state) = party
-            .webauthn
-            .start_discoverable_authentication()
-            .map_err(internal)?;
-        let mut options = serde_json::to_value(&options).map_err(internal)?;
-        if let Some(map) = options.as_object_mut() {
-            map.remove("mediation");
-        }
+        let (mut options, state) = Self::discoverable_request(party)?;
         if let Some(public_key) = options.get_mut("publicKey").and_then(Value::as_object_mut) {
             use base64::Engine;
             let allowed: Vec<Value> = records
@@ -590,19 +598,13 @@ impl PasskeyService {
                 .collect();
             public_key.insert("allowCredentials".to_owned(), Value::Array(allowed));
         }
-        let now = Utc::now();
-        let state = serde_json::to_string(&state).map_err(internal)?;
-        self.repos
-            .passkeys
-            .start_ceremony(NewCeremony {
-                key_hash: mfa_token_hash,
-                purpose: CeremonyPurpose::SecondFactor,
-                user_id: Some(user.id),
-                state: &state,
-                now,
-                expires_at: now + chrono::Duration::minutes(CEREMONY_MINUTES),
-            })
-            .await?;
+        self.keep(
+            mfa_token_hash,
+            CeremonyPurpose::SecondFactor,
+            Some(user.id),
+            &state,
+        )
+        .await?;
         Ok(Some(options))
     }
 
