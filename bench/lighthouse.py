@@ -90,7 +90,8 @@ class Server:
     def __init__(self, binary, site_dir):
         self.workdir = Path(tempfile.mkdtemp(prefix="leptos-auth-bench-browser-"))
         self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
+        # Opened as localhost, like a person would (passkeys need a host name).
+        self.base = f"http://localhost:{self.port}"
         env = {
             "PATH": os.environ["PATH"],
             "APP_ENV": "production",
@@ -319,18 +320,24 @@ def repeat_visit(base):
     data = json.loads(proc.stdout)
     cold = data["visits"][0]
     repeats = data["visits"][1:]
-    downloaded, revalidated, from_cache, others = [], [], [], []
+    downloaded, revalidated, from_cache, others, first_seen = [], [], [], [], []
+    # An asset a later page is the first to use (/passkeys.js on /login) is
+    # a first download, not a download again.
+    seen = {r["path"] for r in cold["requests"]}
     for v in repeats:
         for r in v["requests"]:
             row = dict(r, visit=v["path"])
             if not is_asset(r["path"]):
                 others.append(row)
+            elif r["path"] not in seen:
+                first_seen.append(row)
             elif r["status"] == 304:
                 revalidated.append(row)
             elif r["cache"]:
                 from_cache.append(row)
             else:
                 downloaded.append(row)
+        seen.update(r["path"] for r in v["requests"])
     cold_assets = [r for r in cold["requests"] if is_asset(r["path"])]
     wasm_js = [r for r in cold_assets if r["path"].split("?")[0].endswith((".wasm", ".js", ".mjs"))]
     return {
@@ -344,6 +351,7 @@ def repeat_visit(base):
         "repeat_pkg_bytes_downloaded": sum(r["transferred"] for r in downloaded if r["path"].startswith("/pkg/")),
         "repeat_revalidated_304": revalidated,
         "repeat_from_cache": len(from_cache),
+        "first_seen_on_later_pages": [{k: r[k] for k in ("visit", "path", "transferred")} for r in first_seen],
         "repeat_other_requests": [{k: r[k] for k in ("visit", "path", "status", "transferred")} for r in others],
         # Without Cache-Control, Chromium caches by heuristic freshness (a tenth of
         # the time since Last-Modified), then revalidates.

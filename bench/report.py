@@ -193,7 +193,11 @@ def browser(report):
                   + " -> ".join(f"`{v}`" for v in rv["visits"]) + f". Assets downloaded again: "
                   f"{rv['repeat_bytes_downloaded']:,} bytes ({', '.join(r['visit'] + ' ' + r['path'] for r in rv['repeat_assets_downloaded']) or 'none'}); "
                   f"{rv['repeat_from_cache']} answered from Chromium's cache, {len(rv['repeat_revalidated_304'])} "
-                  "revalidated with 304 (no body: counted as no download). Cold visit wasm + js: "
+                  "revalidated with 304 (no body: counted as no download). "
+                  + (f"First used by a later page (a first download): "
+                     + ", ".join(f"{r['visit']} {r['path']} ({r['transferred']:,} bytes)" for r in rv["first_seen_on_later_pages"])
+                     + ". " if rv.get("first_seen_on_later_pages") else "")
+                  + "Cold visit wasm + js: "
                   f"{rv['cold_wasm_js_transferred']:,} bytes, Content-Encoding {', '.join(rv['cold_wasm_js_encodings'])}. "
                   "Cache-Control of the assets: " + "; ".join(f"`{c}`" for c in rv["asset_cache_control"]) + "."]
     lines += ["", "Audits below Lighthouse's pass mark (0.9), per page (weight 0: shown in the report, "

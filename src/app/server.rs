@@ -1084,6 +1084,12 @@ pub async fn remove_passkey(id: i64, confirm_secret: Option<String>) -> Result<(
     )
 }
 
+/// Whether passkeys work on this server (the sign-in page offers them only then).
+#[server(prefix = "/fn", endpoint = "passkeys_available")]
+pub async fn passkeys_available() -> Result<bool, AppError> {
+    Ok(ctx::state().services.passkeys.availability().is_ok())
+}
+
 /// A passwordless sign-in in progress (for `/passkeys.js`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PasskeyChallenge {

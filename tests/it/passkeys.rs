@@ -350,6 +350,11 @@ async fn passkeys_need_a_domain_name(backend: Backend) {
             StatusCode::NOT_FOUND,
             "Passkeys are not available on this server",
         );
+    // The sign-in page does not offer them.
+    let login = app.get("/login", None).await;
+    login.assert_status(StatusCode::OK);
+    assert!(login.text.contains("Sign in"), "{}", login.text);
+    assert!(!login.text.contains("data-passkey"), "{}", login.text);
     // The rest works as ever.
     app.get("/api/v1/users/me/passkeys", Some(&tokens.access))
         .await

@@ -5,7 +5,7 @@ use crate::{
         error::AppError,
         pages::passkeys::{PasskeyScript, PasskeysNeedJavaScript},
         pages::recovery::RequestVerificationForm,
-        server::{check_password_strength, get_site_info, Login, Register},
+        server::{check_password_strength, get_site_info, passkeys_available, Login, Register},
     },
     domain::PasswordStrength,
 };
@@ -25,6 +25,8 @@ pub fn LoginPage() -> impl IntoView {
         .get("next")
         .unwrap_or_default();
     let action = ServerAction::<Login>::new();
+    // Passkeys are offered only where they work (`PUBLIC_URL` names a host).
+    let passkeys = Resource::new(|| (), |_| passkeys_available());
     let error = action_error(action).get_untracked();
     let unverified = error.as_ref().is_some_and(AppError::is_email_not_verified);
     let field_error = Signal::stored(error.clone());
@@ -38,12 +40,18 @@ pub fn LoginPage() -> impl IntoView {
                 <Field name="password" label="Password" kind="password" autocomplete="current-password" error=field_error/>
                 <SignInControls error/>
             </ActionForm>
-            <div data-passkey="sign-in" hidden>
-                <p class="form-error" role="alert" data-passkey-error hidden></p>
-                <button type="button" class="button secondary" data-testid="passkey-sign-in">"Sign in with a passkey"</button>
-            </div>
-            <PasskeysNeedJavaScript text="Signing in with a passkey needs JavaScript; your email and password work without it."/>
-            <PasskeyScript/>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    matches!(passkeys.await, Ok(true)).then(|| view! {
+                        <div data-passkey="sign-in" hidden>
+                            <p class="form-error" role="alert" data-passkey-error hidden></p>
+                            <button type="button" class="button secondary" data-testid="passkey-sign-in">"Sign in with a passkey"</button>
+                        </div>
+                        <PasskeysNeedJavaScript text="Signing in with a passkey needs JavaScript; your email and password work without it."/>
+                        <PasskeyScript/>
+                    })
+                })}
+            </Suspense>
             {unverified.then(|| view! { <RequestVerificationForm/> })}
             <p class="muted"><a href="/forgot-password" data-testid="forgot-password">"Forgot your password?"</a></p>
             <p class="muted">"No account yet? "<a href="/register">"Create one"</a></p>
