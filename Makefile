@@ -8,10 +8,10 @@ export CARGO_TARGET_DIR
 
 .PHONY: run build release dist test tools-test test-rust test-e2e test-dist budget bench bench-browser fuzz-api fuzz-api-postgres lint fmt clippy migrate create-admin tools clean-data
 
-## run: build (debug) and serve on SQLite at http://127.0.0.1:3000, installing missing tools first
+## run: build (debug) and serve on SQLite at http://localhost:3000, installing missing tools first
 run: tools
 	cargo leptos build
-	@echo "==> serving at http://$${LEPTOS_SITE_ADDR:-127.0.0.1:3000} (Ctrl-C to stop)"
+	@addr=$${LEPTOS_SITE_ADDR:-127.0.0.1:3000}; echo "==> listening on $$addr: open http://localhost:$${addr##*:} (passkeys need the name localhost; Ctrl-C to stop)"
 	$(CARGO_TARGET_DIR)/debug/leptos-auth serve
 
 ## build: debug build of the server and the site (target/debug/leptos-auth, target/site)

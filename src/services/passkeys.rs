@@ -466,6 +466,47 @@ impl PasskeyService {
         Ok(())
     }
 
+    /// Verifies an assertion of `record` (a passkey of `user`) against a
+    /// ceremony's state, stores what it changed (counter, backup state) and
+    /// records the use; a refusal is counted and audited (`during` says
+    /// which flow).
+    async fn check_assertion(
+        &self,
+        response: &PublicKeyCredential,
+        state: &str,
+        record: &PasskeyRecord,
+        user: &User,
+        client: &ClientInfo,
+        during: &'static str,
+    ) -> ServiceResult<()> {
+        let party = self.party()?;
+        let now = Utc::now();
+        let passkey: Passkey = parse_state(&record.credential)?;
+        let result = match party.webauthn.finish_discoverable_authentication_v2(
+            response,
+            parse_state(state)?,
+            &passkey,
+        ) {
+            Ok(result) => result,
+            Err(err) => {
+                self.assertion_failed(Some(user), client, during, failure_reason(&err), now)
+                    .await?;
+                return Err(self.refusal(&err));
+            }
+        };
+        self.record_use(record, passkey, &result, now).await?;
+        self.audit.record(
+            AuditEntry::new(AuditEventType::PasskeyUsed)
+                .actor(user.id)
+                .subject(user.id)
+                .client(client)
+                .detail("during", during)
+                .detail("passkey_id", record.id)
+                .detail("name", record.name.as_str()),
+        );
+        Ok(())
+    }
+
     /// Checks a passwordless sign-in: the challenge id of
     /// [`PasskeyService::start_sign_in`] and the authenticator's assertion.
     /// The user it proves (active or not: the caller decides), or why not.
@@ -536,32 +577,18 @@ impl PasskeyService {
         {
             return Err(throttled.into());
         }
-        let passkey: Passkey = parse_state(&record.credential)?;
-        let state = parse_state(&ceremony.state)?;
-        let result = match party
-            .webauthn
-            .finish_discoverable_authentication_v2(&response, state, &passkey)
-        {
-            Ok(result) => result,
-            Err(err) => {
-                self.assertion_failed(Some(&user), client, "sign_in", failure_reason(&err), now)
-                    .await?;
-                return Err(self.refusal(&err));
-            }
-        };
-        self.record_use(&record, passkey, &result, now).await?;
+        self.check_assertion(
+            &response,
+            &ceremony.state,
+            &record,
+            &user,
+            client,
+            "sign_in",
+        )
+        .await?;
         self.throttle
             .login_succeeded(&account_key(&user.email))
             .await?;
-        self.audit.record(
-            AuditEntry::new(AuditEventType::PasskeyUsed)
-                .actor(user.id)
-                .subject(user.id)
-                .client(client)
-                .detail("during", "sign_in")
-                .detail("passkey_id", record.id)
-                .detail("name", record.name.as_str()),
-        );
         Ok(user)
     }
 
@@ -617,7 +644,7 @@ impl PasskeyService {
         credential: Value,
         client: &ClientInfo,
     ) -> ServiceResult<()> {
-        let party = self.party()?;
+        self.party()?;
         let response: PublicKeyCredential = parse_response(credential)?;
         let now = Utc::now();
         if let Err(throttled) = self
@@ -652,36 +679,16 @@ impl PasskeyService {
                 return Err(ServiceError::PasskeyNotAccepted);
             }
         };
-        let passkey: Passkey = parse_state(&record.credential)?;
-        let state = parse_state(&ceremony.state)?;
-        let result = match party
-            .webauthn
-            .finish_discoverable_authentication_v2(&response, state, &passkey)
-        {
-            Ok(result) => result,
-            Err(err) => {
-                self.assertion_failed(
-                    Some(user),
-                    client,
-                    "second_factor",
-                    failure_reason(&err),
-                    now,
-                )
-                .await?;
-                return Err(self.refusal(&err));
-            }
-        };
-        self.record_use(&record, passkey, &result, now).await?;
+        self.check_assertion(
+            &response,
+            &ceremony.state,
+            &record,
+            user,
+            client,
+            "second_factor",
+        )
+        .await?;
         self.throttle.second_factor_succeeded(user.id).await?;
-        self.audit.record(
-            AuditEntry::new(AuditEventType::PasskeyUsed)
-                .actor(user.id)
-                .subject(user.id)
-                .client(client)
-                .detail("during", "second_factor")
-                .detail("passkey_id", record.id)
-                .detail("name", record.name.as_str()),
-        );
         Ok(())
     }
 }
