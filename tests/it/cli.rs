@@ -770,25 +770,14 @@ async fn ctrl_c_stops_waiting_for_requests_after_the_shutdown_timeout() {
 /// and the users' codes keep working throughout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reseal_moves_every_secret_to_the_new_key() {
-    use crate::common::{base32_decode, now_step, totp, Backend, TestApp};
-    use serde_json::json;
+    use crate::common::{now_step, totp, Backend, TestApp};
     let old_key = "11".repeat(32);
     let new_key = "22".repeat(32);
     let app = TestApp::start(Backend::Sqlite, &[("DATA_ENCRYPTION_KEY", &old_key)]).await;
     let mut secrets = Vec::new();
     for email in ["one@example.com", "two@example.com"] {
         let (_, tokens) = app.user(email).await;
-        let started = app
-            .post("/api/v1/users/me/mfa/totp", json!({}), Some(&tokens.access))
-            .await;
-        let secret = base32_decode(started.body["secret"].as_str().expect("secret"));
-        app.post(
-            "/api/v1/users/me/mfa/totp/confirm",
-            json!({ "code": totp(&secret, now_step()) }),
-            Some(&tokens.access),
-        )
-        .await
-        .assert_status(axum::http::StatusCode::OK);
+        let secret = app.enrol_totp(&tokens).await;
         secrets.push((email, secret));
     }
     let url = format!("sqlite://{}", app.dir.path().join("test.db").display());

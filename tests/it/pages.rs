@@ -1431,19 +1431,8 @@ async fn two_factor_works_through_the_pages(app: TestApp) {
 }
 
 async fn the_admin_pages_show_and_reset_second_factors(app: TestApp) {
-    use crate::common::{base32_decode, now_step, totp};
     let (user_id, tokens) = app.user("member2fa@example.com").await;
-    let started = app
-        .post("/api/v1/users/me/mfa/totp", json!({}), Some(&tokens.access))
-        .await;
-    let secret = base32_decode(started.body["secret"].as_str().expect("secret"));
-    app.post(
-        "/api/v1/users/me/mfa/totp/confirm",
-        json!({ "code": totp(&secret, now_step()) }),
-        Some(&tokens.access),
-    )
-    .await
-    .assert_status(StatusCode::OK);
+    app.enrol_totp(&tokens).await;
     app.admin("boss@example.com").await;
     let jar = browser_login(&app, "boss@example.com", PASSWORD).await;
     let list = page(&app, "/admin/users", &jar).await;

@@ -6,22 +6,23 @@
 //! challenge, another user's credential, a counter that goes back, and
 //! throttling.
 
-use crate::common::{
-    base32_decode, now_step, passkey::SoftDevice, totp, Backend, TestApp, TestResponse, Tokens,
-    PASSWORD,
-};
+use crate::common::{passkey::SoftDevice, Backend, TestApp, TestResponse, Tokens, PASSWORD};
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 
+/// `POST /api/v1/users/me/passkeys/register/start` for the signed-in `tokens`.
+async fn registration_options(app: &TestApp, tokens: &Tokens) -> TestResponse {
+    app.post(
+        "/api/v1/users/me/passkeys/register/start",
+        json!({}),
+        Some(&tokens.access),
+    )
+    .await
+}
+
 /// Adds a passkey named `name` with `device` for the signed-in `tokens`.
 async fn add_passkey(app: &TestApp, tokens: &Tokens, device: &mut SoftDevice, name: &str) -> Value {
-    let options = app
-        .post(
-            "/api/v1/users/me/passkeys/register/start",
-            json!({}),
-            Some(&tokens.access),
-        )
-        .await;
+    let options = registration_options(app, tokens).await;
     options.assert_status(StatusCode::OK);
     assert_eq!(options.headers["cache-control"], "no-store");
     let credential = device.register(&options.body);
@@ -146,13 +147,7 @@ async fn registration_is_bound_to_its_user_used_once_and_expires(app: TestApp) {
     let (_, alice) = app.user("alice@example.com").await;
     let (_, bob) = app.user("bob@example.com").await;
     let mut device = SoftDevice::new();
-    let options = app
-        .post(
-            "/api/v1/users/me/passkeys/register/start",
-            json!({}),
-            Some(&alice.access),
-        )
-        .await;
+    let options = registration_options(&app, &alice).await;
     let credential = device.register(&options.body);
     // Bob cannot finish Alice's registration.
     app.post(
@@ -179,13 +174,7 @@ async fn registration_is_bound_to_its_user_used_once_and_expires(app: TestApp) {
         "Passkey request expired or already used: please try again",
     );
     // Expired after 5 minutes.
-    let options = app
-        .post(
-            "/api/v1/users/me/passkeys/register/start",
-            json!({}),
-            Some(&alice.access),
-        )
-        .await;
+    let options = registration_options(&app, &alice).await;
     // The registered credential is excluded from a new registration.
     let excluded = options.body["publicKey"]["excludeCredentials"]
         .as_array()
@@ -234,13 +223,7 @@ async fn answers_made_for_another_origin_are_refused(app: TestApp) {
     let (_, admin) = app.admin("admin@example.com").await;
     let (_, tokens) = app.user("origin@example.com").await;
     let mut device = SoftDevice::new();
-    let options = app
-        .post(
-            "/api/v1/users/me/passkeys/register/start",
-            json!({}),
-            Some(&tokens.access),
-        )
-        .await;
+    let options = registration_options(&app, &tokens).await;
     // Same RP ID, another origin (another port).
     let credential = device.register_at("http://localhost:4000", &options.body);
     let refused = app
@@ -279,13 +262,7 @@ async fn answers_made_for_another_rp_id_are_refused(backend: Backend) {
     let app = TestApp::start(backend, &[("PUBLIC_URL", "https://auth.example.test")]).await;
     let (_, admin) = app.admin("admin@example.com").await;
     let (_, tokens) = app.user("rpid@example.com").await;
-    let options = app
-        .post(
-            "/api/v1/users/me/passkeys/register/start",
-            json!({}),
-            Some(&tokens.access),
-        )
-        .await;
+    let options = registration_options(&app, &tokens).await;
     options.assert_status(StatusCode::OK);
     assert_eq!(options.body["publicKey"]["rp"]["id"], "auth.example.test");
     let mut tampered = options.body.clone();
@@ -306,13 +283,7 @@ async fn answers_made_for_another_rp_id_are_refused(backend: Backend) {
     assert_eq!(failed[0]["details"]["reason"], "wrong_rp_id");
     // The origin must be the site's exactly: not even a subdomain of it
     // (which a browser allows for this RP ID) passes.
-    let options = app
-        .post(
-            "/api/v1/users/me/passkeys/register/start",
-            json!({}),
-            Some(&tokens.access),
-        )
-        .await;
+    let options = registration_options(&app, &tokens).await;
     let credential = device.register_at("https://eu.auth.example.test", &options.body);
     app.post(
         "/api/v1/users/me/passkeys/register/finish",
@@ -425,13 +396,7 @@ async fn a_credential_answers_only_for_its_own_user(app: TestApp) {
     assert_eq!(failed[0]["details"]["reason"], "credential_of_another_user");
     // An unknown user handle.
     let mut stranger = SoftDevice::new();
-    let options = app
-        .post(
-            "/api/v1/users/me/passkeys/register/start",
-            json!({}),
-            Some(&alice.access),
-        )
-        .await;
+    let options = registration_options(&app, &alice).await;
     stranger.register(&options.body);
     let (id, _) = stranger.credential.clone().expect("registered");
     stranger.credential = Some((id, vec![7; 16]));
@@ -485,23 +450,6 @@ async fn a_signature_counter_that_goes_back_is_refused(app: TestApp) {
     assert_eq!(failed[0]["subject_user_id"], id);
 }
 
-/// Turns TOTP on for the signed-in user; returns the secret.
-async fn enrol_totp(app: &TestApp, tokens: &Tokens) -> Vec<u8> {
-    let started = app
-        .post("/api/v1/users/me/mfa/totp", json!({}), Some(&tokens.access))
-        .await;
-    started.assert_status(StatusCode::OK);
-    let secret = base32_decode(started.body["secret"].as_str().expect("secret"));
-    app.post(
-        "/api/v1/users/me/mfa/totp/confirm",
-        json!({ "code": totp(&secret, now_step()) }),
-        Some(&tokens.access),
-    )
-    .await
-    .assert_status(StatusCode::OK);
-    secret
-}
-
 async fn a_passkey_passes_the_second_step_of_a_password_sign_in(app: TestApp) {
     let (_, admin) = app.admin("admin@example.com").await;
     let (_, tokens) = app.user("second@example.com").await;
@@ -511,7 +459,7 @@ async fn a_passkey_passes_the_second_step_of_a_password_sign_in(app: TestApp) {
     app.login_response("second@example.com", PASSWORD)
         .await
         .assert_status(StatusCode::OK);
-    enrol_totp(&app, &tokens).await;
+    app.enrol_totp(&tokens).await;
     let status = app.get("/api/v1/users/me/mfa", Some(&tokens.access)).await;
     assert_eq!(
         status.body["methods"],

@@ -422,6 +422,24 @@ impl TestApp {
         (id, self.login(email, PASSWORD).await)
     }
 
+    /// Turns TOTP two-factor authentication on for the signed-in `tokens`
+    /// (a code of the current step, computed here); returns the secret.
+    pub async fn enrol_totp(&self, tokens: &Tokens) -> Vec<u8> {
+        let started = self
+            .post("/api/v1/users/me/mfa/totp", json!({}), Some(&tokens.access))
+            .await;
+        started.assert_status(StatusCode::OK);
+        let secret = base32_decode(started.body["secret"].as_str().expect("secret"));
+        self.post(
+            "/api/v1/users/me/mfa/totp/confirm",
+            json!({ "code": totp(&secret, now_step()) }),
+            Some(&tokens.access),
+        )
+        .await
+        .assert_status(StatusCode::OK);
+        secret
+    }
+
     /// Creates an admin the way the CLI does and signs them in; returns (id, tokens).
     pub async fn admin(&self, email: &str) -> (i64, Tokens) {
         let user = self
